@@ -1,0 +1,90 @@
+namespace Api.Rules;
+
+/// <summary>
+/// Body of POST /rules and PUT /rules/{id}. Every field is nullable so that a missing field is
+/// reported by <see cref="RuleValidator"/> (with its JSON path), not by the deserializer.
+/// Enum-valued fields are plain strings for the same reason.
+/// </summary>
+public sealed record RuleRequest
+{
+    /// <summary>Optional on POST (derived from the name when absent); must match the URL on PUT.</summary>
+    public string? Id { get; init; }
+    public string? Name { get; init; }
+
+    /// <summary>Defaults to true.</summary>
+    public bool? Enabled { get; init; }
+
+    /// <summary>critical | major | minor | warning | info.</summary>
+    public string? Severity { get; init; }
+    public RuleTargetDto? Target { get; init; }
+    public RuleConditionDto? Condition { get; init; }
+
+    /// <summary>0..86400, defaults to 0.</summary>
+    public int? CooldownSeconds { get; init; }
+    public ControlActionDto? ControlAction { get; init; }
+}
+
+/// <summary>A stored rule as returned by the API: the request shape, fully specified, plus <see cref="Version"/>.</summary>
+public sealed record RuleResponse
+{
+    public required string Id { get; init; }
+    public required string Name { get; init; }
+    public required bool Enabled { get; init; }
+    public required string Severity { get; init; }
+    public required RuleTargetDto Target { get; init; }
+    public required RuleConditionDto Condition { get; init; }
+    public required int CooldownSeconds { get; init; }
+    public ControlActionDto? ControlAction { get; init; }
+    public required long Version { get; init; }
+}
+
+/// <summary>Which sensors a rule applies to. Only the field belonging to <see cref="Kind"/> may be set.</summary>
+public sealed record RuleTargetDto
+{
+    /// <summary>all | sensors | location | model.</summary>
+    public string? Kind { get; init; }
+
+    /// <summary>kind = sensors only.</summary>
+    public IReadOnlyList<string?>? SensorIds { get; init; }
+
+    /// <summary>kind = location only.</summary>
+    public string? Location { get; init; }
+
+    /// <summary>kind = model only.</summary>
+    public string? Model { get; init; }
+}
+
+/// <summary>When a rule fires. Threshold fields and offline fields exclude each other.</summary>
+public sealed record RuleConditionDto
+{
+    /// <summary>threshold | offline.</summary>
+    public string? Kind { get; init; }
+
+    /// <summary>Threshold: the metric compared.</summary>
+    public string? Metric { get; init; }
+
+    /// <summary>Threshold: raw | avg | min | max | sum | count | last (default raw).</summary>
+    public string? On { get; init; }
+
+    /// <summary>Threshold: == != &lt; &lt;= &gt; &gt;=.</summary>
+    public string? Operator { get; init; }
+
+    /// <summary>Threshold: the number compared against.</summary>
+    public double? Value { get; init; }
+
+    /// <summary>Threshold: minutes the condition must hold before an alert opens (0..1440, default 0).</summary>
+    public int? ForMinutes { get; init; }
+
+    /// <summary>Offline: minutes without data (1..10080).</summary>
+    public int? Minutes { get; init; }
+}
+
+/// <summary>A command sent to a device when the rule opens an alert.</summary>
+public sealed record ControlActionDto
+{
+    public string? Command { get; init; }
+    public IReadOnlyDictionary<string, string?>? Parameters { get; init; }
+
+    /// <summary>The device to command; null means the sensor the alert is about.</summary>
+    public string? DeviceId { get; init; }
+}
