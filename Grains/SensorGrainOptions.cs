@@ -1,0 +1,11 @@
+namespace Grains;
+
+/// <summary>Settings of every <see cref="SensorGrain"/> of a silo.</summary>
+public sealed class SensorGrainOptions
+{
+    /// <summary>How long after the end of a minute (in stream time) readings for it are still counted.</summary>
+    public long AllowedLatenessMs { get; set; } = 10_000;
+
+    /// <summary>How many of the most recent readings (by arrival) a sensor keeps.</summary>
+    public int LastReadingsCount { get; set; } = 10;
+}
