@@ -1,1 +1,57 @@
-var b = WebApplication.CreateBuilder(args); b.Build().Run();
+using Api;
+using Api.Alerts;
+using Api.Auth;
+using Api.Cluster;
+using Api.Demo;
+using Api.Devices;
+using Api.Ingest;
+using Api.Live;
+using Api.Rules;
+using Api.Sensors;
+using Runtime.Hosting;
+
+var builder = WebApplication.CreateBuilder(args);
+
+builder.Services.AddProblemDetails();
+builder.Services.ConfigureHttpJsonOptions(o =>
+{
+    o.SerializerOptions.TypeInfoResolverChain.Insert(0, ApiJsonContext.Default);
+    o.SerializerOptions.TypeInfoResolverChain.Insert(1, RulesJsonContext.Default);
+});
+builder.Services.AddOpenApi();
+builder.Services.AddApiKeyAuth(builder.Configuration, builder.Environment);
+builder.Services.AddEmbeddedCluster(builder.Configuration);
+builder.Services.AddOptions<TelemetryOptions>().Bind(builder.Configuration.GetSection("Telemetry"))
+    .Validate(o => o.MaxBodyBytes is >= 1024 and <= 256 * 1024 * 1024, "Telemetry:MaxBodyBytes must be between 1 KiB and 256 MiB")
+    .ValidateOnStart();
+builder.Services.AddSignalR().AddJsonProtocol(o =>
+{
+    o.PayloadSerializerOptions.TypeInfoResolverChain.Insert(0, ApiJsonContext.Default);
+});
+builder.Services.AddHostedService<LiveEventForwarder>();
+builder.Services.AddSingleton<SensorQueries>();
+builder.Services.AddHealthChecks().AddCheck<ClusterReadyCheck>("cluster", tags: ["ready"]);
+builder.Services.AddDemoFleet(builder.Configuration);
+
+var app = builder.Build();
+
+app.UseExceptionHandler();
+app.UseStatusCodePages();
+app.UseAuthentication();
+app.UseAuthorization();
+
+app.MapOpenApi();
+app.MapTelemetry();
+app.MapSensors();
+app.MapRules();
+app.MapAlerts();
+app.MapDeviceCommands();
+app.MapCluster();
+app.MapHub<LiveHub>(LiveHub.Path);
+app.MapHealthChecks("/health/live", new() { Predicate = _ => false });
+app.MapHealthChecks("/health/ready", new() { Predicate = c => c.Tags.Contains("ready") });
+
+app.Run();
+
+/// <summary>The Api host; public so that tests can start it with WebApplicationFactory.</summary>
+public partial class Program;

@@ -29,6 +29,9 @@ public sealed class TelemetryParseResult
 {
     public List<Reading> Accepted { get; } = [];
 
+    /// <summary>The item index of each accepted reading (same order as <see cref="Accepted"/>).</summary>
+    public List<int> AcceptedIndexes { get; } = [];
+
     public List<ItemError> Rejected { get; } = [];
 
     public MalformedBody? Malformed { get; internal set; }

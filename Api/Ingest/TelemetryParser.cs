@@ -235,6 +235,7 @@ public sealed class TelemetryParser(TelemetryLimits limits)
         if (error is null)
         {
             result.Accepted.Add(reading!);
+            result.AcceptedIndexes.Add(index);
         }
         else
         {
@@ -245,6 +246,7 @@ public sealed class TelemetryParser(TelemetryLimits limits)
     private static void Fail(TelemetryParseResult result, MalformedBody malformed)
     {
         result.Accepted.Clear();
+        result.AcceptedIndexes.Clear();
         result.Rejected.Clear();
         result.Malformed = malformed;
     }

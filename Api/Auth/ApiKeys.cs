@@ -1,0 +1,156 @@
+using System.Security.Claims;
+using System.Text.Encodings.Web;
+using Microsoft.AspNetCore.Authentication;
+using Microsoft.Extensions.Options;
+
+namespace Api.Auth;
+
+/// <summary>Settings of section "Auth": the API keys and their roles.</summary>
+public sealed class ApiKeyOptions
+{
+    public List<ApiKeyEntry> Keys { get; set; } = [];
+}
+
+public sealed class ApiKeyEntry
+{
+    /// <summary>A readable name for logs and "acknowledged by".</summary>
+    public string Name { get; set; } = "";
+
+    public string Key { get; set; } = "";
+
+    /// <summary><c>device</c> (telemetry and its own commands) or <c>operator</c> (everything).</summary>
+    public string Role { get; set; } = "";
+
+    /// <summary>For device keys: the device ids this key may post for and read commands of. Empty: any device.</summary>
+    public List<string> Devices { get; set; } = [];
+}
+
+public static class Roles
+{
+    public const string Device = "device";
+    public const string Operator = "operator";
+    public const string DeviceClaim = "iot:device";
+    public const string OperatorPolicy = "operator";
+    public const string DevicePolicy = "device";
+
+    /// <summary>True when the caller may act for this device: an operator, a fleet device key, or a key listing it.</summary>
+    public static bool MayActFor(this ClaimsPrincipal user, string deviceId)
+    {
+        if (user.IsInRole(Operator))
+        {
+            return true;
+        }
+        var devices = user.FindAll(DeviceClaim).Select(c => c.Value).ToList();
+        return devices.Count == 0 || devices.Contains(deviceId, StringComparer.Ordinal);
+    }
+}
+
+/// <summary>
+/// Authenticates a request by its API key: header <c>X-Api-Key</c>, <c>Authorization: Bearer</c>, or (for the
+/// SignalR hub, where browsers cannot set headers on WebSockets) the <c>access_token</c> query parameter.
+/// </summary>
+public sealed class ApiKeyHandler(
+    IOptionsMonitor<AuthenticationSchemeOptions> options,
+    ILoggerFactory logger,
+    UrlEncoder encoder,
+    IOptionsMonitor<ApiKeyOptions> keys) : AuthenticationHandler<AuthenticationSchemeOptions>(options, logger, encoder)
+{
+    public const string SchemeName = "ApiKey";
+
+    protected override Task<AuthenticateResult> HandleAuthenticateAsync()
+    {
+        var presented = PresentedKey();
+        if (string.IsNullOrEmpty(presented))
+        {
+            return Task.FromResult(AuthenticateResult.NoResult());
+        }
+        var entry = keys.CurrentValue.Keys.FirstOrDefault(k => FixedTimeEquals(k.Key, presented));
+        if (entry is null)
+        {
+            return Task.FromResult(AuthenticateResult.Fail("invalid API key"));
+        }
+        var claims = new List<Claim> { new(ClaimTypes.Name, entry.Name.Length > 0 ? entry.Name : entry.Role), new(ClaimTypes.Role, entry.Role) };
+        claims.AddRange(entry.Devices.Select(d => new Claim(Roles.DeviceClaim, d)));
+        var principal = new ClaimsPrincipal(new ClaimsIdentity(claims, SchemeName));
+        return Task.FromResult(AuthenticateResult.Success(new AuthenticationTicket(principal, SchemeName)));
+    }
+
+    private string? PresentedKey()
+    {
+        if (Request.Headers.TryGetValue("X-Api-Key", out var header) && header.Count > 0)
+        {
+            return header[0];
+        }
+        var authorization = Request.Headers.Authorization.ToString();
+        if (authorization.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase))
+        {
+            return authorization["Bearer ".Length..].Trim();
+        }
+        if (Request.Path.StartsWithSegments("/hubs") && Request.Query.TryGetValue("access_token", out var token))
+        {
+            return token.ToString();
+        }
+        return null;
+    }
+
+    private static bool FixedTimeEquals(string expected, string presented) =>
+        System.Security.Cryptography.CryptographicOperations.FixedTimeEquals(
+            System.Text.Encoding.UTF8.GetBytes(expected), System.Text.Encoding.UTF8.GetBytes(presented));
+
+    protected override async Task HandleChallengeAsync(AuthenticationProperties properties)
+    {
+        var problems = Context.RequestServices.GetRequiredService<IProblemDetailsService>();
+        Response.StatusCode = StatusCodes.Status401Unauthorized;
+        await problems.WriteAsync(new ProblemDetailsContext
+        {
+            HttpContext = Context,
+            ProblemDetails =
+            {
+                Status = StatusCodes.Status401Unauthorized,
+                Title = "Unauthorized",
+                Detail = PresentedKey() is null
+                    ? "An API key is required: send it in the X-Api-Key header."
+                    : "The API key is not valid.",
+            },
+        });
+    }
+
+    protected override async Task HandleForbiddenAsync(AuthenticationProperties properties)
+    {
+        var problems = Context.RequestServices.GetRequiredService<IProblemDetailsService>();
+        Response.StatusCode = StatusCodes.Status403Forbidden;
+        await problems.WriteAsync(new ProblemDetailsContext
+        {
+            HttpContext = Context,
+            ProblemDetails =
+            {
+                Status = StatusCodes.Status403Forbidden,
+                Title = "Forbidden",
+                Detail = $"This API key has the role '{Context.User.FindFirst(ClaimTypes.Role)?.Value}', which may not use {Request.Method} {Request.Path}.",
+            },
+        });
+    }
+}
+
+public static class ApiKeyServiceCollectionExtensions
+{
+    public static IServiceCollection AddApiKeyAuth(this IServiceCollection services, IConfiguration configuration, IHostEnvironment environment)
+    {
+        services.AddOptions<ApiKeyOptions>()
+            .Bind(configuration.GetSection("Auth"))
+            .Validate(o => o.Keys.Count > 0 || environment.IsDevelopment(),
+                "No API keys are configured (section Auth:Keys). Outside Development the Api refuses to start without keys.")
+            .Validate(o => o.Keys.All(k => k.Role is Roles.Device or Roles.Operator),
+                "Every Auth:Keys entry needs Role 'device' or 'operator'.")
+            .Validate(o => o.Keys.All(k => k.Key.Length >= 16),
+                "Every Auth:Keys entry needs a Key of at least 16 characters.")
+            .Validate(o => o.Keys.Select(k => k.Key).Distinct(StringComparer.Ordinal).Count() == o.Keys.Count,
+                "Auth:Keys contains the same key twice.")
+            .ValidateOnStart();
+        services.AddAuthentication(ApiKeyHandler.SchemeName).AddScheme<AuthenticationSchemeOptions, ApiKeyHandler>(ApiKeyHandler.SchemeName, null);
+        services.AddAuthorizationBuilder()
+            .AddPolicy(Roles.OperatorPolicy, p => p.RequireRole(Roles.Operator))
+            .AddPolicy(Roles.DevicePolicy, p => p.RequireRole(Roles.Device, Roles.Operator));
+        return services;
+    }
+}

@@ -1,0 +1,123 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Grains.Abstractions;
+
+namespace Api;
+
+// The shapes the HTTP API and the live hub speak. Grain state and outputs stay inside; these are mapped from them.
+
+public sealed record TelemetryResponse(int Accepted, IReadOnlyList<RejectedItem> Rejected);
+
+public sealed record RejectedItem(int Index, string Error);
+
+public sealed record PageResponse<T>(IReadOnlyList<T> Items, int Total, int Offset, int Limit);
+
+public sealed record SensorListItem(
+    string Id,
+    DateTimeOffset LastSeen,
+    SensorMetadata? Metadata,
+    IReadOnlyDictionary<string, double> Latest,
+    long LateCount);
+
+public sealed record SensorDetail(
+    string Id,
+    /// <summary>"live" when read from the owning silo, "checkpoint" when from the last checkpoint.</summary>
+    string Source,
+    DateTimeOffset? LastSeen,
+    SensorMetadata? Metadata,
+    IReadOnlyDictionary<string, double> Latest,
+    IReadOnlyDictionary<string, string>? Attributes,
+    IReadOnlyList<ReadingDto> LastReadings,
+    MinuteDto? CurrentMinute,
+    long LateCount,
+    DateTimeOffset? LastLate);
+
+public sealed record ReadingDto(DateTimeOffset Timestamp, IReadOnlyDictionary<string, double> Metrics,
+    IReadOnlyDictionary<string, string>? Attributes, bool Late);
+
+public sealed record MinuteDto(DateTimeOffset Minute, IReadOnlyList<MetricStatsDto> Metrics);
+
+public sealed record MetricStatsDto(string Metric, long Count, double Min, double Max, double Sum, double Avg, double First, double Last);
+
+public sealed record MetricsResponse(string SensorId, DateTimeOffset From, DateTimeOffset To, string? Metric, IReadOnlyList<MetricPointDto> Points);
+
+public sealed record MetricPointDto(DateTimeOffset Minute, string Metric, long Count, double Min, double Max, double Sum, double Avg, double First, double Last);
+
+public sealed record AlertDto(
+    string Id,
+    string RuleId,
+    string RuleName,
+    string SensorId,
+    [property: JsonConverter(typeof(JsonStringEnumConverter<Severity>))] Severity Severity,
+    string State,
+    bool Acknowledged,
+    DateTimeOffset StartedAt,
+    DateTimeOffset OpenedAt,
+    DateTimeOffset? ResolvedAt,
+    string? ResolvedReason,
+    DateTimeOffset? AcknowledgedAt,
+    string? AcknowledgedBy,
+    double? Value,
+    double? Threshold,
+    string Message);
+
+public sealed record CommandDto(string Id, string DeviceId, string Command, IReadOnlyDictionary<string, string>? Parameters,
+    string RuleId, string AlertId, DateTimeOffset CreatedAt);
+
+public sealed record ClusterResponse(
+    int Partitions,
+    IReadOnlyList<SiloDto> Silos,
+    IReadOnlyList<PartitionDto> PartitionMap,
+    IReadOnlyDictionary<string, int> Activations);
+
+public sealed record SiloDto(string Id, string Address, string Status, DateTimeOffset StartedAt, DateTimeOffset LastHeartbeat,
+    IReadOnlyList<int> Partitions, IReadOnlyDictionary<string, int> Activations);
+
+public sealed record PartitionDto(int Partition, string? Owner, long Epoch, DateTimeOffset? LeaseExpiresAt, long CommittedOffset,
+    long EndOffset, long Lag);
+
+/// <summary>Live event "alert". <see cref="EventId"/> repeats when a replay reproduces the event: clients drop ids they have seen.</summary>
+public sealed record AlertEventDto(string EventId, string Kind, AlertDto Alert);
+
+/// <summary>Live event "aggregate": a closed minute of a sensor the client subscribed to.</summary>
+public sealed record AggregateEventDto(string EventId, string SensorId, DateTimeOffset Minute, IReadOnlyList<MetricStatsDto> Metrics);
+
+/// <summary>Live event "command": a command queued for a device whose group the client joined.</summary>
+public sealed record CommandEventDto(string EventId, CommandDto Command);
+
+public static class Map
+{
+    public static DateTimeOffset Time(long ms) => DateTimeOffset.FromUnixTimeMilliseconds(ms);
+
+    public static DateTimeOffset? Time(long? ms) => ms is { } v ? DateTimeOffset.FromUnixTimeMilliseconds(v) : null;
+
+    public static AlertDto ToDto(this Alert a) => new(a.Id, a.RuleId, a.RuleName, a.SensorId, a.Severity,
+        a.State == AlertState.Open ? "open" : "resolved", a.AcknowledgedAtMs is not null,
+        Time(a.StartedAtMs), Time(a.OpenedAtMs), Time(a.ResolvedAtMs), a.ResolvedReason, Time(a.AcknowledgedAtMs), a.AcknowledgedBy,
+        a.Value, a.Threshold, a.Message);
+
+    public static CommandDto ToDto(this DeviceCommand c) =>
+        new(c.CommandId, c.DeviceId, c.Command, c.Parameters, c.RuleId, c.AlertId, Time(c.CreatedAtMs));
+
+    public static MetricStatsDto ToDto(this MetricAggregate m) => new(m.Metric, m.Count, m.Min, m.Max, m.Sum, m.Avg, m.First, m.Last);
+
+    public static MinuteDto ToDto(this MinuteAggregate m) => new(Time(m.MinuteMs), m.Metrics.Select(ToDto).ToArray());
+
+    public static SensorListItem ToListItem(this SensorSummary s) => new(s.SensorId, Time(s.LastSeenMs), s.Metadata, s.Latest, s.LateCount);
+}
+
+[JsonSourceGenerationOptions(JsonSerializerDefaults.Web, UseStringEnumConverter = true)]
+[JsonSerializable(typeof(TelemetryResponse))]
+[JsonSerializable(typeof(PageResponse<SensorListItem>))]
+[JsonSerializable(typeof(SensorDetail))]
+[JsonSerializable(typeof(MetricsResponse))]
+[JsonSerializable(typeof(AlertDto))]
+[JsonSerializable(typeof(IReadOnlyList<AlertDto>))]
+[JsonSerializable(typeof(IReadOnlyList<CommandDto>))]
+[JsonSerializable(typeof(ClusterResponse))]
+[JsonSerializable(typeof(AlertEventDto))]
+[JsonSerializable(typeof(AggregateEventDto))]
+[JsonSerializable(typeof(CommandEventDto))]
+[JsonSerializable(typeof(Microsoft.AspNetCore.Mvc.ProblemDetails))]
+[JsonSerializable(typeof(Microsoft.AspNetCore.Http.HttpValidationProblemDetails))]
+internal sealed partial class ApiJsonContext : JsonSerializerContext;

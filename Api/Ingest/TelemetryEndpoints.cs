@@ -1,0 +1,172 @@
+using System.Buffers;
+using Api.Auth;
+using Grains.Abstractions;
+using Microsoft.Extensions.Options;
+using Runtime;
+
+namespace Api.Ingest;
+
+/// <summary>Settings of section "Telemetry".</summary>
+public sealed class TelemetryOptions
+{
+    /// <summary>Largest accepted request body; larger bodies get 413.</summary>
+    public int MaxBodyBytes { get; set; } = 4 * 1024 * 1024;
+
+    public TelemetryLimits Limits { get; set; } = new();
+}
+
+public static class TelemetryEndpoints
+{
+    private static readonly string[] JsonTypes = ["application/json"];
+    private static readonly string[] NdJsonTypes = ["application/x-ndjson", "application/ndjson", "application/jsonl", "application/x-jsonlines"];
+
+    public static IEndpointRouteBuilder MapTelemetry(this IEndpointRouteBuilder routes)
+    {
+        routes.MapPost("/api/v1/telemetry", PostAsync)
+            .RequireAuthorization(Roles.DevicePolicy)
+            .WithTags("Telemetry")
+            .WithSummary("Post readings: one JSON object, a JSON array, or NDJSON (one object per line)")
+            .Accepts<object>("application/json", "application/x-ndjson")
+            .Produces<TelemetryResponse>(StatusCodes.Status202Accepted)
+            .ProducesProblem(StatusCodes.Status400BadRequest)
+            .ProducesProblem(StatusCodes.Status413PayloadTooLarge)
+            .ProducesProblem(StatusCodes.Status415UnsupportedMediaType);
+        return routes;
+    }
+
+    private static async Task<IResult> PostAsync(HttpContext http, GrainGateway gateway, IOptions<TelemetryOptions> options,
+        TimeProvider time, CancellationToken cancellationToken)
+    {
+        var request = http.Request;
+        var mediaType = request.ContentType?.Split(';', 2)[0].Trim().ToLowerInvariant();
+        TelemetryBodyKind kind;
+        if (mediaType is not null && JsonTypes.Contains(mediaType))
+        {
+            kind = TelemetryBodyKind.Json;
+        }
+        else if (mediaType is not null && NdJsonTypes.Contains(mediaType))
+        {
+            kind = TelemetryBodyKind.NdJson;
+        }
+        else
+        {
+            return TypedResults.Problem(statusCode: StatusCodes.Status415UnsupportedMediaType, title: "Unsupported media type",
+                detail: $"Content-Type '{request.ContentType}' is not accepted: send application/json (an object or an array) or application/x-ndjson.");
+        }
+
+        var limit = options.Value.MaxBodyBytes;
+        if (request.ContentLength > limit)
+        {
+            return TooLarge(limit);
+        }
+        var body = await ReadBodyAsync(request, limit, cancellationToken);
+        if (body is null)
+        {
+            return TooLarge(limit);
+        }
+        TelemetryParseResult parsed;
+        try
+        {
+            parsed = Parsers.Get(options.Value.Limits).Parse(body.Value.Span, kind, time.GetUtcNow().ToUnixTimeMilliseconds());
+        }
+        finally
+        {
+            body.Value.Return();
+        }
+
+        if (parsed.Malformed is { } malformed)
+        {
+            return TypedResults.Problem(statusCode: StatusCodes.Status400BadRequest, title: "Malformed request body",
+                detail: malformed.Error, extensions: new Dictionary<string, object?> { ["line"] = malformed.Line, ["position"] = malformed.Position });
+        }
+        var rejected = parsed.Rejected.Select(e => new RejectedItem(e.Index, e.Error)).ToList();
+        var accepted = parsed.Accepted;
+        if (!http.User.IsInRole(Roles.Operator) && http.User.HasClaim(c => c.Type == Roles.DeviceClaim))
+        {
+            accepted = FilterForDevice(http, parsed, rejected);
+        }
+        if (accepted.Count == 0)
+        {
+            rejected.Sort((a, b) => a.Index.CompareTo(b.Index));
+            return TypedResults.Problem(statusCode: StatusCodes.Status400BadRequest, title: "No valid reading",
+                detail: rejected.Count == 0 ? "The body holds no reading." : $"All {rejected.Count} readings were rejected; see 'rejected'.",
+                extensions: new Dictionary<string, object?> { ["rejected"] = rejected });
+        }
+        await gateway.AppendTelemetryAsync(accepted, cancellationToken);
+        rejected.Sort((a, b) => a.Index.CompareTo(b.Index));
+        return TypedResults.Accepted((string?)null, new TelemetryResponse(accepted.Count, rejected));
+    }
+
+    /// <summary>A device key limited to some devices may only post readings of those devices.</summary>
+    private static List<Reading> FilterForDevice(HttpContext http, TelemetryParseResult parsed, List<RejectedItem> rejected)
+    {
+        var kept = new List<Reading>(parsed.Accepted.Count);
+        for (var i = 0; i < parsed.Accepted.Count; i++)
+        {
+            var reading = parsed.Accepted[i];
+            if (http.User.MayActFor(reading.SensorId))
+            {
+                kept.Add(reading);
+            }
+            else
+            {
+                rejected.Add(new RejectedItem(parsed.AcceptedIndexes[i], $"this API key may not post readings for sensor '{reading.SensorId}'"));
+            }
+        }
+        return kept;
+    }
+
+    private static IResult TooLarge(int limit) =>
+        TypedResults.Problem(statusCode: StatusCodes.Status413PayloadTooLarge, title: "Request body too large",
+            detail: $"The body is larger than {limit} bytes; split the readings over several requests.");
+
+    /// <summary>Reads the body into a pooled buffer; null when it exceeds <paramref name="limit"/>.</summary>
+    private static async Task<PooledBody?> ReadBodyAsync(HttpRequest request, int limit, CancellationToken cancellationToken)
+    {
+        var buffer = ArrayPool<byte>.Shared.Rent((int)Math.Min(limit + 1L, request.ContentLength ?? 16 * 1024) + 1);
+        var length = 0;
+        while (true)
+        {
+            if (length == buffer.Length)
+            {
+                if (buffer.Length > limit)
+                {
+                    ArrayPool<byte>.Shared.Return(buffer);
+                    return null;
+                }
+                var bigger = ArrayPool<byte>.Shared.Rent((int)Math.Min(limit + 1L, buffer.Length * 2L));
+                buffer.AsSpan(0, length).CopyTo(bigger);
+                ArrayPool<byte>.Shared.Return(buffer);
+                buffer = bigger;
+            }
+            var n = await request.Body.ReadAsync(buffer.AsMemory(length), cancellationToken);
+            if (n == 0)
+            {
+                break;
+            }
+            length += n;
+            if (length > limit)
+            {
+                ArrayPool<byte>.Shared.Return(buffer);
+                return null;
+            }
+        }
+        return new PooledBody(buffer, length);
+    }
+
+    private readonly record struct PooledBody(byte[] Buffer, int Length)
+    {
+        public ReadOnlySpan<byte> Span => Buffer.AsSpan(0, Length);
+
+        public void Return() => ArrayPool<byte>.Shared.Return(Buffer);
+    }
+
+    /// <summary>One parser per thread: a parser keeps a cache of metric names and is not thread-safe.</summary>
+    private static class Parsers
+    {
+        [ThreadStatic]
+        private static TelemetryParser? _parser;
+
+        public static TelemetryParser Get(TelemetryLimits limits) => _parser ??= new TelemetryParser(limits);
+    }
+}

@@ -1,0 +1,96 @@
+using Api.Auth;
+using Grains.Abstractions;
+using Microsoft.AspNetCore.Authorization;
+using Microsoft.AspNetCore.SignalR;
+using Runtime;
+
+namespace Api.Live;
+
+/// <summary>
+/// The live hub at /hubs/live. Every operator receives "alert" events; "aggregate" events go to clients that
+/// called SubscribeSensor for that sensor; "command" events go to clients that called SubscribeDevice.
+/// Events carry an EventId that repeats if a replay reproduces the event, so clients drop ids they have seen.
+/// </summary>
+[Authorize(Policy = Roles.DevicePolicy)]
+public sealed class LiveHub : Hub
+{
+    public const string Path = "/hubs/live";
+    public const string Operators = "operators";
+
+    public static string SensorGroup(string sensorId) => $"sensor:{sensorId}";
+
+    public static string DeviceGroup(string deviceId) => $"device:{deviceId}";
+
+    public override async Task OnConnectedAsync()
+    {
+        if (Context.User?.IsInRole(Roles.Operator) == true)
+        {
+            await Groups.AddToGroupAsync(Context.ConnectionId, Operators);
+        }
+        await base.OnConnectedAsync();
+    }
+
+    public async Task SubscribeSensor(string sensorId)
+    {
+        RequireOperator();
+        await Groups.AddToGroupAsync(Context.ConnectionId, SensorGroup(sensorId));
+    }
+
+    public Task UnsubscribeSensor(string sensorId) => Groups.RemoveFromGroupAsync(Context.ConnectionId, SensorGroup(sensorId));
+
+    public async Task SubscribeDevice(string deviceId)
+    {
+        if (Context.User is null || !Context.User.MayActFor(deviceId))
+        {
+            throw new HubException($"This API key may not receive the commands of device '{deviceId}'.");
+        }
+        await Groups.AddToGroupAsync(Context.ConnectionId, DeviceGroup(deviceId));
+    }
+
+    public Task UnsubscribeDevice(string deviceId) => Groups.RemoveFromGroupAsync(Context.ConnectionId, DeviceGroup(deviceId));
+
+    private void RequireOperator()
+    {
+        if (Context.User?.IsInRole(Roles.Operator) != true)
+        {
+            throw new HubException("Only operator keys may subscribe to sensors.");
+        }
+    }
+}
+
+/// <summary>Forwards the live events of the cluster to the hub's clients.</summary>
+public sealed partial class LiveEventForwarder(ILiveEvents events, IHubContext<LiveHub> hub, ILogger<LiveEventForwarder> logger) : BackgroundService
+{
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        await foreach (var output in events.SubscribeAsync(stoppingToken))
+        {
+            try
+            {
+                switch (output)
+                {
+                    case AlertEvent alert:
+                        await hub.Clients.Group(LiveHub.Operators).SendAsync("alert",
+                            new AlertEventDto(alert.Id, alert.Kind.ToString().ToLowerInvariant(), alert.Alert.ToDto()), stoppingToken);
+                        break;
+                    case MinuteAggregate aggregate:
+                        await hub.Clients.Group(LiveHub.SensorGroup(aggregate.SensorId)).SendAsync("aggregate",
+                            new AggregateEventDto(aggregate.Id, aggregate.SensorId, Map.Time(aggregate.MinuteMs),
+                                aggregate.Metrics.Select(m => m.ToDto()).ToArray()), stoppingToken);
+                        break;
+                    case DeviceCommand command:
+                        await hub.Clients.Group(LiveHub.DeviceGroup(command.DeviceId)).SendAsync("command",
+                            new CommandEventDto(command.Id, command.ToDto()), stoppingToken);
+                        break;
+                }
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                LogForwardFailed(logger, e, output.Id);
+            }
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Live event {EventId} could not be sent to hub clients")]
+    private static partial void LogForwardFailed(ILogger logger, Exception exception, string eventId);
+}

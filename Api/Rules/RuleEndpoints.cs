@@ -1,0 +1,124 @@
+using System.Text.Json;
+using Api.Auth;
+using Runtime;
+
+namespace Api.Rules;
+
+public static class RuleEndpoints
+{
+    public static IEndpointRouteBuilder MapRules(this IEndpointRouteBuilder routes)
+    {
+        var rules = routes.MapGroup("/api/v1/rules").RequireAuthorization(Roles.OperatorPolicy).WithTags("Rules");
+
+        rules.MapGet("/", async (IRuleStore store, CancellationToken ct) =>
+                TypedResults.Ok((await store.ListAsync(ct)).Select(RuleValidator.ToResponse).ToArray()))
+            .WithSummary("All rules");
+
+        rules.MapGet("/{id}", async Task<IResult> (string id, IRuleStore store, CancellationToken ct) =>
+                await store.GetAsync(id, ct) is { } rule ? TypedResults.Ok(RuleValidator.ToResponse(rule)) : NotFound(id))
+            .WithSummary("One rule")
+            .Produces<RuleResponse>()
+            .ProducesProblem(StatusCodes.Status404NotFound);
+
+        rules.MapPost("/", async Task<IResult> (HttpRequest request, IRuleStore store, GrainGateway gateway, CancellationToken ct) =>
+            {
+                var (body, error) = await ReadAsync(request, ct);
+                if (error is not null)
+                {
+                    return error;
+                }
+                var version = await store.NextVersionAsync(ct);
+                if (!RuleValidator.TryCreate(body!, null, version, out var rule, out var errors))
+                {
+                    return TypedResults.ValidationProblem(errors, title: "The rule is not valid");
+                }
+                if (!await store.TryCreateAsync(rule!, ct))
+                {
+                    return TypedResults.Problem(statusCode: StatusCodes.Status409Conflict, title: "Rule exists",
+                        detail: $"A rule with id '{rule!.Id}' already exists; use PUT /api/v1/rules/{rule.Id} to change it.");
+                }
+                await gateway.BroadcastRuleChangeAsync(rule!.Id, rule, ct);
+                return TypedResults.Created($"/api/v1/rules/{Uri.EscapeDataString(rule.Id)}", RuleValidator.ToResponse(rule));
+            })
+            .WithSummary("Create a rule")
+            .Accepts<RuleRequest>("application/json")
+            .Produces<RuleResponse>(StatusCodes.Status201Created)
+            .ProducesValidationProblem()
+            .ProducesProblem(StatusCodes.Status409Conflict);
+
+        rules.MapPut("/{id}", async Task<IResult> (string id, HttpRequest request, IRuleStore store, GrainGateway gateway, CancellationToken ct) =>
+            {
+                var (body, error) = await ReadAsync(request, ct);
+                if (error is not null)
+                {
+                    return error;
+                }
+                if (await store.GetAsync(id, ct) is null)
+                {
+                    return NotFound(id);
+                }
+                var version = await store.NextVersionAsync(ct);
+                if (!RuleValidator.TryCreate(body!, id, version, out var rule, out var errors))
+                {
+                    return TypedResults.ValidationProblem(errors, title: "The rule is not valid");
+                }
+                if (!await store.TryUpdateAsync(rule!, ct))
+                {
+                    return NotFound(id);
+                }
+                await gateway.BroadcastRuleChangeAsync(rule!.Id, rule, ct);
+                return TypedResults.Ok(RuleValidator.ToResponse(rule));
+            })
+            .WithSummary("Replace a rule (enable or disable it with 'enabled')")
+            .Accepts<RuleRequest>("application/json")
+            .Produces<RuleResponse>()
+            .ProducesValidationProblem()
+            .ProducesProblem(StatusCodes.Status404NotFound);
+
+        rules.MapDelete("/{id}", async Task<IResult> (string id, IRuleStore store, GrainGateway gateway, CancellationToken ct) =>
+            {
+                if (!await store.TryDeleteAsync(id, ct))
+                {
+                    return NotFound(id);
+                }
+                await gateway.BroadcastRuleChangeAsync(id, null, ct);
+                return TypedResults.NoContent();
+            })
+            .WithSummary("Delete a rule; its open alerts are resolved")
+            .ProducesProblem(StatusCodes.Status404NotFound);
+
+        return routes;
+    }
+
+    private static IResult NotFound(string id) =>
+        TypedResults.Problem(statusCode: StatusCodes.Status404NotFound, title: "Rule not found", detail: $"There is no rule with id '{id}'.");
+
+    /// <summary>Reads a rule body, reporting malformed JSON with its line, position and path.</summary>
+    private static async Task<(RuleRequest? Body, IResult? Error)> ReadAsync(HttpRequest request, CancellationToken ct)
+    {
+        if (!request.HasJsonContentType())
+        {
+            return (null, TypedResults.Problem(statusCode: StatusCodes.Status415UnsupportedMediaType, title: "Unsupported media type",
+                detail: "Send the rule as application/json."));
+        }
+        try
+        {
+            var body = await JsonSerializer.DeserializeAsync(request.Body, RulesJsonContext.Default.RuleRequest, ct);
+            return body is null
+                ? (null, TypedResults.Problem(statusCode: StatusCodes.Status400BadRequest, title: "Malformed request body", detail: "The body must be a JSON object."))
+                : (body, null);
+        }
+        catch (JsonException e)
+        {
+            return (null, TypedResults.Problem(statusCode: StatusCodes.Status400BadRequest, title: "Malformed request body",
+                detail: $"Invalid JSON at {e.Path ?? "$"}: {FirstSentence(e.Message)}",
+                extensions: new Dictionary<string, object?> { ["line"] = (e.LineNumber ?? 0) + 1, ["position"] = e.BytePositionInLine ?? 0, ["path"] = e.Path }));
+        }
+    }
+
+    private static string FirstSentence(string message)
+    {
+        var cut = message.IndexOf(" Path:", StringComparison.Ordinal);
+        return cut > 0 ? message[..cut] : message;
+    }
+}

@@ -1,0 +1,130 @@
+using Api.Auth;
+using Grains;
+using Grains.Abstractions;
+using Runtime;
+
+namespace Api.Sensors;
+
+public static class SensorEndpoints
+{
+    public static IEndpointRouteBuilder MapSensors(this IEndpointRouteBuilder routes)
+    {
+        var sensors = routes.MapGroup("/api/v1/sensors").RequireAuthorization(Roles.OperatorPolicy).WithTags("Sensors");
+
+        sensors.MapGet("/", async Task<IResult> (string? search, int? offset, int? limit, IReadStore store, CancellationToken ct) =>
+            {
+                var errors = new Dictionary<string, string[]>();
+                if (offset is < 0)
+                {
+                    errors["offset"] = ["offset must be 0 or more"];
+                }
+                if (limit is < 1 or > 1000)
+                {
+                    errors["limit"] = ["limit must be between 1 and 1000"];
+                }
+                if (errors.Count > 0)
+                {
+                    return TypedResults.ValidationProblem(errors, title: "Invalid query");
+                }
+                var page = await store.ListSensorsAsync(search, offset ?? 0, limit ?? 50, ct);
+                return TypedResults.Ok(new PageResponse<SensorListItem>(page.Items.Select(s => s.ToListItem()).ToArray(), page.Total, offset ?? 0, limit ?? 50));
+            })
+            .WithSummary("Sensors by id, as of the last checkpoint; search matches id, location and model")
+            .Produces<PageResponse<SensorListItem>>()
+            .ProducesValidationProblem();
+
+        sensors.MapGet("/{id}", async Task<IResult> (string id, SensorQueries queries, CancellationToken ct) =>
+                await queries.DetailAsync(id, ct) is { } detail ? TypedResults.Ok(detail) : NotFound(id))
+            .WithSummary("Latest values, last readings, the current partial minute and late count; live from the owning silo when it can be reached")
+            .Produces<SensorDetail>()
+            .ProducesProblem(StatusCodes.Status404NotFound);
+
+        sensors.MapGet("/{id}/metrics", async Task<IResult> (string id, string? from, string? to, string? metric, IReadStore store,
+                SensorQueries queries, TimeProvider time, CancellationToken ct) =>
+            {
+                var errors = new Dictionary<string, string[]>();
+                var now = time.GetUtcNow().ToUnixTimeMilliseconds();
+                var toMs = Query.ParseTime(to, "to", errors) ?? now;
+                var fromMs = Query.ParseTime(from, "from", errors) ?? toMs - 3_600_000;
+                if (errors.Count == 0 && fromMs >= toMs)
+                {
+                    errors["from"] = ["from must be before to"];
+                }
+                if (errors.Count == 0 && toMs - fromMs > 31L * 24 * 3_600_000)
+                {
+                    errors["to"] = ["the range may span at most 31 days"];
+                }
+                if (errors.Count > 0)
+                {
+                    return TypedResults.ValidationProblem(errors, title: "Invalid query");
+                }
+                if (!await queries.ExistsAsync(id, ct))
+                {
+                    return NotFound(id);
+                }
+                var minutes = await store.GetAggregatesAsync(id, fromMs, toMs, ct);
+                var points = new List<MetricPointDto>();
+                foreach (var minute in minutes)
+                {
+                    foreach (var m in minute.Metrics)
+                    {
+                        if (metric is null || m.Metric == metric)
+                        {
+                            points.Add(new MetricPointDto(Map.Time(minute.MinuteMs), m.Metric, m.Count, m.Min, m.Max, m.Sum, m.Avg, m.First, m.Last));
+                        }
+                    }
+                }
+                return TypedResults.Ok(new MetricsResponse(id, Map.Time(fromMs), Map.Time(toMs), metric, points));
+            })
+            .WithSummary("Closed minute aggregates (count, min, max, sum, avg, first, last) in [from, to); default: the last hour")
+            .Produces<MetricsResponse>()
+            .ProducesValidationProblem()
+            .ProducesProblem(StatusCodes.Status404NotFound);
+
+        return routes;
+    }
+
+    private static IResult NotFound(string id) =>
+        TypedResults.Problem(statusCode: StatusCodes.Status404NotFound, title: "Sensor not found", detail: $"No reading of sensor '{id}' has been received.");
+}
+
+/// <summary>Reads a sensor from the silo that owns it (live), or from the last checkpoint when that silo cannot answer.</summary>
+public sealed class SensorQueries(IServiceProvider services, ICheckpointStore checkpoints, IInboxLog log, GrainHosting hosting, IReadStore store)
+{
+    private readonly SiloNode? _silo = services.GetService<SiloNode>();
+
+    public async Task<SensorDetail?> DetailAsync(string sensorId, CancellationToken ct)
+    {
+        var id = GrainId.Sensor(sensorId);
+        if (_silo is not null)
+        {
+            var (found, detail) = await _silo.QueryAsync(id, g => ToDetail((SensorGrain)g, "live"), ct);
+            if (found)
+            {
+                return detail;
+            }
+        }
+        var partition = Partitioner.PartitionOf(sensorId, log.Partitions);
+        var stored = await checkpoints.LoadGrainsAsync(partition, [id], ct);
+        return stored.TryGetValue(id, out var record) ? ToDetail((SensorGrain)hosting.Activate(id, record.State), "checkpoint") : null;
+    }
+
+    public async Task<bool> ExistsAsync(string sensorId, CancellationToken ct) =>
+        await store.GetSensorAsync(sensorId, ct) is not null || await DetailAsync(sensorId, ct) is not null;
+
+    private static SensorDetail ToDetail(SensorGrain grain, string source)
+    {
+        var s = grain.Current;
+        return new SensorDetail(
+            s.SensorId,
+            source,
+            Map.Time(s.LastSeenMs),
+            s.Metadata,
+            s.Latest.OrderBy(p => p.Key, StringComparer.Ordinal).ToDictionary(p => p.Key, p => p.Value.Value),
+            s.Attributes.Count == 0 ? null : s.Attributes.OrderBy(p => p.Key, StringComparer.Ordinal).ToDictionary(p => p.Key, p => p.Value.Value),
+            s.LastReadings.Select(r => new ReadingDto(Map.Time(r.TimestampMs), r.Metrics, r.Attributes, r.Late)).ToArray(),
+            grain.CurrentMinute()?.ToDto(),
+            s.LateCount,
+            Map.Time(s.LastLate?.TimestampMs));
+    }
+}

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Runs the whole test suite. First installs, when missing, what the tests need from Debian's packages
+# (PostgreSQL, RabbitMQ, Chromium and its driver); that step needs root. The tests start private servers
+# of their own on free loopback ports and stop them afterwards.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+need=()
+[ -x /usr/lib/postgresql/15/bin/initdb ] || need+=(postgresql)
+[ -x /usr/sbin/rabbitmq-server ] || need+=(rabbitmq-server)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "test.sh: missing packages: ${need[*]}; run as root (or install them with apt-get) and try again" >&2
+    exit 1
+  fi
+  echo "test.sh: installing ${need[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+set +e
+dotnet test OrleansIot.sln --nologo "$@" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+
+# One closing line for the whole run, summed over the test projects' summary lines.
+awk '
+  /(Passed|Failed)! +- +Failed: +[0-9]+, +Passed: +[0-9]+, +Skipped: +[0-9]+/ {
+    for (i = 1; i <= NF; i++) {
+      if ($i == "Failed:") f += $(i+1) + 0
+      if ($i == "Passed:") p += $(i+1) + 0
+      if ($i == "Skipped:") s += $(i+1) + 0
+    }
+    n++
+  }
+  END {
+    if (n == 0) { print "0 passed, 0 failed"; exit }
+    printf "%d passed, %d failed, %d skipped\n", p, f, s
+  }' "$log"
+exit "$status"
