@@ -48,7 +48,7 @@ public sealed record AlertDto(
     string RuleId,
     string RuleName,
     string SensorId,
-    [property: JsonConverter(typeof(JsonStringEnumConverter<Severity>))] Severity Severity,
+    string Severity,
     string State,
     bool Acknowledged,
     DateTimeOffset StartedAt,
@@ -91,7 +91,7 @@ public static class Map
 
     public static DateTimeOffset? Time(long? ms) => ms is { } v ? DateTimeOffset.FromUnixTimeMilliseconds(v) : null;
 
-    public static AlertDto ToDto(this Alert a) => new(a.Id, a.RuleId, a.RuleName, a.SensorId, a.Severity,
+    public static AlertDto ToDto(this Alert a) => new(a.Id, a.RuleId, a.RuleName, a.SensorId, a.Severity.ToString().ToLowerInvariant(),
         a.State == AlertState.Open ? "open" : "resolved", a.AcknowledgedAtMs is not null,
         Time(a.StartedAtMs), Time(a.OpenedAtMs), Time(a.ResolvedAtMs), a.ResolvedReason, Time(a.AcknowledgedAtMs), a.AcknowledgedBy,
         a.Value, a.Threshold, a.Message);

@@ -15,6 +15,8 @@ var builder = WebApplication.CreateBuilder(args);
 builder.Services.AddProblemDetails();
 builder.Services.ConfigureHttpJsonOptions(o =>
 {
+    o.SerializerOptions.DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull;
+    o.SerializerOptions.Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping;
     o.SerializerOptions.TypeInfoResolverChain.Insert(0, ApiJsonContext.Default);
     o.SerializerOptions.TypeInfoResolverChain.Insert(1, RulesJsonContext.Default);
 });
@@ -26,6 +28,7 @@ builder.Services.AddOptions<TelemetryOptions>().Bind(builder.Configuration.GetSe
     .ValidateOnStart();
 builder.Services.AddSignalR().AddJsonProtocol(o =>
 {
+    o.PayloadSerializerOptions.DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull;
     o.PayloadSerializerOptions.TypeInfoResolverChain.Insert(0, ApiJsonContext.Default);
 });
 builder.Services.AddHostedService<LiveEventForwarder>();
