@@ -142,8 +142,10 @@ public sealed partial class PartitionWorker
     {
         var needed = new HashSet<GrainId>();
         var horizon = _streamTimeMs;
+        var allSensors = false;
         lock (_gate)
         {
+            var rules = _rules;
             foreach (var record in records)
             {
                 switch (record.Entry)
@@ -165,9 +167,11 @@ public sealed partial class PartitionWorker
                     case TickEntry tick:
                         horizon = Math.Max(horizon, tick.TimeMs);
                         break;
-                    case RuleChangeEntry change when Partitioner.PartitionOf(change.RuleId, _log.Partitions) == _partition:
+                    case RuleChangeEntry change:
+                        allSensors |= InvolvesOfflineRule(rules, change);
+                        rules = Applied(rules, change);
                         var ruleGrain = GrainId.Rule(change.RuleId);
-                        if (!_activations.ContainsKey(ruleGrain))
+                        if (Partitioner.PartitionOf(change.RuleId, _log.Partitions) == _partition && !_activations.ContainsKey(ruleGrain))
                         {
                             needed.Add(ruleGrain);
                         }
@@ -179,6 +183,19 @@ public sealed partial class PartitionWorker
                 if (!_activations.ContainsKey(id))
                 {
                     needed.Add(id);
+                }
+            }
+        }
+        if (allSensors)
+        {
+            foreach (var id in await _store.LoadGrainIdsAsync(_partition, GrainTypes.Sensor, cancellationToken).ConfigureAwait(false))
+            {
+                lock (_gate)
+                {
+                    if (!_activations.ContainsKey(id))
+                    {
+                        needed.Add(id);
+                    }
                 }
             }
         }
@@ -242,11 +259,22 @@ public sealed partial class PartitionWorker
                 FireDueWakeups();
                 break;
             case RuleChangeEntry change:
-                _rules = change.Rule is null ? _rules.Without(change.RuleId) : _rules.With(change.Rule);
+                var offline = InvolvesOfflineRule(_rules, change);
+                _rules = Applied(_rules, change);
                 _rulesChanged = true;
+                var changed = new RuleDefinitionChanged { RuleId = change.RuleId, Rule = change.Rule };
                 if (Partitioner.PartitionOf(change.RuleId, _log.Partitions) == _partition)
                 {
-                    Deliver(_activations[GrainId.Rule(change.RuleId)], new RuleDefinitionChanged { RuleId = change.RuleId, Rule = change.Rule });
+                    Deliver(_activations[GrainId.Rule(change.RuleId)], changed);
+                }
+                if (offline)
+                {
+                    // Silent sensors must learn of an offline rule now, not at their next reading (which may never come).
+                    // Every sensor of the partition is active here (loaded before the batch), so the set is the same on replay.
+                    foreach (var sensor in _activations.Values.Where(a => a.Id.Type == GrainTypes.Sensor).OrderBy(a => a.Id.Key, StringComparer.Ordinal).ToList())
+                    {
+                        Deliver(sensor, changed);
+                    }
                 }
                 FireDueWakeups();
                 break;
@@ -254,6 +282,12 @@ public sealed partial class PartitionWorker
         _nextOffset = record.Offset + 1;
         _recordsSinceCheckpoint++;
     }
+
+    private static bool InvolvesOfflineRule(RuleCatalog rules, RuleChangeEntry change) =>
+        change.Rule?.Condition.Kind == ConditionKind.Offline || rules.Find(change.RuleId)?.Condition.Kind == ConditionKind.Offline;
+
+    private static RuleCatalog Applied(RuleCatalog rules, RuleChangeEntry change) =>
+        change.Rule is null ? rules.Without(change.RuleId) : rules.With(change.Rule);
 
     private void Deliver(Activation activation, GrainMessage message)
     {

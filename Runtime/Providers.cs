@@ -74,6 +74,9 @@ public interface ICheckpointStore
     /// <summary>The stored records of those grains that have one.</summary>
     Task<IReadOnlyDictionary<GrainId, GrainRecord>> LoadGrainsAsync(int partition, IReadOnlyCollection<GrainId> ids, CancellationToken cancellationToken);
 
+    /// <summary>The ids of every grain of <paramref name="grainType"/> with a stored record in the partition.</summary>
+    Task<IReadOnlyList<GrainId>> LoadGrainIdsAsync(int partition, string grainType, CancellationToken cancellationToken);
+
     /// <summary>The pending wake-ups of the partition's grains, so that timers survive deactivation and failover.</summary>
     Task<IReadOnlyList<(GrainId Id, long WakeAtMs)>> LoadWakeupsAsync(int partition, CancellationToken cancellationToken);
 

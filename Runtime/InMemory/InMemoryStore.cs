@@ -140,6 +140,17 @@ public sealed class InMemoryStore(TimeProvider time) : ILeaseStore, ICheckpointS
         }
     }
 
+    public Task<IReadOnlyList<GrainId>> LoadGrainIdsAsync(int partition, string grainType, CancellationToken cancellationToken)
+    {
+        lock (_gate)
+        {
+            IReadOnlyList<GrainId> ids = _grains.TryGetValue(partition, out var grains)
+                ? grains.Keys.Where(id => id.Type == grainType).ToArray()
+                : [];
+            return Task.FromResult(ids);
+        }
+    }
+
     public Task<IReadOnlyList<(GrainId Id, long WakeAtMs)>> LoadWakeupsAsync(int partition, CancellationToken cancellationToken)
     {
         lock (_gate)

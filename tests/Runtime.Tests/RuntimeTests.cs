@@ -86,6 +86,33 @@ public sealed class RuntimeTests
     }
 
     [Fact]
+    public async Task An_offline_rule_created_while_a_sensor_is_silent_fires_for_it()
+    {
+        await using var cluster = await TestCluster.StartAsync(2, partitions: 4, configure: o => o.IdleDeactivation = TimeSpan.Zero);
+        await cluster.Gateway.AppendTelemetryAsync([new Reading { SensorId = "quiet", TimestampMs = T0, Metrics = [new("t", 1)] }], CancellationToken.None);
+        await cluster.WaitForQuiescenceAsync();
+        Assert.All(cluster.Silos, s => Assert.Equal(0, s.ActivationCounts()[GrainTypes.Sensor]));
+
+        var rule = new RuleDefinition
+        {
+            Id = "silent", Name = "Silent", Enabled = true, Severity = Severity.Critical, Version = 1,
+            Target = new RuleTarget { Kind = TargetKind.All },
+            Condition = new RuleCondition { Kind = ConditionKind.Offline, Minutes = 2 },
+        };
+        await cluster.Gateway.BroadcastRuleChangeAsync(rule.Id, rule, CancellationToken.None);
+        await cluster.Gateway.TickAsync(T0 + 3 * 60_000, CancellationToken.None);
+        await cluster.WaitForQuiescenceAsync();
+
+        var alert = Assert.Single(await cluster.Store.QueryAlertsAsync(new AlertQuery(null, "silent", null, null, null, 10), CancellationToken.None));
+        Assert.Equal(("quiet", AlertState.Open, T0 + 2 * 60_000, "no data for 2 min"), (alert.SensorId, alert.State, alert.StartedAtMs, alert.Message));
+
+        await cluster.Gateway.AppendTelemetryAsync([new Reading { SensorId = "quiet", TimestampMs = T0 + 3 * 60_000 + 1_000, Metrics = [new("t", 2)] }], CancellationToken.None);
+        await cluster.WaitForQuiescenceAsync();
+        alert = Assert.Single(await cluster.Store.QueryAlertsAsync(new AlertQuery(null, "silent", null, null, null, 10), CancellationToken.None));
+        Assert.Equal((AlertState.Resolved, T0 + 3 * 60_000 + 1_000), (alert.State, alert.ResolvedAtMs));
+    }
+
+    [Fact]
     public async Task An_idle_partition_gets_a_tick_that_closes_its_windows()
     {
         await using var cluster = await TestCluster.StartAsync(1, partitions: 1, grains: new() { AllowedLatenessMs = 0 }, configure: o =>
