@@ -32,9 +32,9 @@ public static class DemoServiceCollectionExtensions
 
 /// <summary>
 /// Plays a small fleet: sensors in a garden, a greenhouse, a warehouse and an office post temperature, humidity,
-/// heat index and solar radiation every interval, with a light attribute. The greenhouse's first sensor overheats
-/// for 20 s of every minute and the warehouse's first sensor goes silent for 3 of every 6 minutes, so the demo
-/// rules open and resolve alerts within seconds of start.
+/// heat index and solar radiation every interval, with a light attribute, after posting ten minutes of history.
+/// The greenhouse's first sensor overheats for 20 s of every minute and the warehouse's first sensor goes silent
+/// for 3 of every 6 minutes, so the demo rules open and resolve alerts from the first seconds on.
 /// </summary>
 public sealed partial class DemoFleet(GrainGateway gateway, IRuleStore rules, TimeProvider time,
     Microsoft.Extensions.Options.IOptions<DemoOptions> options, ILogger<DemoFleet> logger) : BackgroundService
@@ -47,22 +47,18 @@ public sealed partial class DemoFleet(GrainGateway gateway, IRuleStore rules, Ti
         await CreateRulesAsync(stoppingToken);
         var count = options.Value.Sensors;
         var random = new Random(42);
+        var start = time.GetUtcNow();
         LogStarted(logger, count, options.Value.IntervalMs);
+
+        // Ten minutes of history first, so that closed minutes are there to look at from the first second.
+        for (var t = start.AddMinutes(-10); t < start; t = t.AddSeconds(10))
+        {
+            await gateway.AppendTelemetryAsync(Fleet(count, t, start, random), stoppingToken);
+        }
         using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(options.Value.IntervalMs), time);
         do
         {
-            var now = time.GetUtcNow();
-            var readings = new List<Reading>(count);
-            for (var i = 0; i < count; i++)
-            {
-                var location = Locations[i % Locations.Length];
-                var id = $"{location}-{i / Locations.Length + 1:00}";
-                if (id == "warehouse-01" && now.Minute % 6 >= 3)
-                {
-                    continue; // silent: the offline rule fires after 2 minutes
-                }
-                readings.Add(Read(id, location, Models[i % Models.Length], now, random));
-            }
+            var readings = Fleet(count, time.GetUtcNow(), start, random);
             if (readings.Count > 0)
             {
                 await gateway.AppendTelemetryAsync(readings, stoppingToken);
@@ -71,12 +67,31 @@ public sealed partial class DemoFleet(GrainGateway gateway, IRuleStore rules, Ti
         while (await timer.WaitForNextTickAsync(stoppingToken));
     }
 
-    private static Reading Read(string id, string location, string model, DateTimeOffset now, Random random)
+    private static List<Reading> Fleet(int count, DateTimeOffset now, DateTimeOffset start, Random random)
+    {
+        var elapsed = (now - start).TotalSeconds;
+        var readings = new List<Reading>(count);
+        for (var i = 0; i < count; i++)
+        {
+            var location = Locations[i % Locations.Length];
+            var id = $"{location}-{i / Locations.Length + 1:00}";
+            if (id == "warehouse-01" && elapsed >= 0 && elapsed % 360 >= 180)
+            {
+                continue; // silent for 3 of every 6 minutes: the offline rule fires after 2 of them
+            }
+            // The greenhouse's first sensor overheats for the first 20 s of every minute from start.
+            var overheating = id == "greenhouse-01" && elapsed >= 0 && elapsed % 60 < 20;
+            readings.Add(Read(id, location, Models[i % Models.Length], now, overheating, random));
+        }
+        return readings;
+    }
+
+    private static Reading Read(string id, string location, string model, DateTimeOffset now, bool overheating, Random random)
     {
         // A daily curve: coolest at 05:00 UTC, warmest at 17:00, plus noise.
         var hour = now.TimeOfDay.TotalHours;
         var temperature = 18 + 7 * Math.Sin((hour - 11) / 24 * 2 * Math.PI) + random.NextDouble() - 0.5;
-        if (id == "greenhouse-01" && now.Second < 20)
+        if (overheating)
         {
             temperature = 38 + random.NextDouble();
         }
