@@ -97,37 +97,22 @@ public sealed class ApiKeyHandler(
         System.Security.Cryptography.CryptographicOperations.FixedTimeEquals(
             System.Text.Encoding.UTF8.GetBytes(expected), System.Text.Encoding.UTF8.GetBytes(presented));
 
-    protected override async Task HandleChallengeAsync(AuthenticationProperties properties)
-    {
-        var problems = Context.RequestServices.GetRequiredService<IProblemDetailsService>();
-        Response.StatusCode = StatusCodes.Status401Unauthorized;
-        await problems.WriteAsync(new ProblemDetailsContext
-        {
-            HttpContext = Context,
-            ProblemDetails =
-            {
-                Status = StatusCodes.Status401Unauthorized,
-                Title = "Unauthorized",
-                Detail = PresentedKey() is null
-                    ? "An API key is required: send it in the X-Api-Key header."
-                    : "The API key is not valid.",
-            },
-        });
-    }
+    protected override Task HandleChallengeAsync(AuthenticationProperties properties) =>
+        WriteProblemAsync(StatusCodes.Status401Unauthorized, "Unauthorized", PresentedKey() is null
+            ? "An API key is required: send it in the X-Api-Key header."
+            : "The API key is not valid.");
 
-    protected override async Task HandleForbiddenAsync(AuthenticationProperties properties)
+    protected override Task HandleForbiddenAsync(AuthenticationProperties properties) =>
+        WriteProblemAsync(StatusCodes.Status403Forbidden, "Forbidden",
+            $"This API key has the role '{Context.User.FindFirst(ClaimTypes.Role)?.Value}', which may not use {Request.Method} {Request.Path}.");
+
+    private async Task WriteProblemAsync(int status, string title, string detail)
     {
-        var problems = Context.RequestServices.GetRequiredService<IProblemDetailsService>();
-        Response.StatusCode = StatusCodes.Status403Forbidden;
-        await problems.WriteAsync(new ProblemDetailsContext
+        Response.StatusCode = status;
+        await Context.RequestServices.GetRequiredService<IProblemDetailsService>().WriteAsync(new ProblemDetailsContext
         {
             HttpContext = Context,
-            ProblemDetails =
-            {
-                Status = StatusCodes.Status403Forbidden,
-                Title = "Forbidden",
-                Detail = $"This API key has the role '{Context.User.FindFirst(ClaimTypes.Role)?.Value}', which may not use {Request.Method} {Request.Path}.",
-            },
+            ProblemDetails = { Status = status, Title = title, Detail = detail },
         });
     }
 }

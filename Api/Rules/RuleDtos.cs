@@ -1,10 +1,14 @@
+using System.Text.Json.Serialization;
+
 namespace Api.Rules;
 
 /// <summary>
 /// Body of POST /rules and PUT /rules/{id}. Every field is nullable so that a missing field is
 /// reported by <see cref="RuleValidator"/> (with its JSON path), not by the deserializer.
-/// Enum-valued fields are plain strings for the same reason.
+/// Enum-valued fields are plain strings for the same reason. An unknown property (a misspelt field) is a
+/// JSON error naming it, never silently dropped.
 /// </summary>
+[JsonUnmappedMemberHandling(JsonUnmappedMemberHandling.Disallow)]
 public sealed record RuleRequest
 {
     /// <summary>Optional on POST (derived from the name when absent); must match the URL on PUT.</summary>
@@ -22,6 +26,9 @@ public sealed record RuleRequest
     /// <summary>0..86400, defaults to 0.</summary>
     public int? CooldownSeconds { get; init; }
     public ControlActionDto? ControlAction { get; init; }
+
+    /// <summary>Accepted so that a rule read from the API can be sent back as it is; the server assigns versions.</summary>
+    public long? Version { get; init; }
 }
 
 /// <summary>A stored rule as returned by the API: the request shape, fully specified, plus <see cref="Version"/>.</summary>
@@ -39,6 +46,7 @@ public sealed record RuleResponse
 }
 
 /// <summary>Which sensors a rule applies to. Only the field belonging to <see cref="Kind"/> may be set.</summary>
+[JsonUnmappedMemberHandling(JsonUnmappedMemberHandling.Disallow)]
 public sealed record RuleTargetDto
 {
     /// <summary>all | sensors | location | model.</summary>
@@ -55,6 +63,7 @@ public sealed record RuleTargetDto
 }
 
 /// <summary>When a rule fires. Threshold fields and offline fields exclude each other.</summary>
+[JsonUnmappedMemberHandling(JsonUnmappedMemberHandling.Disallow)]
 public sealed record RuleConditionDto
 {
     /// <summary>threshold | offline.</summary>
@@ -80,6 +89,7 @@ public sealed record RuleConditionDto
 }
 
 /// <summary>A command sent to a device when the rule opens an alert.</summary>
+[JsonUnmappedMemberHandling(JsonUnmappedMemberHandling.Disallow)]
 public sealed record ControlActionDto
 {
     public string? Command { get; init; }
