@@ -111,6 +111,9 @@ public sealed partial class SiloNode : IAsyncDisposable
         };
     }
 
+    /// <summary>True when this silo runs the partition of <paramref name="id"/> now.</summary>
+    public bool Owns(GrainId id) => Worker(Partitioner.PartitionOf(id.Key, _options.Partitions)) is not null;
+
     /// <summary>Reads a grain's live state when this silo owns its partition; Found is false otherwise.</summary>
     public Task<(bool Found, T? Value)> QueryAsync<T>(GrainId id, Func<IGrain, T> read, CancellationToken cancellationToken) =>
         Worker(Partitioner.PartitionOf(id.Key, _options.Partitions)) is { } worker

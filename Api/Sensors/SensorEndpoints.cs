@@ -2,6 +2,7 @@ using Api.Auth;
 using Grains;
 using Grains.Abstractions;
 using Runtime;
+using Runtime.Hosting;
 
 namespace Api.Sensors;
 
@@ -88,9 +89,16 @@ public static class SensorEndpoints
         TypedResults.Problem(statusCode: StatusCodes.Status404NotFound, title: "Sensor not found", detail: $"No reading of sensor '{id}' has been received.");
 }
 
-/// <summary>Reads a sensor from the silo that owns it (live), or from the last checkpoint when that silo cannot answer.</summary>
-public sealed class SensorQueries(IServiceProvider services, ICheckpointStore checkpoints, IInboxLog log, GrainHosting hosting, IReadStore store)
+/// <summary>
+/// Reads a sensor live from the silo that owns it: the co-hosted silo in embedded mode, else the owner found in
+/// the leases, over its internal endpoint. When the owner cannot answer, from the last checkpoint. The response
+/// says which ("live" or "checkpoint").
+/// </summary>
+public sealed partial class SensorQueries(IServiceProvider services, ICheckpointStore checkpoints, ILeaseStore leases, IInboxLog log,
+    GrainHosting hosting, IReadStore store, IHttpClientFactory http, TimeProvider time, ILogger<SensorQueries> logger)
 {
+    public const string SiloClient = "silo";
+
     private readonly SiloNode? _silo = services.GetService<SiloNode>();
 
     public async Task<SensorDetail?> DetailAsync(string sensorId, CancellationToken ct)
@@ -104,6 +112,10 @@ public sealed class SensorQueries(IServiceProvider services, ICheckpointStore ch
                 return detail;
             }
         }
+        else if (await ReadFromOwnerAsync(id, ct) is { } live)
+        {
+            return live.Length == 0 ? null : ToDetail((SensorGrain)hosting.Activate(id, live), "live");
+        }
         var partition = Partitioner.PartitionOf(sensorId, log.Partitions);
         var stored = await checkpoints.LoadGrainsAsync(partition, [id], ct);
         return stored.TryGetValue(id, out var record) ? ToDetail((SensorGrain)hosting.Activate(id, record.State), "checkpoint") : null;
@@ -111,6 +123,37 @@ public sealed class SensorQueries(IServiceProvider services, ICheckpointStore ch
 
     public async Task<bool> ExistsAsync(string sensorId, CancellationToken ct) =>
         await store.GetSensorAsync(sensorId, ct) is not null || await DetailAsync(sensorId, ct) is not null;
+
+    /// <summary>The grain state from the owning silo; empty when the owner says it has none; null when it cannot answer.</summary>
+    private async Task<byte[]?> ReadFromOwnerAsync(GrainId id, CancellationToken ct)
+    {
+        var partition = Partitioner.PartitionOf(id.Key, log.Partitions);
+        var now = time.GetUtcNow();
+        var lease = (await leases.LeasesAsync(ct)).FirstOrDefault(l => l.Partition == partition && l.Owner is not null && l.ExpiresAt > now);
+        var owner = lease is null ? null : (await leases.SilosAsync(ct)).FirstOrDefault(s => s.SiloId == lease.Owner);
+        if (owner is null || string.IsNullOrEmpty(owner.Address))
+        {
+            return null;
+        }
+        try
+        {
+            using var response = await http.CreateClient(SiloClient).GetAsync(
+                $"{owner.Address.TrimEnd('/')}{SiloEndpoints.StatePath}/{Uri.EscapeDataString(id.Type)}/{Uri.EscapeDataString(id.Key)}", ct);
+            if (response.StatusCode == System.Net.HttpStatusCode.NotFound)
+            {
+                return [];
+            }
+            return response.IsSuccessStatusCode ? await response.Content.ReadAsByteArrayAsync(ct) : null;
+        }
+        catch (Exception e) when (e is HttpRequestException or TaskCanceledException && !ct.IsCancellationRequested)
+        {
+            LogOwnerUnreachable(logger, owner.SiloId, owner.Address, e.Message);
+            return null;
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Silo {SiloId} at {Address} did not answer a live query ({Reason}); answering from the checkpoint")]
+    private static partial void LogOwnerUnreachable(ILogger logger, string siloId, string address, string reason);
 
     private static SensorDetail ToDetail(SensorGrain grain, string source)
     {
