@@ -1,0 +1,157 @@
+namespace Runtime.Postgres;
+
+/// <summary>
+/// The schema, as numbered scripts applied in order by <see cref="PostgresStore.MigrateAsync"/>. A script, once
+/// released, never changes: a change of schema is a new script with the next number.
+/// </summary>
+/// <remarks>
+/// Times of the records (minutes, alerts, commands, wake-ups, stream time) are epoch-millisecond bigints, as in the
+/// records. Lease expiry and delivery times are timestamptz computed with the database clock (now()), so the
+/// clocks of the silos never decide who owns a partition. Ids are COLLATE "C" so that ORDER BY is ordinal, as in
+/// the in-memory store.
+/// <para>
+/// Grain state is bytea, not jsonb: it is the grain's UTF-8 JSON exactly as GrainHosting serialized it, an opaque
+/// blob to the store. bytea round-trips it byte for byte and costs no parsing on the checkpoint path (hundreds of
+/// states per commit), while jsonb would re-parse every state, reorder its keys and refuse a \u0000 in a string.
+/// Nothing queries inside a state; what the Api queries is in the read-model tables.
+/// </para>
+/// </remarks>
+internal static class PostgresMigrations
+{
+    /// <summary>Key of the transaction-scoped advisory lock that serializes migrations ("OIotMigr").</summary>
+    public const long AdvisoryLockKey = 0x4F49_6F74_4D69_6772;
+
+    public const string CreateMigrationsTable = """
+        CREATE TABLE IF NOT EXISTS schema_migrations (
+            version    integer     PRIMARY KEY,
+            name       text        NOT NULL,
+            applied_at timestamptz NOT NULL DEFAULT now()
+        );
+        """;
+
+    public static readonly IReadOnlyList<(int Version, string Name, string Sql)> All =
+    [
+        (1, "runtime: cluster, membership, leases, checkpoints, grains", V1Runtime),
+        (2, "read models: rules, sensors, minute aggregates, alerts, commands", V2ReadModels),
+    ];
+
+    private const string V1Runtime = """
+        CREATE TABLE cluster (
+            id         smallint    PRIMARY KEY DEFAULT 1 CHECK (id = 1),
+            partitions integer     NOT NULL CHECK (partitions > 0),
+            created_at timestamptz NOT NULL DEFAULT now()
+        );
+
+        CREATE TABLE membership (
+            silo_id        text COLLATE "C" PRIMARY KEY,
+            address        text        NOT NULL,
+            started_at     timestamptz NOT NULL,
+            last_heartbeat timestamptz NOT NULL,
+            activations    jsonb       NOT NULL,
+            seen_at        timestamptz NOT NULL DEFAULT now()
+        );
+
+        CREATE TABLE leases (
+            partition  integer     PRIMARY KEY,
+            owner      text COLLATE "C",
+            epoch      bigint      NOT NULL DEFAULT 0,
+            expires_at timestamptz NOT NULL DEFAULT '-infinity'
+        );
+
+        CREATE TABLE checkpoints (
+            partition      integer     PRIMARY KEY,
+            epoch          bigint      NOT NULL,
+            next_offset    bigint      NOT NULL,
+            stream_time_ms bigint      NOT NULL,
+            rules          jsonb       NOT NULL,
+            committed_at   timestamptz NOT NULL DEFAULT now()
+        );
+
+        CREATE TABLE grains (
+            partition  integer          NOT NULL,
+            grain_type text COLLATE "C" NOT NULL,
+            grain_key  text COLLATE "C" NOT NULL,
+            state      bytea            NOT NULL,
+            wake_at_ms bigint,
+            received   jsonb,
+            PRIMARY KEY (partition, grain_type, grain_key)
+        );
+
+        CREATE INDEX grains_wakeups ON grains (partition, wake_at_ms) WHERE wake_at_ms IS NOT NULL;
+        """;
+
+    private const string V2ReadModels = """
+        CREATE TABLE rules (
+            rule_id    text COLLATE "C" PRIMARY KEY,
+            version    bigint           NOT NULL,
+            definition jsonb            NOT NULL,
+            updated_at timestamptz      NOT NULL DEFAULT now()
+        );
+
+        CREATE SEQUENCE rule_versions AS bigint;
+
+        CREATE TABLE sensors (
+            sensor_id    text COLLATE "C" PRIMARY KEY,
+            last_seen_ms bigint           NOT NULL,
+            location     text,
+            model        text,
+            metadata     jsonb,
+            latest       jsonb            NOT NULL,
+            attributes   jsonb,
+            late_count   bigint           NOT NULL
+        );
+
+        CREATE TABLE minute_aggregates (
+            sensor_id text COLLATE "C" NOT NULL,
+            minute_ms bigint           NOT NULL,
+            metric    text COLLATE "C" NOT NULL,
+            count     bigint           NOT NULL,
+            min       double precision NOT NULL,
+            max       double precision NOT NULL,
+            sum       double precision NOT NULL,
+            first     double precision NOT NULL,
+            last      double precision NOT NULL,
+            PRIMARY KEY (sensor_id, minute_ms, metric)
+        );
+
+        CREATE INDEX minute_aggregates_minute ON minute_aggregates (minute_ms);
+
+        CREATE TABLE alerts (
+            alert_id           text COLLATE "C" PRIMARY KEY,
+            rule_id            text COLLATE "C" NOT NULL,
+            rule_name          text             NOT NULL,
+            rule_version       bigint           NOT NULL,
+            sensor_id          text COLLATE "C" NOT NULL,
+            severity           text             NOT NULL,
+            state              text             NOT NULL,
+            started_at_ms      bigint           NOT NULL,
+            opened_at_ms       bigint           NOT NULL,
+            resolved_at_ms     bigint,
+            resolved_reason    text,
+            acknowledged_at_ms bigint,
+            acknowledged_by    text,
+            value              double precision,
+            threshold          double precision,
+            message            text             NOT NULL
+        );
+
+        CREATE INDEX alerts_opened ON alerts (opened_at_ms DESC, alert_id);
+        CREATE INDEX alerts_rule ON alerts (rule_id, opened_at_ms DESC, alert_id);
+        CREATE INDEX alerts_sensor ON alerts (sensor_id, opened_at_ms DESC, alert_id);
+        CREATE INDEX alerts_open ON alerts (opened_at_ms DESC, alert_id) WHERE state = 'Open';
+
+        CREATE TABLE commands (
+            seq           bigint GENERATED ALWAYS AS IDENTITY,
+            command_id    text COLLATE "C" PRIMARY KEY,
+            device_id     text COLLATE "C" NOT NULL,
+            command       text             NOT NULL,
+            parameters    jsonb,
+            rule_id       text COLLATE "C" NOT NULL,
+            alert_id      text COLLATE "C" NOT NULL,
+            created_at_ms bigint           NOT NULL,
+            delivered_at  timestamptz
+        );
+
+        CREATE INDEX commands_pending ON commands (device_id, seq) WHERE delivered_at IS NULL;
+        """;
+}

@@ -1,0 +1,395 @@
+using System.Text.Json;
+using Grains.Abstractions;
+using Npgsql;
+using NpgsqlTypes;
+
+namespace Runtime.Postgres;
+
+public sealed partial class PostgresStore
+{
+    public async Task<PartitionCheckpoint?> LoadPartitionAsync(int partition, CancellationToken cancellationToken)
+    {
+        var rows = await QueryAsync("SELECT next_offset, stream_time_ms, rules::text FROM checkpoints WHERE partition = $1",
+            r => new PartitionCheckpoint(partition, r.GetInt64(0), r.GetInt64(1),
+                JsonSerializer.Deserialize(r.GetString(2), PostgresJsonContext.Default.IReadOnlyListRuleDefinition)!),
+            cancellationToken, P(partition)).ConfigureAwait(false);
+        return rows.Count == 0 ? null : rows[0];
+    }
+
+    public async Task<IReadOnlyDictionary<GrainId, GrainRecord>> LoadGrainsAsync(int partition, IReadOnlyCollection<GrainId> ids,
+        CancellationToken cancellationToken)
+    {
+        if (ids.Count == 0)
+        {
+            return new Dictionary<GrainId, GrainRecord>();
+        }
+        var types = new string[ids.Count];
+        var keys = new string[ids.Count];
+        var i = 0;
+        foreach (var id in ids)
+        {
+            types[i] = id.Type;
+            keys[i++] = id.Key;
+        }
+        var rows = await QueryAsync("""
+            SELECT grain_type, grain_key, state, wake_at_ms, received::text FROM grains
+            WHERE partition = $1 AND (grain_type, grain_key) IN (SELECT * FROM unnest($2::text[], $3::text[]))
+            """, r => new GrainRecord(new GrainId(r.GetString(0), r.GetString(1)), r.GetFieldValue<byte[]>(2), GetNullable<long>(r, 3),
+                r.IsDBNull(4) ? null : JsonSerializer.Deserialize(r.GetString(4), PostgresJsonContext.Default.IReadOnlyDictionaryInt32MessageId)),
+            cancellationToken, P(partition), P(types), P(keys)).ConfigureAwait(false);
+        return rows.ToDictionary(g => g.Id);
+    }
+
+    public async Task<IReadOnlyList<GrainId>> LoadGrainIdsAsync(int partition, string grainType, CancellationToken cancellationToken) =>
+        await QueryAsync("SELECT grain_key FROM grains WHERE partition = $1 AND grain_type = $2 ORDER BY grain_key",
+            r => new GrainId(grainType, r.GetString(0)), cancellationToken, P(partition), P(grainType)).ConfigureAwait(false);
+
+    public async Task<IReadOnlyList<(GrainId Id, long WakeAtMs)>> LoadWakeupsAsync(int partition, CancellationToken cancellationToken) =>
+        await QueryAsync("""
+            SELECT grain_type, grain_key, wake_at_ms FROM grains
+            WHERE partition = $1 AND wake_at_ms IS NOT NULL ORDER BY wake_at_ms, grain_type, grain_key
+            """, r => (new GrainId(r.GetString(0), r.GetString(1)), r.GetInt64(2)), cancellationToken, P(partition)).ConfigureAwait(false);
+
+    public async Task<IReadOnlyDictionary<int, long>> CommittedOffsetsAsync(CancellationToken cancellationToken) =>
+        (await QueryAsync("SELECT partition, next_offset FROM checkpoints", r => (r.GetInt32(0), r.GetInt64(1)), cancellationToken)
+            .ConfigureAwait(false)).ToDictionary(c => c.Item1, c => c.Item2);
+
+    /// <summary>
+    /// One transaction: the lease row is locked and checked against the checkpoint's epoch, then the checkpoint row,
+    /// the grain records and the outputs are written by one batch of set-based statements (arrays through unnest),
+    /// whatever the number of rows. Outputs upsert by their deterministic ids; within a checkpoint the last version
+    /// of a row wins (the first, for commands), exactly as applying them in order one by one.
+    /// </summary>
+    public async Task<bool> CommitAsync(Checkpoint checkpoint, CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+        await using (var command = new NpgsqlCommand("SELECT owner, epoch FROM leases WHERE partition = $1 FOR UPDATE", connection, transaction))
+        {
+            command.Parameters.Add(P(checkpoint.Partition));
+            await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            string? owner = null;
+            long? epoch = null;
+            if (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                owner = GetNullableString(reader, 0);
+                epoch = reader.GetInt64(1);
+            }
+            if (owner is null || epoch != checkpoint.Epoch)
+            {
+                LogFenced(_logger, checkpoint.Partition, checkpoint.Epoch, epoch, owner);
+                return false; // disposing the transaction rolls it back: nothing written
+            }
+        }
+
+        await using var batch = new NpgsqlBatch(connection, transaction);
+        batch.BatchCommands.Add(new NpgsqlBatchCommand("""
+            INSERT INTO checkpoints (partition, epoch, next_offset, stream_time_ms, rules)
+            VALUES ($1, $2, $3, $4, COALESCE($5, '[]'::jsonb))
+            ON CONFLICT (partition) DO UPDATE SET epoch = excluded.epoch, next_offset = excluded.next_offset,
+                stream_time_ms = excluded.stream_time_ms, rules = COALESCE($5, checkpoints.rules), committed_at = now()
+            """)
+        {
+            Parameters =
+            {
+                P(checkpoint.Partition), P(checkpoint.Epoch), P(checkpoint.NextOffset), P(checkpoint.StreamTimeMs),
+                Jsonb(checkpoint.Rules is null ? null : JsonSerializer.Serialize(checkpoint.Rules, PostgresJsonContext.Default.IReadOnlyListRuleDefinition)),
+            },
+        });
+        AddGrains(batch, checkpoint.Partition, checkpoint.Grains);
+        AddOutputs(batch, checkpoint.Outputs);
+        await batch.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+        return true;
+    }
+
+    private static void AddGrains(NpgsqlBatch batch, int partition, IReadOnlyList<GrainRecord> grains)
+    {
+        if (grains.Count == 0)
+        {
+            return;
+        }
+        var rows = LastPerKey(grains, g => g.Id);
+        var types = new string[rows.Count];
+        var keys = new string[rows.Count];
+        var states = new byte[rows.Count][];
+        var wakes = new long?[rows.Count];
+        var received = new string?[rows.Count];
+        for (var i = 0; i < rows.Count; i++)
+        {
+            var g = rows[i];
+            types[i] = g.Id.Type;
+            keys[i] = g.Id.Key;
+            states[i] = g.State;
+            wakes[i] = g.WakeAtMs;
+            received[i] = g.Received is null ? null : JsonSerializer.Serialize(g.Received, PostgresJsonContext.Default.IReadOnlyDictionaryInt32MessageId);
+        }
+        batch.BatchCommands.Add(new NpgsqlBatchCommand("""
+            INSERT INTO grains (partition, grain_type, grain_key, state, wake_at_ms, received)
+            SELECT $1, g.* FROM unnest($2::text[], $3::text[], $4::bytea[], $5::bigint[], $6::jsonb[]) AS g
+            ON CONFLICT (partition, grain_type, grain_key) DO UPDATE
+                SET state = excluded.state, wake_at_ms = excluded.wake_at_ms, received = excluded.received
+            """)
+        {
+            Parameters = { P(partition), P(types), P(keys), P(states, NpgsqlDbType.Array | NpgsqlDbType.Bytea), P(wakes), JsonbArray(received) },
+        });
+    }
+
+    private static void AddOutputs(NpgsqlBatch batch, IReadOnlyList<GrainOutput> outputs)
+    {
+        if (outputs.Count == 0)
+        {
+            return;
+        }
+        var sensors = new List<SensorSummary>();
+        var aggregates = new List<MinuteAggregate>();
+        var alerts = new List<Alert>();
+        var commands = new List<DeviceCommand>();
+        foreach (var output in outputs)
+        {
+            switch (output)
+            {
+                case SensorSummary sensor: sensors.Add(sensor); break;
+                case MinuteAggregate aggregate: aggregates.Add(aggregate); break;
+                case AlertEvent alert: alerts.Add(alert.Alert); break;
+                case DeviceCommand command: commands.Add(command); break;
+            }
+        }
+        if (sensors.Count > 0)
+        {
+            AddSensors(batch, LastPerKey(sensors, s => s.SensorId));
+        }
+        if (aggregates.Count > 0)
+        {
+            AddAggregates(batch, LastPerKey(aggregates, a => (a.SensorId, a.MinuteMs)));
+        }
+        if (alerts.Count > 0)
+        {
+            AddAlerts(batch, LastPerKey(alerts, a => a.Id));
+        }
+        if (commands.Count > 0)
+        {
+            AddCommands(batch, commands.DistinctBy(c => c.CommandId, StringComparer.Ordinal).ToList());
+        }
+    }
+
+    private static void AddSensors(NpgsqlBatch batch, List<SensorSummary> rows)
+    {
+        var ids = new string[rows.Count];
+        var lastSeen = new long[rows.Count];
+        var locations = new string?[rows.Count];
+        var models = new string?[rows.Count];
+        var metadata = new string?[rows.Count];
+        var latest = new string?[rows.Count];
+        var attributes = new string?[rows.Count];
+        var late = new long[rows.Count];
+        for (var i = 0; i < rows.Count; i++)
+        {
+            var s = rows[i];
+            ids[i] = s.SensorId;
+            lastSeen[i] = s.LastSeenMs;
+            locations[i] = s.Metadata?.Location;
+            models[i] = s.Metadata?.Model;
+            metadata[i] = s.Metadata is null ? null : JsonSerializer.Serialize(s.Metadata, PostgresJsonContext.Default.SensorMetadata);
+            latest[i] = JsonSerializer.Serialize(s.Latest, PostgresJsonContext.Default.DictionaryStringDouble);
+            attributes[i] = s.Attributes is null ? null : JsonSerializer.Serialize(s.Attributes, PostgresJsonContext.Default.DictionaryStringString);
+            late[i] = s.LateCount;
+        }
+        batch.BatchCommands.Add(new NpgsqlBatchCommand("""
+            INSERT INTO sensors (sensor_id, last_seen_ms, location, model, metadata, latest, attributes, late_count)
+            SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::jsonb[], $6::jsonb[], $7::jsonb[], $8::bigint[])
+            ON CONFLICT (sensor_id) DO UPDATE SET last_seen_ms = excluded.last_seen_ms, location = excluded.location,
+                model = excluded.model, metadata = excluded.metadata, latest = excluded.latest, attributes = excluded.attributes,
+                late_count = excluded.late_count
+            """)
+        {
+            Parameters = { P(ids), P(lastSeen), P(locations), P(models), JsonbArray(metadata), JsonbArray(latest), JsonbArray(attributes), P(late) },
+        });
+    }
+
+    /// <summary>A minute's aggregate replaces the stored one as a whole: its rows are deleted, then its metrics inserted.</summary>
+    private static void AddAggregates(NpgsqlBatch batch, List<MinuteAggregate> aggregates)
+    {
+        var minuteSensors = new string[aggregates.Count];
+        var minutes = new long[aggregates.Count];
+        var rows = new List<(string SensorId, long MinuteMs, MetricAggregate Metric)>(aggregates.Count * 4);
+        for (var i = 0; i < aggregates.Count; i++)
+        {
+            var a = aggregates[i];
+            minuteSensors[i] = a.SensorId;
+            minutes[i] = a.MinuteMs;
+            foreach (var metric in LastPerKey(a.Metrics, m => m.Metric))
+            {
+                rows.Add((a.SensorId, a.MinuteMs, metric));
+            }
+        }
+        batch.BatchCommands.Add(new NpgsqlBatchCommand("""
+            DELETE FROM minute_aggregates a USING unnest($1::text[], $2::bigint[]) AS k(sensor_id, minute_ms)
+            WHERE a.sensor_id = k.sensor_id AND a.minute_ms = k.minute_ms
+            """)
+        {
+            Parameters = { P(minuteSensors), P(minutes) },
+        });
+        var sensorIds = new string[rows.Count];
+        var minuteMs = new long[rows.Count];
+        var names = new string[rows.Count];
+        var counts = new long[rows.Count];
+        var min = new double[rows.Count];
+        var max = new double[rows.Count];
+        var sum = new double[rows.Count];
+        var first = new double[rows.Count];
+        var last = new double[rows.Count];
+        for (var i = 0; i < rows.Count; i++)
+        {
+            var (sensorId, minute, m) = rows[i];
+            sensorIds[i] = sensorId;
+            minuteMs[i] = minute;
+            names[i] = m.Metric;
+            counts[i] = m.Count;
+            min[i] = m.Min;
+            max[i] = m.Max;
+            sum[i] = m.Sum;
+            first[i] = m.First;
+            last[i] = m.Last;
+        }
+        batch.BatchCommands.Add(new NpgsqlBatchCommand("""
+            INSERT INTO minute_aggregates (sensor_id, minute_ms, metric, count, min, max, sum, first, last)
+            SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::float8[], $6::float8[], $7::float8[], $8::float8[], $9::float8[])
+            """)
+        {
+            Parameters = { P(sensorIds), P(minuteMs), P(names), P(counts), P(min), P(max), P(sum), P(first), P(last) },
+        });
+    }
+
+    private static void AddAlerts(NpgsqlBatch batch, List<Alert> rows)
+    {
+        var n = rows.Count;
+        var ids = new string[n];
+        var ruleIds = new string[n];
+        var ruleNames = new string[n];
+        var ruleVersions = new long[n];
+        var sensorIds = new string[n];
+        var severities = new string[n];
+        var states = new string[n];
+        var started = new long[n];
+        var opened = new long[n];
+        var resolved = new long?[n];
+        var resolvedReasons = new string?[n];
+        var acknowledged = new long?[n];
+        var acknowledgedBy = new string?[n];
+        var values = new double?[n];
+        var thresholds = new double?[n];
+        var messages = new string[n];
+        for (var i = 0; i < n; i++)
+        {
+            var a = rows[i];
+            ids[i] = a.Id;
+            ruleIds[i] = a.RuleId;
+            ruleNames[i] = a.RuleName;
+            ruleVersions[i] = a.RuleVersion;
+            sensorIds[i] = a.SensorId;
+            severities[i] = SeverityName(a.Severity);
+            states[i] = StateName(a.State);
+            started[i] = a.StartedAtMs;
+            opened[i] = a.OpenedAtMs;
+            resolved[i] = a.ResolvedAtMs;
+            resolvedReasons[i] = a.ResolvedReason;
+            acknowledged[i] = a.AcknowledgedAtMs;
+            acknowledgedBy[i] = a.AcknowledgedBy;
+            values[i] = a.Value;
+            thresholds[i] = a.Threshold;
+            messages[i] = a.Message;
+        }
+        batch.BatchCommands.Add(new NpgsqlBatchCommand("""
+            INSERT INTO alerts (alert_id, rule_id, rule_name, rule_version, sensor_id, severity, state, started_at_ms, opened_at_ms,
+                resolved_at_ms, resolved_reason, acknowledged_at_ms, acknowledged_by, value, threshold, message)
+            SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::bigint[],
+                $9::bigint[], $10::bigint[], $11::text[], $12::bigint[], $13::text[], $14::float8[], $15::float8[], $16::text[])
+            ON CONFLICT (alert_id) DO UPDATE SET rule_id = excluded.rule_id, rule_name = excluded.rule_name,
+                rule_version = excluded.rule_version, sensor_id = excluded.sensor_id, severity = excluded.severity,
+                state = excluded.state, started_at_ms = excluded.started_at_ms, opened_at_ms = excluded.opened_at_ms,
+                resolved_at_ms = excluded.resolved_at_ms, resolved_reason = excluded.resolved_reason,
+                acknowledged_at_ms = excluded.acknowledged_at_ms, acknowledged_by = excluded.acknowledged_by,
+                value = excluded.value, threshold = excluded.threshold, message = excluded.message
+            """)
+        {
+            Parameters =
+            {
+                P(ids), P(ruleIds), P(ruleNames), P(ruleVersions), P(sensorIds), P(severities), P(states), P(started), P(opened),
+                P(resolved), P(resolvedReasons), P(acknowledged), P(acknowledgedBy), P(values), P(thresholds), P(messages),
+            },
+        });
+    }
+
+    /// <summary>Commands are inserted in output order (their seq is the delivery order) and skipped when their id exists.</summary>
+    private static void AddCommands(NpgsqlBatch batch, List<DeviceCommand> rows)
+    {
+        var n = rows.Count;
+        var ids = new string[n];
+        var devices = new string[n];
+        var commands = new string[n];
+        var parameters = new string?[n];
+        var ruleIds = new string[n];
+        var alertIds = new string[n];
+        var created = new long[n];
+        for (var i = 0; i < n; i++)
+        {
+            var c = rows[i];
+            ids[i] = c.CommandId;
+            devices[i] = c.DeviceId;
+            commands[i] = c.Command;
+            parameters[i] = c.Parameters is null ? null : JsonSerializer.Serialize(c.Parameters, PostgresJsonContext.Default.DictionaryStringString);
+            ruleIds[i] = c.RuleId;
+            alertIds[i] = c.AlertId;
+            created[i] = c.CreatedAtMs;
+        }
+        batch.BatchCommands.Add(new NpgsqlBatchCommand("""
+            INSERT INTO commands (command_id, device_id, command, parameters, rule_id, alert_id, created_at_ms)
+            SELECT c.command_id, c.device_id, c.command, c.parameters, c.rule_id, c.alert_id, c.created_at_ms
+            FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[], $5::text[], $6::text[], $7::bigint[])
+                WITH ORDINALITY AS c(command_id, device_id, command, parameters, rule_id, alert_id, created_at_ms, n)
+            ORDER BY c.n
+            ON CONFLICT (command_id) DO NOTHING
+            """)
+        {
+            Parameters = { P(ids), P(devices), P(commands), JsonbArray(parameters), P(ruleIds), P(alertIds), P(created) },
+        });
+    }
+
+    /// <summary>The rows with distinct keys, each with the value of its last occurrence, in order of first occurrence.</summary>
+    private static List<T> LastPerKey<T, TKey>(IReadOnlyList<T> items, Func<T, TKey> key) where TKey : notnull
+    {
+        var index = new Dictionary<TKey, int>(items.Count);
+        var rows = new List<T>(items.Count);
+        foreach (var item in items)
+        {
+            if (index.TryGetValue(key(item), out var i))
+            {
+                rows[i] = item;
+            }
+            else
+            {
+                index[key(item)] = rows.Count;
+                rows.Add(item);
+            }
+        }
+        return rows;
+    }
+
+    private static string SeverityName(Severity severity) => severity switch
+    {
+        Severity.Critical => "Critical",
+        Severity.Major => "Major",
+        Severity.Minor => "Minor",
+        Severity.Warning => "Warning",
+        Severity.Info => "Info",
+        _ => throw new ArgumentOutOfRangeException(nameof(severity), severity, null),
+    };
+
+    private static string StateName(AlertState state) => state switch
+    {
+        AlertState.Open => "Open",
+        AlertState.Resolved => "Resolved",
+        _ => throw new ArgumentOutOfRangeException(nameof(state), state, null),
+    };
+}

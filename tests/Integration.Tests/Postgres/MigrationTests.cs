@@ -1,0 +1,87 @@
+using System.Net;
+using System.Net.Sockets;
+using Microsoft.Extensions.Options;
+using Runtime.Postgres;
+
+namespace Integration.Tests.Postgres;
+
+[Collection(PostgresCollection.Name)]
+public sealed class MigrationTests(PostgresServer server)
+{
+    private const string Tables = """
+        SELECT string_agg(table_name, ',' ORDER BY table_name) FROM information_schema.tables WHERE table_schema = 'public'
+        """;
+
+    [Fact]
+    public async Task Migrating_twice_applies_each_script_once()
+    {
+        var connectionString = await server.CreateDatabaseAsync();
+        await using var store = PostgresTestSupport.Store(connectionString);
+
+        await store.MigrateAsync(CancellationToken.None);
+        var tables = await PostgresTestSupport.ScalarAsync<string>(connectionString, Tables);
+        await store.MigrateAsync(CancellationToken.None);
+
+        Assert.Equal([1, 2], await PostgresTestSupport.ColumnAsync<int>(connectionString, "SELECT version FROM schema_migrations ORDER BY version"));
+        Assert.Equal("alerts,checkpoints,cluster,commands,grains,leases,membership,minute_aggregates,rules,schema_migrations,sensors", tables);
+        Assert.Equal(tables, await PostgresTestSupport.ScalarAsync<string>(connectionString, Tables));
+    }
+
+    [Fact]
+    public async Task Concurrent_migrations_from_several_processes_are_serialized()
+    {
+        var connectionString = await server.CreateDatabaseAsync();
+        var stores = Enumerable.Range(0, 4).Select(_ => PostgresTestSupport.Store(connectionString)).ToArray();
+        try
+        {
+            await Task.WhenAll(stores.Select(s => Task.Run(() => s.MigrateAsync(CancellationToken.None))));
+        }
+        finally
+        {
+            foreach (var store in stores)
+            {
+                await store.DisposeAsync();
+            }
+        }
+
+        Assert.Equal([1, 2], await PostgresTestSupport.ColumnAsync<int>(connectionString, "SELECT version FROM schema_migrations ORDER BY version"));
+        Assert.Equal(11L, await PostgresTestSupport.ScalarAsync<long>(connectionString,
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'"));
+    }
+
+    [Fact]
+    public async Task An_unreachable_server_gives_an_error_naming_it_without_the_password()
+    {
+        int port;
+        using (var listener = new TcpListener(IPAddress.Loopback, 0))
+        {
+            listener.Start();
+            port = ((IPEndPoint)listener.LocalEndpoint).Port;
+        }
+        await using var store = PostgresTestSupport.Store(
+            $"Host=127.0.0.1;Port={port};Database=iot_missing;Username=iot;Password=S3cret-pa55;Timeout=3");
+
+        var error = await Assert.ThrowsAsync<PostgresUnavailableException>(() => store.MigrateAsync(CancellationToken.None));
+
+        Assert.StartsWith($"Cannot connect to the PostgreSQL server 127.0.0.1:{port}, database 'iot_missing', user 'iot': ", error.Message);
+        Assert.DoesNotContain("S3cret-pa55", error.ToString());
+    }
+
+    [Fact]
+    public void Options_are_validated()
+    {
+        var validator = new PostgresOptionsValidator();
+
+        Assert.True(validator.Validate(null, new PostgresOptions { ConnectionString = "Host=db;Database=iot" }).Succeeded);
+        Assert.Equal(["Postgres:ConnectionString is required."],
+            validator.Validate(null, new PostgresOptions()).Failures);
+        Assert.Equal(["Postgres:ConnectionString must name a Host."],
+            validator.Validate(null, new PostgresOptions { ConnectionString = "Database=iot" }).Failures);
+        Assert.Equal(["Postgres:AggregateRetention must be positive."],
+            validator.Validate(null, new PostgresOptions { ConnectionString = "Host=db", AggregateRetention = TimeSpan.Zero }).Failures);
+        var invalid = validator.Validate(null, new PostgresOptions { ConnectionString = "Host=db;Password=hunter2;Bogus=1" });
+        Assert.StartsWith("Postgres:ConnectionString is not a valid connection string: ", Assert.Single(invalid.Failures!));
+        Assert.DoesNotContain("hunter2", invalid.FailureMessage);
+        Assert.Throws<OptionsValidationException>(() => PostgresTestSupport.Store(""));
+    }
+}

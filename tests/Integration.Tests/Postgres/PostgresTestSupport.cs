@@ -1,0 +1,72 @@
+using Microsoft.Extensions.Logging.Abstractions;
+using Npgsql;
+using Runtime.Postgres;
+
+namespace Integration.Tests.Postgres;
+
+/// <summary>Per-test databases and stores on the run's private server.</summary>
+public static class PostgresTestSupport
+{
+    public static PostgresStore Store(string connectionString, TimeProvider? time = null, TimeSpan? retention = null) =>
+        new(new PostgresOptions { ConnectionString = connectionString, AggregateRetention = retention ?? TimeSpan.FromDays(30) },
+            time ?? TimeProvider.System, NullLogger<PostgresStore>.Instance);
+
+    /// <summary>A fresh database with the schema applied, and a store on it.</summary>
+    public static async Task<(PostgresStore Store, string ConnectionString)> MigratedStoreAsync(this PostgresServer server,
+        TimeProvider? time = null, TimeSpan? retention = null)
+    {
+        var connectionString = await server.CreateDatabaseAsync();
+        var store = Store(connectionString, time, retention);
+        await store.MigrateAsync(CancellationToken.None);
+        return (store, connectionString);
+    }
+
+    public static async Task<T> ScalarAsync<T>(string connectionString, string sql)
+    {
+        await using var connection = new NpgsqlConnection(connectionString);
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand(sql, connection);
+        return (T)(await command.ExecuteScalarAsync())!;
+    }
+
+    public static async Task<List<T>> ColumnAsync<T>(string connectionString, string sql)
+    {
+        await using var connection = new NpgsqlConnection(connectionString);
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand(sql, connection);
+        await using var reader = await command.ExecuteReaderAsync();
+        var values = new List<T>();
+        while (await reader.ReadAsync())
+        {
+            values.Add(reader.GetFieldValue<T>(0));
+        }
+        return values;
+    }
+}
+
+/// <summary>Waiting on a condition with a deadline, instead of sleeping.</summary>
+public static class Eventually
+{
+    public static Task Until(Func<bool> condition, TimeSpan timeout, string what) => Until(() => Task.FromResult(condition()), timeout, what);
+
+    public static async Task Until(Func<Task<bool>> condition, TimeSpan timeout, string what)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        while (!await condition())
+        {
+            if (DateTime.UtcNow > deadline)
+            {
+                throw new TimeoutException($"Timed out after {timeout.TotalSeconds:0.#} s waiting for: {what}");
+            }
+            await Task.Delay(20);
+        }
+    }
+}
+
+/// <summary>A clock the test sets.</summary>
+public sealed class ManualTimeProvider(DateTimeOffset now) : TimeProvider
+{
+    public DateTimeOffset Now { get; set; } = now;
+
+    public override DateTimeOffset GetUtcNow() => Now;
+}
