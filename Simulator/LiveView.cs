@@ -34,27 +34,23 @@ public static class LiveView
     {
         var stats = engine.Stats;
         var latency = stats.Latency;
-        var target = settings.TotalRate > 0 ? $"{settings.TotalRate:N0}/s" : "max";
+        var target = settings.TotalRate > 0 ? $"{settings.TotalRate:N0} readings/s" : "as fast as possible";
+        var limit = settings.Count is { } count ? $"{count:N0} readings or {settings.Duration.TotalSeconds:0.###} s" : $"{settings.Duration.TotalSeconds:0.###} s";
         var table = new Table().Border(TableBorder.Rounded)
-            .Title($"[bold]{settings.Sensors:N0} sensors → {Markup.Escape(settings.Url.ToString())}[/] ({settings.FormatName}, batch {settings.Batch}, rate {target})")
-            .AddColumn("elapsed").AddColumn("sent").AddColumn("acknowledged").AddColumn("rejected").AddColumn("errors")
-            .AddColumn("retries").AddColumn("in flight").AddColumn("readings/s").AddColumn("p50 ms").AddColumn("p99 ms").AddColumn("max ms");
-        foreach (var column in table.Columns)
-        {
-            column.RightAligned();
-        }
-        table.AddRow(
-            $"{engine.Elapsed.TotalSeconds:F1} s",
-            $"{stats.Sent:N0}",
-            $"[green]{stats.Acknowledged:N0}[/]",
-            stats.Rejected > 0 ? $"[yellow]{stats.Rejected:N0}[/]" : "0",
-            stats.Errors > 0 ? $"[red]{stats.Errors:N0}[/]" : "0",
-            $"{stats.Retries503:N0}",
-            $"{stats.InFlight:N0}",
-            $"{rate:N0}",
-            $"{latency.Percentile(50) / 1000.0:F2}",
-            $"{latency.Percentile(99) / 1000.0:F2}",
-            $"{latency.Max / 1000.0:F2}");
+            .Title($"[bold]{settings.Sensors:N0} sensors → {Markup.Escape(settings.Url.ToString())}[/]")
+            .Caption($"{settings.FormatName}{(settings.NdJson ? " NDJSON" : "")}, batch {settings.Batch}, {target}, {settings.Concurrency} in flight at most, {limit}")
+            .AddColumn("")
+            .AddColumn(new TableColumn("").RightAligned())
+            .HideHeaders();
+        table.AddRow("elapsed", $"{engine.Elapsed.TotalSeconds:F1} s");
+        table.AddRow("sent", $"{stats.Sent:N0}");
+        table.AddRow("acknowledged", $"[green]{stats.Acknowledged:N0}[/]");
+        table.AddRow("rejected", stats.Rejected > 0 ? $"[yellow]{stats.Rejected:N0}[/]" : "0");
+        table.AddRow("errors", stats.Errors > 0 ? $"[red]{stats.Errors:N0}[/]" : "0");
+        table.AddRow("retries (503)", $"{stats.Retries503:N0}");
+        table.AddRow("requests in flight", $"{stats.InFlight:N0}");
+        table.AddRow("readings/s (acknowledged)", $"{rate:N0}");
+        table.AddRow("latency p50 / p99 / max", $"{latency.Percentile(50) / 1000.0:F1} / {latency.Percentile(99) / 1000.0:F1} / {latency.Max / 1000.0:F1} ms");
         return table;
     }
 }

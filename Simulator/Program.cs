@@ -30,7 +30,7 @@ var anomalies = new Option<string>("--anomalies") { Description = "none, or typi
 anomalies.AcceptOnlyFromAmong("none", "typical");
 var seed = new Option<int>("--seed") { Description = "Seed of the value model", DefaultValueFactory = _ => 1 };
 var summary = new Option<FileInfo?>("--summary") { Description = "Also write the JSON summary to this file" };
-var quiet = new Option<bool>("--quiet") { Description = "No live view: only the JSON summary at the end" };
+var quiet = new Option<bool>("--quiet") { Description = "No live view: only the JSON summary at the end (also when output is redirected)" };
 var maxRetries = new Option<int>("--max-retries") { Description = "Resends of a request after 503 (waiting its Retry-After)", DefaultValueFactory = _ => 10 };
 var allowRemote = new Option<bool>("--allow-remote") { Description = "Allow a --url that is not a loopback address" };
 var dryRun = new Option<bool>("--dry-run") { Description = "Only generate the payloads on one thread and report readings/s (no HTTP)" };
@@ -95,7 +95,7 @@ root.SetAction(async (parse, cancellationToken) =>
 
     using var engine = new SimulatorEngine(settings);
     var run = engine.RunAsync(cancellationToken);
-    if (!parse.GetValue(quiet))
+    if (!parse.GetValue(quiet) && !Console.IsOutputRedirected)
     {
         await LiveView.ShowAsync(engine, settings, run);
     }
