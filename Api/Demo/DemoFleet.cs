@@ -1,6 +1,7 @@
 using System.Collections.Immutable;
 using Grains.Abstractions;
 using Runtime;
+using Simulator;
 
 namespace Api.Demo;
 
@@ -31,34 +32,40 @@ public static class DemoServiceCollectionExtensions
 }
 
 /// <summary>
-/// Plays a small fleet: sensors in a garden, a greenhouse, a warehouse and an office post temperature, humidity,
-/// heat index and solar radiation every interval, with a light attribute, after posting ten minutes of history.
-/// The greenhouse's first sensor overheats for 20 s of every minute and the warehouse's first sensor goes silent
-/// for 3 of every 6 minutes, so the demo rules open and resolve alerts from the first seconds on.
+/// Plays a small fleet with the simulator's value model (<see cref="FleetModel"/>, linked from Simulator/): sensors
+/// in a garden, a greenhouse, a warehouse and an office post temperature, humidity, heat index and solar radiation
+/// every interval, with a light attribute, after posting ten minutes of history. The greenhouse's first sensor
+/// overheats for the first 20 s of every minute from start and the warehouse's first sensor goes silent for 3 of
+/// every 6 minutes, so the demo rules open and resolve alerts from the first seconds on.
 /// </summary>
 public sealed partial class DemoFleet(GrainGateway gateway, IRuleStore rules, TimeProvider time,
     Microsoft.Extensions.Options.IOptions<DemoOptions> options, ILogger<DemoFleet> logger) : BackgroundService
 {
-    private static readonly string[] Locations = ["garden", "greenhouse", "warehouse", "office"];
-    private static readonly string[] Models = ["HW-MD202", "TH-100", "SR-7"];
+    private const int Seed = 42;
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         await CreateRulesAsync(stoppingToken);
         var count = options.Value.Sensors;
-        var random = new Random(42);
         var start = time.GetUtcNow();
+        var fleet = new FleetModel(count, Seed, AnomalyOptions.Demo, start.ToUnixTimeMilliseconds());
+        var metadata = new SensorMetadata[count];
+        for (var i = 0; i < count; i++)
+        {
+            metadata[i] = new SensorMetadata { Location = FleetModel.LocationOf(i), Model = FleetModel.ModelOf(i), Owner = "demo" };
+        }
         LogStarted(logger, count, options.Value.IntervalMs);
 
         // Ten minutes of history first, so that closed minutes are there to look at from the first second.
+        // Anomalies run from start on, so the history is quiet.
         for (var t = start.AddMinutes(-10); t < start; t = t.AddSeconds(10))
         {
-            await gateway.AppendTelemetryAsync(Fleet(count, t, start, random), stoppingToken);
+            await gateway.AppendTelemetryAsync(Fleet(fleet, metadata, t.ToUnixTimeMilliseconds()), stoppingToken);
         }
         using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(options.Value.IntervalMs), time);
         do
         {
-            var readings = Fleet(count, time.GetUtcNow(), start, random);
+            var readings = Fleet(fleet, metadata, time.GetUtcNow().ToUnixTimeMilliseconds());
             if (readings.Count > 0)
             {
                 await gateway.AppendTelemetryAsync(readings, stoppingToken);
@@ -67,50 +74,32 @@ public sealed partial class DemoFleet(GrainGateway gateway, IRuleStore rules, Ti
         while (await timer.WaitForNextTickAsync(stoppingToken));
     }
 
-    private static List<Reading> Fleet(int count, DateTimeOffset now, DateTimeOffset start, Random random)
+    private static List<Reading> Fleet(FleetModel fleet, SensorMetadata[] metadata, long timeMs)
     {
-        var elapsed = (now - start).TotalSeconds;
-        var readings = new List<Reading>(count);
-        for (var i = 0; i < count; i++)
+        var readings = new List<Reading>(fleet.Count);
+        for (var i = 0; i < fleet.Count; i++)
         {
-            var location = Locations[i % Locations.Length];
-            var id = $"{location}-{i / Locations.Length + 1:00}";
-            if (id == "warehouse-01" && elapsed >= 0 && elapsed % 360 >= 180)
+            if (fleet.IsSilent(i, timeMs))
             {
-                continue; // silent for 3 of every 6 minutes: the offline rule fires after 2 of them
+                continue;
             }
-            // The greenhouse's first sensor overheats for the first 20 s of every minute from start.
-            var overheating = id == "greenhouse-01" && elapsed >= 0 && elapsed % 60 < 20;
-            readings.Add(Read(id, location, Models[i % Models.Length], now, overheating, random));
+            var v = fleet.Read(i, timeMs);
+            readings.Add(new Reading
+            {
+                SensorId = fleet.Id(i),
+                TimestampMs = timeMs,
+                Metrics =
+                [
+                    new MetricValue("temperature", v.Temperature),
+                    new MetricValue("humidity", v.Humidity),
+                    new MetricValue("heat_index", v.HeatIndex),
+                    new MetricValue("solar_radiation", v.SolarRadiation),
+                ],
+                Attributes = [new AttributeValue("light", v.LightOn ? "on" : "off")],
+                Metadata = metadata[i],
+            });
         }
         return readings;
-    }
-
-    private static Reading Read(string id, string location, string model, DateTimeOffset now, bool overheating, Random random)
-    {
-        // A daily curve: coolest at 05:00 UTC, warmest at 17:00, plus noise.
-        var hour = now.TimeOfDay.TotalHours;
-        var temperature = 18 + 7 * Math.Sin((hour - 11) / 24 * 2 * Math.PI) + random.NextDouble() - 0.5;
-        if (overheating)
-        {
-            temperature = 38 + random.NextDouble();
-        }
-        var humidity = Math.Clamp(60 - (temperature - 18) * 2 + random.NextDouble() * 4, 5, 100);
-        var radiation = Math.Max(0, 900 * Math.Sin((hour - 6) / 12 * Math.PI)) + random.NextDouble() * 10;
-        return new Reading
-        {
-            SensorId = id,
-            TimestampMs = now.ToUnixTimeMilliseconds(),
-            Metrics =
-            [
-                new MetricValue("temperature", Math.Round(temperature, 2)),
-                new MetricValue("humidity", Math.Round(humidity, 1)),
-                new MetricValue("heat_index", Math.Round(HeatIndex.Celsius(temperature, humidity), 2)),
-                new MetricValue("solar_radiation", Math.Round(radiation, 1)),
-            ],
-            Attributes = [new AttributeValue("light", radiation < 50 ? "on" : "off")],
-            Metadata = new SensorMetadata { Location = location, Model = model, Owner = "demo" },
-        };
     }
 
     private async Task CreateRulesAsync(CancellationToken ct)
@@ -150,22 +139,4 @@ public sealed partial class DemoFleet(GrainGateway gateway, IRuleStore rules, Ti
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Demo fleet of {Sensors} sensors posting every {IntervalMs} ms")]
     private static partial void LogStarted(ILogger logger, int sensors, int intervalMs);
-}
-
-/// <summary>The heat index (apparent temperature) from temperature and relative humidity (NOAA's Rothfusz regression).</summary>
-public static class HeatIndex
-{
-    public static double Celsius(double celsius, double humidity)
-    {
-        var f = celsius * 9 / 5 + 32;
-        var simple = 0.5 * (f + 61 + (f - 68) * 1.2 + humidity * 0.094);
-        var hi = simple;
-        if ((simple + f) / 2 >= 80)
-        {
-            hi = -42.379 + 2.04901523 * f + 10.14333127 * humidity - 0.22475541 * f * humidity - 0.00683783 * f * f
-                - 0.05481717 * humidity * humidity + 0.00122874 * f * f * humidity + 0.00085282 * f * humidity * humidity
-                - 0.00000199 * f * f * humidity * humidity;
-        }
-        return (hi - 32) * 5 / 9;
-    }
 }

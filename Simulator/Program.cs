@@ -1,0 +1,113 @@
+using System.CommandLine;
+using System.Text.Json;
+using Simulator;
+
+var url = new Option<string>("--url") { Description = "Base URL of the Api (a loopback address unless --allow-remote)", DefaultValueFactory = _ => "http://127.0.0.1:5080" };
+var key = new Option<string>("--key") { Description = "Device API key, sent as X-Api-Key", DefaultValueFactory = _ => "dev-device-key-change-me" };
+var sensors = new Option<int>("--sensors") { Description = "Number of sensors (ids {location}-{nn})", DefaultValueFactory = _ => 100 };
+var format = new Option<string>("--format") { Description = "Payload format", DefaultValueFactory = _ => "slide" };
+format.AcceptOnlyFromAmong("slide", "engine", "serial");
+var batch = new Option<int>("--batch") { Description = "Readings per request: 1 sends one object, more a JSON array", DefaultValueFactory = _ => 1 };
+var ndJson = new Option<bool>("--ndjson") { Description = "Send NDJSON (application/x-ndjson) instead of JSON" };
+var ratePerSensor = new Option<double?>("--rate-per-sensor") { Description = "Readings per second per sensor (open loop; default 1 when no --total-rate)" };
+var totalRate = new Option<double?>("--total-rate") { Description = "Open-loop readings per second over the fleet; 0 = as fast as possible (saturation)" };
+var duration = new Option<TimeSpan?>("--duration")
+{
+    Description = "How long to send, e.g. 30s, 5m (default 30s; at most 1h with --count alone)",
+    CustomParser = result =>
+    {
+        if (SimulatorSettings.TryParseDuration(result.Tokens[0].Value, out var value))
+        {
+            return value;
+        }
+        result.AddError($"--duration: '{result.Tokens[0].Value}' is not a duration such as 500ms, 30s, 5m or 1h");
+        return null;
+    },
+};
+var count = new Option<long?>("--count") { Description = "Total readings to send" };
+var concurrency = new Option<int>("--concurrency") { Description = "Requests in flight at most (and connections)", DefaultValueFactory = _ => 16 };
+var anomalies = new Option<string>("--anomalies") { Description = "none, or typical: overheating (temperature > 35), silent sensors (offline) and humidity spikes", DefaultValueFactory = _ => "none" };
+anomalies.AcceptOnlyFromAmong("none", "typical");
+var seed = new Option<int>("--seed") { Description = "Seed of the value model", DefaultValueFactory = _ => 1 };
+var summary = new Option<FileInfo?>("--summary") { Description = "Also write the JSON summary to this file" };
+var quiet = new Option<bool>("--quiet") { Description = "No live view: only the JSON summary at the end (also when output is redirected)" };
+var maxRetries = new Option<int>("--max-retries") { Description = "Resends of a request after 503 (waiting its Retry-After)", DefaultValueFactory = _ => 10 };
+var allowRemote = new Option<bool>("--allow-remote") { Description = "Allow a --url that is not a loopback address" };
+var dryRun = new Option<bool>("--dry-run") { Description = "Only generate the payloads on one thread and report readings/s (no HTTP)" };
+
+var root = new RootCommand("OrleansIot device fleet simulator: N sensors posting telemetry to the Api")
+{
+    url, key, sensors, format, batch, ndJson, ratePerSensor, totalRate, duration, count, concurrency, anomalies, seed,
+    summary, quiet, maxRetries, allowRemote, dryRun,
+};
+root.SetAction(async (parse, cancellationToken) =>
+{
+    var perSensor = parse.GetValue(ratePerSensor);
+    var total = parse.GetValue(totalRate);
+    var readings = parse.GetValue(count);
+    var problems = new List<string>();
+    if (perSensor is not null && total is not null)
+    {
+        problems.Add("give --rate-per-sensor or --total-rate, not both");
+    }
+    if (perSensor is <= 0 || (perSensor is { } p && !double.IsFinite(p)))
+    {
+        problems.Add("--rate-per-sensor must be more than 0");
+    }
+    if (!Uri.TryCreate(parse.GetValue(url), UriKind.Absolute, out var baseUrl))
+    {
+        problems.Add($"--url '{parse.GetValue(url)}' is not an absolute URL");
+        baseUrl = new Uri("http://127.0.0.1:5080");
+    }
+    var fleet = parse.GetValue(sensors);
+    var settings = new SimulatorSettings
+    {
+        Url = baseUrl,
+        Key = parse.GetValue(key) ?? "",
+        Sensors = fleet,
+        Format = Enum.Parse<PayloadFormat>(parse.GetValue(format) ?? "slide", ignoreCase: true),
+        Batch = parse.GetValue(batch),
+        NdJson = parse.GetValue(ndJson),
+        TotalRate = total ?? (perSensor ?? 1) * fleet,
+        Duration = parse.GetValue(duration) ?? (readings is null ? TimeSpan.FromSeconds(30) : TimeSpan.FromHours(1)),
+        Count = readings,
+        Concurrency = parse.GetValue(concurrency),
+        Anomalies = parse.GetValue(anomalies) == "typical" ? AnomalyOptions.Typical : AnomalyOptions.None,
+        Seed = parse.GetValue(seed),
+        MaxRetries = parse.GetValue(maxRetries),
+        AllowRemote = parse.GetValue(allowRemote),
+    };
+    problems.AddRange(settings.Validate());
+    if (problems.Count > 0)
+    {
+        foreach (var problem in problems)
+        {
+            Console.Error.WriteLine($"simulator: {problem}");
+        }
+        return 2;
+    }
+
+    if (parse.GetValue(dryRun))
+    {
+        Console.WriteLine(GeneratorBenchmark.Run(settings, cancellationToken));
+        return 0;
+    }
+
+    using var engine = new SimulatorEngine(settings);
+    var run = engine.RunAsync(cancellationToken);
+    if (!parse.GetValue(quiet) && !Console.IsOutputRedirected)
+    {
+        await LiveView.ShowAsync(engine, settings, run);
+    }
+    var result = await run;
+    var json = JsonSerializer.Serialize(result, SummaryJsonContext.Default.SimulatorSummary);
+    Console.WriteLine(json);
+    if (parse.GetValue(summary) is { } file)
+    {
+        await File.WriteAllTextAsync(file.FullName, json + Environment.NewLine, CancellationToken.None);
+    }
+    return result.Sent > 0 && result.Acknowledged == 0 ? 1 : 0;
+});
+
+return await root.Parse(args).InvokeAsync(
+    new InvocationConfiguration { ProcessTerminationTimeout = new SimulatorSettings().DrainTimeout + TimeSpan.FromSeconds(5) });
