@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Logging;
 using RabbitMQ.Client;
 using RabbitMQ.Client.Events;
+using RabbitMQ.Client.Exceptions;
 
 namespace Runtime.RabbitMq;
 
@@ -253,6 +254,29 @@ internal sealed partial class RabbitMqConnection : IAsyncDisposable
             await connection.DisposeAsync().ConfigureAwait(false);
         }
         _disposed.Dispose();
+    }
+
+    /// <summary>Closes and disposes a channel, ignoring that it or its connection is already gone.</summary>
+    internal static async Task CloseQuietlyAsync(IChannel channel)
+    {
+        try
+        {
+            if (channel.IsOpen)
+            {
+                await channel.CloseAsync().ConfigureAwait(false);
+            }
+        }
+        catch (Exception e) when (e is AlreadyClosedException or OperationInterruptedException or OperationCanceledException or TimeoutException
+                                      or ObjectDisposedException)
+        {
+        }
+        try
+        {
+            await channel.DisposeAsync().ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is AlreadyClosedException or OperationInterruptedException or ObjectDisposedException)
+        {
+        }
     }
 
     private static TaskCompletionSource<IConnection> NewReady() => new(TaskCreationOptions.RunContinuationsAsynchronously);

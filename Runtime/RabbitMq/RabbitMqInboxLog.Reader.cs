@@ -88,6 +88,11 @@ public sealed partial class RabbitMqInboxLog
             var lost = false;
             while (!_stop.IsCancellationRequested)
             {
+                if (Volatile.Read(ref _log._disposed) != 0)
+                {
+                    _buffer.Writer.TryComplete(new ObjectDisposedException(nameof(RabbitMqInboxLog)));
+                    break;
+                }
                 IChannel? channel = null;
                 long from = -1;
                 try
@@ -134,7 +139,7 @@ public sealed partial class RabbitMqInboxLog
                 {
                     if (channel is not null)
                     {
-                        await StreamPublisher.DisposeQuietlyAsync(channel).ConfigureAwait(false);
+                        await RabbitMqConnection.CloseQuietlyAsync(channel).ConfigureAwait(false);
                     }
                 }
                 try

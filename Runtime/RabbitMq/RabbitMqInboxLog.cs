@@ -84,7 +84,7 @@ public sealed partial class RabbitMqInboxLog : IInboxLog, IAsyncDisposable
         }
         finally
         {
-            await StreamPublisher.DisposeQuietlyAsync(channel).ConfigureAwait(false);
+            await RabbitMqConnection.CloseQuietlyAsync(channel).ConfigureAwait(false);
         }
         LogStreamsReady(_logger, partitions, _options.StreamPrefix, _connection.Endpoint);
     }
@@ -181,7 +181,7 @@ public sealed partial class RabbitMqInboxLog : IInboxLog, IAsyncDisposable
         {
             if (channel is not null)
             {
-                await StreamPublisher.DisposeQuietlyAsync(channel).ConfigureAwait(false);
+                await RabbitMqConnection.CloseQuietlyAsync(channel).ConfigureAwait(false);
             }
         }
     }

@@ -59,7 +59,7 @@ public sealed partial class RabbitMqLiveEvents : ILiveEvents, IAsyncDisposable
         }
         finally
         {
-            await StreamPublisher.DisposeQuietlyAsync(channel).ConfigureAwait(false);
+            await RabbitMqConnection.CloseQuietlyAsync(channel).ConfigureAwait(false);
         }
     }
 
@@ -130,7 +130,7 @@ public sealed partial class RabbitMqLiveEvents : ILiveEvents, IAsyncDisposable
             {
                 if (channel is not null)
                 {
-                    await StreamPublisher.DisposeQuietlyAsync(channel).ConfigureAwait(false);
+                    await RabbitMqConnection.CloseQuietlyAsync(channel).ConfigureAwait(false);
                 }
             }
             try
@@ -162,7 +162,7 @@ public sealed partial class RabbitMqLiveEvents : ILiveEvents, IAsyncDisposable
                         {
                             if (channel is not null)
                             {
-                                await StreamPublisher.DisposeQuietlyAsync(channel).ConfigureAwait(false);
+                                await RabbitMqConnection.CloseQuietlyAsync(channel).ConfigureAwait(false);
                                 channel = null;
                             }
                             if (_connection.Current is not { } connection)
@@ -196,7 +196,7 @@ public sealed partial class RabbitMqLiveEvents : ILiveEvents, IAsyncDisposable
         {
             if (channel is not null)
             {
-                await StreamPublisher.DisposeQuietlyAsync(channel).ConfigureAwait(false);
+                await RabbitMqConnection.CloseQuietlyAsync(channel).ConfigureAwait(false);
             }
         }
     }

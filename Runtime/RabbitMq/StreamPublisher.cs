@@ -1,6 +1,5 @@
 using RabbitMQ.Client;
 using RabbitMQ.Client.Events;
-using RabbitMQ.Client.Exceptions;
 
 namespace Runtime.RabbitMq;
 
@@ -102,7 +101,7 @@ internal sealed class StreamPublisher : IAsyncDisposable
         if (_channel is { } closed)
         {
             _channel = null;
-            await DisposeQuietlyAsync(closed).ConfigureAwait(false);
+            await RabbitMqConnection.CloseQuietlyAsync(closed).ConfigureAwait(false);
         }
         var channel = await connection.CreateChannelAsync(
             new CreateChannelOptions(publisherConfirmationsEnabled: true, publisherConfirmationTrackingEnabled: false),
@@ -206,34 +205,12 @@ internal sealed class StreamPublisher : IAsyncDisposable
             {
                 FailAll(channel, "The log is being disposed.");
                 _channel = null;
-                await DisposeQuietlyAsync(channel).ConfigureAwait(false);
+                await RabbitMqConnection.CloseQuietlyAsync(channel).ConfigureAwait(false);
             }
         }
         finally
         {
             _sendLock.Release();
-        }
-    }
-
-    internal static async Task DisposeQuietlyAsync(IChannel channel)
-    {
-        try
-        {
-            if (channel.IsOpen)
-            {
-                await channel.CloseAsync().ConfigureAwait(false);
-            }
-        }
-        catch (Exception e) when (e is AlreadyClosedException or OperationInterruptedException or OperationCanceledException or TimeoutException
-                                      or ObjectDisposedException)
-        {
-        }
-        try
-        {
-            await channel.DisposeAsync().ConfigureAwait(false);
-        }
-        catch (Exception e) when (e is AlreadyClosedException or OperationInterruptedException or ObjectDisposedException)
-        {
         }
     }
 
