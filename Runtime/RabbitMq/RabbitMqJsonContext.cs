@@ -1,0 +1,15 @@
+using System.Text.Json.Serialization;
+using Grains.Abstractions;
+
+namespace Runtime.RabbitMq;
+
+/// <summary>
+/// Source-generated JSON of what goes over RabbitMQ: inbox entries (one message each, polymorphic on "$type")
+/// and live grain outputs. Nulls are omitted; non-finite doubles are written as names, as in checkpoints.
+/// </summary>
+[JsonSourceGenerationOptions(
+    DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+    NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals)]
+[JsonSerializable(typeof(InboxEntry))]
+[JsonSerializable(typeof(GrainOutput))]
+public sealed partial class RabbitMqJsonContext : JsonSerializerContext;

@@ -1,0 +1,125 @@
+using System.Text.Json;
+using Grains.Abstractions;
+using Runtime.RabbitMq;
+using Xunit.Abstractions;
+
+namespace Integration.Tests.RabbitMq;
+
+[Collection(RabbitMqCollection.Name)]
+public sealed class RabbitMqLiveEventsTests(RabbitMqServer server, ITestOutputHelper output)
+{
+    [Fact]
+    public async Task Every_subscriber_receives_every_output_with_exact_content()
+    {
+        var options = server.NewOptions();
+        await using var publisherNode = new RabbitMqLiveEvents(options, XunitLoggerProvider.Factory(output));
+        await using var apiNode1 = new RabbitMqLiveEvents(options);
+        await using var apiNode2 = new RabbitMqLiveEvents(options);
+        await publisherNode.EnsureExchangeAsync(CancellationToken.None);
+        using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        var first = Collect(apiNode1, stop.Token);
+        var second = Collect(apiNode2, stop.Token);
+        var third = Collect(apiNode1, stop.Token); // two subscriptions in one process each get everything too
+
+        // A subscription binds asynchronously: publish markers until every subscriber has seen one.
+        var marker = 0;
+        await RmqTest.UntilAsync(() =>
+        {
+            publisherNode.Publish(Command($"marker-{marker++}"));
+            return Task.FromResult(new[] { first, second, third }.All(c => { lock (c) return c.Count > 0; }));
+        }, TimeSpan.FromSeconds(20), "all subscriptions bound");
+
+        GrainOutput[] outputs =
+        [
+            new MinuteAggregate
+            {
+                SensorId = "AAAA", MinuteMs = 1_700_000_040_000,
+                Metrics = [new MetricAggregate { Metric = "temperature", Count = 3, Min = 1, Max = 3, Sum = 6, First = 1, Last = 3 }],
+            },
+            new AlertEvent
+            {
+                Kind = AlertEventKind.Opened,
+                Alert = new Alert
+                {
+                    Id = "a1", RuleId = "r1", RuleName = "Too hot", RuleVersion = 2, SensorId = "AAAA", Severity = Severity.Critical,
+                    State = AlertState.Open, StartedAtMs = 1, OpenedAtMs = 2, Value = 31.5, Threshold = 30, Message = "31.5 > 30",
+                },
+            },
+            Command("c1"),
+            new SensorSummary
+            {
+                SensorId = "AAAA", LastSeenMs = 5, Metadata = new SensorMetadata { Location = "garden" },
+                Latest = new() { ["temperature"] = 22.5 }, Attributes = new() { ["light"] = "on" }, LateCount = 1,
+            },
+        ];
+        var burst = Enumerable.Range(0, 500).Select(i => Command($"burst-{i}")).ToArray();
+        foreach (var o in outputs.Concat(burst))
+        {
+            publisherNode.Publish(o);
+        }
+
+        var expected = outputs.Concat(burst).Select(Json).ToList();
+        foreach (var received in new[] { first, second, third })
+        {
+            await RmqTest.UntilAsync(() => Task.FromResult(Real(received).Count >= expected.Count), TimeSpan.FromSeconds(20), "all outputs received");
+            Assert.Equal(expected, Real(received).Select(Json));
+        }
+        var alert = Assert.IsType<AlertEvent>(Real(first)[1]);
+        Assert.Equal("a1/Opened", alert.Id);
+        Assert.Equal(Severity.Critical, alert.Alert.Severity);
+        Assert.Equal(0, publisherNode.Dropped);
+    }
+
+    [Fact]
+    public async Task Publishing_never_blocks_and_drops_while_the_broker_is_unreachable()
+    {
+        var options = server.NewOptions();
+        options.Uri = $"amqp://guest:guest@127.0.0.1:{RabbitMqServer.FreePort()}/";
+        await using var live = new RabbitMqLiveEvents(options, XunitLoggerProvider.Factory(output));
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        for (var i = 0; i < 1000; i++)
+        {
+            live.Publish(Command($"c{i}"));
+        }
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(1), $"publishing took {clock.Elapsed}");
+        await RmqTest.UntilAsync(() => Task.FromResult(live.Dropped == 1000), TimeSpan.FromSeconds(10), "every event dropped");
+    }
+
+    private static DeviceCommand Command(string id) => new()
+    {
+        CommandId = id, DeviceId = "dev", Command = "fan", Parameters = new() { ["speed"] = "high" }, RuleId = "r1", AlertId = "a1",
+        CreatedAtMs = 9,
+    };
+
+    private static string Json(GrainOutput o) => JsonSerializer.Serialize(o, RabbitMqJsonContext.Default.GrainOutput);
+
+    private static List<GrainOutput> Real(List<GrainOutput> received)
+    {
+        lock (received)
+        {
+            return received.Where(o => !o.Id.StartsWith("marker-", StringComparison.Ordinal)).ToList();
+        }
+    }
+
+    private static List<GrainOutput> Collect(RabbitMqLiveEvents live, CancellationToken cancellationToken)
+    {
+        var received = new List<GrainOutput>();
+        _ = Task.Run(async () =>
+        {
+            try
+            {
+                await foreach (var output in live.SubscribeAsync(cancellationToken))
+                {
+                    lock (received)
+                    {
+                        received.Add(output);
+                    }
+                }
+            }
+            catch (OperationCanceledException)
+            {
+            }
+        }, CancellationToken.None);
+        return received;
+    }
+}
