@@ -53,9 +53,6 @@ internal sealed partial class RabbitMqConnection : IAsyncDisposable
     /// <summary>True while the broker blocks publishers (a memory or disk alarm).</summary>
     public bool Blocked => _blocked;
 
-    /// <summary>Raised (on the reconnect loop) after a lost connection was re-established.</summary>
-    public event Action? Reconnected;
-
     /// <summary>
     /// Connects now if not connected. Throws <see cref="RabbitMqUnreachableException"/> naming host, port and vhost
     /// when the broker cannot be reached or refuses the login.
@@ -166,7 +163,6 @@ internal sealed partial class RabbitMqConnection : IAsyncDisposable
             {
                 await ConnectAsync(_disposed.Token).ConfigureAwait(false);
                 LogReconnected(_logger, Endpoint, attempt);
-                Reconnected?.Invoke();
                 return;
             }
             catch (OperationCanceledException) when (_disposed.IsCancellationRequested)

@@ -156,7 +156,14 @@ public sealed partial class RabbitMqInboxLog
 
         private async Task DeliverAsync(Consumer consumer, ulong deliveryTag, IReadOnlyBasicProperties properties, ReadOnlyMemory<byte> body)
         {
-            await _deliverLock.WaitAsync(_stop.Token).ConfigureAwait(false);
+            try
+            {
+                await _deliverLock.WaitAsync(_stop.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
             try
             {
                 if (consumer.Generation != _generation)
