@@ -76,3 +76,23 @@ public class ApiFactory : WebApplicationFactory<Program>
 
     public static long MinuteOf(long timeMs) => timeMs - (timeMs % MinuteMs);
 }
+
+public static class ApiFactoryExtensions
+{
+    /// <summary>Waits until every partition has applied and checkpointed everything appended so far (lag 0 in /cluster).</summary>
+    public static async Task SettledAsync(this ApiFactory factory)
+    {
+        var client = factory.Operator();
+        await Eventually.Until(async () =>
+        {
+            var response = await client.GetAsync("/api/v1/cluster");
+            if (!response.IsSuccessStatusCode)
+            {
+                return false;
+            }
+            var body = await response.BodyAsync();
+            return body.GetProperty("partitionMap").EnumerateArray()
+                .All(p => p.TryGetProperty("owner", out _) && p.GetProperty("lag").GetInt64() == 0);
+        }, what: "every partition committed up to its end offset");
+    }
+}

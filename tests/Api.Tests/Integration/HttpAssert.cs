@@ -34,7 +34,7 @@ public static class HttpAssert
     {
         var text = await response.Content.ReadAsStringAsync();
         Assert.True(response.StatusCode == status, $"expected {(int)status} {status}, got {(int)response.StatusCode} {response.StatusCode}: {text}");
-        if (text.Length == 0)
+        if (text.Length == 0 || response.Content.Headers.ContentType?.MediaType?.Contains("json", StringComparison.Ordinal) != true)
         {
             return default;
         }
@@ -85,8 +85,7 @@ public static class JsonAssert
         if (!JsonNode.DeepEquals(expectedNode, actualNode))
         {
             var indented = new JsonSerializerOptions(HttpAssert.Web) { WriteIndented = true };
-            Assert.Equal(expectedNode?.ToJsonString(indented), actualNode?.ToJsonString(indented));
-            Assert.Fail("JSON differs (same text, different values)");
+            Assert.Fail($"JSON differs.\nExpected:\n{expectedNode?.ToJsonString(indented)}\nActual:\n{actualNode?.ToJsonString(indented)}");
         }
     }
 }
