@@ -44,6 +44,13 @@ public sealed class OpsApiTests(ApiFactory factory) : IClassFixture<ApiFactory>
     }
 
     [Fact]
+    public async Task UnknownRoutesAndMethods_AreProblemDetailsToo()
+    {
+        await (await _operator.GetAsync("/api/v1/nothing-here")).ExpectProblemAsync(HttpStatusCode.NotFound, "Not Found", null);
+        await (await _operator.DeleteAsync("/api/v1/telemetry")).ExpectProblemAsync(HttpStatusCode.MethodNotAllowed, "Method Not Allowed", null);
+    }
+
+    [Fact]
     public async Task Health_LiveAndReady_Are200_WithoutAKey()
     {
         var anonymous = factory.Client(null);
@@ -63,6 +70,8 @@ public sealed class OpsApiTests(ApiFactory factory) : IClassFixture<ApiFactory>
         var sensors = Enumerable.Range(0, 6).Select(_ => Ids.New("cluster")).ToArray();
         var body = "[" + string.Join(",", sensors.Select((id, i) => $$$"""{"id":"{{{id}}}","timestamp":{{{window + i * 1_000}}},"v":{{{i}}}}""")) + "]";
         await (await _operator.PostAsync("/api/v1/telemetry", Json(body))).ExpectAsync(HttpStatusCode.Accepted);
+        // The sensors may all hash to one partition; a tick goes to every partition, so both have records to commit.
+        await factory.TickAsync(window + 10_000);
 
         // Every record applied and committed: lag 0 on both partitions, and the silo's heartbeat counts the sensors.
         var cluster = await Eventually.Json(async () =>

@@ -32,7 +32,8 @@ public sealed class StartupTests
         var error = Record.Exception(() => factory.CreateClient());
 
         Assert.NotNull(error);
-        var validation = Assert.IsType<OptionsValidationException>(Unwrap(error));
+        var validation = Unwrap(error) as OptionsValidationException;
+        Assert.True(validation is not null, $"expected an OptionsValidationException, got {error}");
         Assert.Contains("Auth:Keys", validation.Message, StringComparison.Ordinal);
         Assert.Equal(
             ["No API keys are configured (section Auth:Keys). Outside Development the Api refuses to start without keys."],
