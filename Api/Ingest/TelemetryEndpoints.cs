@@ -26,7 +26,7 @@ public static class TelemetryEndpoints
             .RequireAuthorization(Roles.DevicePolicy)
             .WithTags("Telemetry")
             .WithSummary("Post readings: one JSON object, a JSON array, or NDJSON (one object per line)")
-            .Accepts<object>("application/json", "application/x-ndjson")
+            .DocumentBody(null, "application/json", "application/x-ndjson")
             .Produces<TelemetryResponse>(StatusCodes.Status202Accepted)
             .ProducesProblem(StatusCodes.Status400BadRequest)
             .ProducesProblem(StatusCodes.Status413PayloadTooLarge)

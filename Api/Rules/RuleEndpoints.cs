@@ -41,7 +41,7 @@ public static class RuleEndpoints
                 return TypedResults.Created($"/api/v1/rules/{Uri.EscapeDataString(rule.Id)}", RuleValidator.ToResponse(rule));
             })
             .WithSummary("Create a rule")
-            .Accepts<RuleRequest>("application/json")
+            .DocumentBody(typeof(RuleRequest), "application/json")
             .Produces<RuleResponse>(StatusCodes.Status201Created)
             .ProducesValidationProblem()
             .ProducesProblem(StatusCodes.Status409Conflict);
@@ -70,7 +70,7 @@ public static class RuleEndpoints
                 return TypedResults.Ok(RuleValidator.ToResponse(rule));
             })
             .WithSummary("Replace a rule (enable or disable it with 'enabled')")
-            .Accepts<RuleRequest>("application/json")
+            .DocumentBody(typeof(RuleRequest), "application/json")
             .Produces<RuleResponse>()
             .ProducesValidationProblem()
             .ProducesProblem(StatusCodes.Status404NotFound);
