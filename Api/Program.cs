@@ -22,7 +22,10 @@ builder.Services.ConfigureHttpJsonOptions(o =>
 });
 builder.Services.AddOpenApi();
 builder.Services.AddApiKeyAuth(builder.Configuration, builder.Environment);
-builder.Services.AddEmbeddedCluster(builder.Configuration);
+// Embedded: this process co-hosts the silo. Durable: silos run as their own processes (dotnet run --project Silo).
+builder.Services.AddCluster(builder.Configuration,
+    hostSilo: RuntimeServiceCollectionExtensions.ModeOf(builder.Configuration) == ClusterMode.Embedded);
+builder.Services.AddExceptionHandler<ServerUnavailableHandler>();
 builder.Services.AddOptions<TelemetryOptions>().Bind(builder.Configuration.GetSection("Telemetry"))
     .Validate(o => o.MaxBodyBytes is >= 1024 and <= 256 * 1024 * 1024, "Telemetry:MaxBodyBytes must be between 1 KiB and 256 MiB")
     .ValidateOnStart();

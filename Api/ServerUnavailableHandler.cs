@@ -1,0 +1,45 @@
+using Microsoft.AspNetCore.Diagnostics;
+using Runtime;
+using Runtime.Postgres;
+
+namespace Api;
+
+/// <summary>
+/// When the log cannot take writes or the store cannot be reached, the request gets 503 with Retry-After and
+/// nothing of it was acknowledged; the client sends it again later.
+/// </summary>
+public sealed partial class ServerUnavailableHandler(IProblemDetailsService problems, ILogger<ServerUnavailableHandler> logger) : IExceptionHandler
+{
+    public const int RetryAfterSeconds = 2;
+
+    public async ValueTask<bool> TryHandleAsync(HttpContext http, Exception exception, CancellationToken cancellationToken)
+    {
+        var what = exception switch
+        {
+            LogUnavailableException => "The message log cannot take writes now",
+            PostgresUnavailableException => "The database cannot be reached now",
+            _ => null,
+        };
+        if (what is null)
+        {
+            return false;
+        }
+        LogUnavailable(logger, http.Request.Method, http.Request.Path, exception.Message);
+        http.Response.StatusCode = StatusCodes.Status503ServiceUnavailable;
+        http.Response.Headers.RetryAfter = RetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        return await problems.TryWriteAsync(new ProblemDetailsContext
+        {
+            HttpContext = http,
+            Exception = exception,
+            ProblemDetails =
+            {
+                Status = StatusCodes.Status503ServiceUnavailable,
+                Title = "Service unavailable",
+                Detail = $"{what}; nothing of this request was stored. Retry after {RetryAfterSeconds} s.",
+            },
+        });
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "{Method} {Path} answered 503: {Reason}")]
+    private static partial void LogUnavailable(ILogger logger, string method, string path, string reason);
+}

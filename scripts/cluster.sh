@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# Runs the durable cluster on this machine, all on 127.0.0.1: a private PostgreSQL and RabbitMQ node,
+# three silo processes and one Api. Everything lives under $OIOT_DIR (default /tmp/orleansiot-cluster).
+#
+#   scripts/cluster.sh start [--demo]   build, start the servers, the silos and the Api (http://127.0.0.1:5080)
+#   scripts/cluster.sh status           processes and the cluster view
+#   scripts/cluster.sh kill-silo N      SIGKILL silo N (1-3): its partitions move to the others within the lease time
+#   scripts/cluster.sh restart-silo N   SIGTERM silo N (final checkpoint, leases handed over), then start it again
+#   scripts/cluster.sh stop             stop everything started here
+#
+# Ports (override with the variables): PG_PORT=55432 RABBIT_PORT=55672 API_PORT=5080 SILO_PORT_BASE=5090.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+dir=${OIOT_DIR:-/tmp/orleansiot-cluster}
+pg_port=${PG_PORT:-55432}
+rabbit_port=${RABBIT_PORT:-55672}
+api_port=${API_PORT:-5080}
+silo_base=${SILO_PORT_BASE:-5090}
+pg_bin=/usr/lib/postgresql/15/bin
+node="oiot-cluster@localhost"
+pg_conn="Host=127.0.0.1;Port=$pg_port;Database=orleansiot;Username=postgres"
+amqp="amqp://guest:guest@127.0.0.1:$rabbit_port/"
+
+as_postgres() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+
+rabbit_env() {
+  export HOME="$dir/rabbitmq" RABBITMQ_NODENAME="$node" RABBITMQ_NODE_PORT="$rabbit_port" \
+    RABBITMQ_DIST_PORT=$((rabbit_port + 1000)) ERL_EPMD_ADDRESS=127.0.0.1 \
+    RABBITMQ_MNESIA_BASE="$dir/rabbitmq/mnesia" RABBITMQ_LOG_BASE="$dir/rabbitmq/log" \
+    RABBITMQ_CONFIG_FILE="$dir/rabbitmq/rabbitmq.conf" RABBITMQ_ENABLED_PLUGINS_FILE="$dir/rabbitmq/enabled_plugins" \
+    RABBITMQ_CONF_ENV_FILE="$dir/rabbitmq/rabbitmq-env.conf" RABBITMQ_PID_FILE="$dir/rabbitmq/rabbitmq.pid" \
+    RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
+}
+
+wait_for() { # what, seconds, command...
+  local what=$1 seconds=$2; shift 2
+  for _ in $(seq $((seconds * 5))); do "$@" >/dev/null 2>&1 && return 0; sleep 0.2; done
+  echo "cluster.sh: $what did not come up within $seconds s (logs in $dir)" >&2; exit 1
+}
+
+start_postgres() {
+  # PostgreSQL refuses to run as root: as root, its directory belongs to the postgres user and it runs as that user.
+  if [ ! -d "$dir/pg/data" ]; then
+    mkdir -p "$dir/pg"
+    [ "$(id -u)" -eq 0 ] && chown postgres: "$dir/pg"
+    as_postgres "$pg_bin/initdb" -D "$dir/pg/data" -U postgres --auth=trust --encoding=UTF8 --locale=C.UTF-8 >"$dir/initdb.log"
+  fi
+  as_postgres "$pg_bin/pg_ctl" -D "$dir/pg/data" -l "$dir/pg/postgres.log" -w start \
+    -o "-p $pg_port -c listen_addresses=127.0.0.1 -c unix_socket_directories=$dir/pg -c max_connections=300" >/dev/null
+  wait_for PostgreSQL 30 "$pg_bin/pg_isready" -h 127.0.0.1 -p "$pg_port"
+  psql -h 127.0.0.1 -p "$pg_port" -U postgres -tAc "select 1 from pg_database where datname='orleansiot'" | grep -q 1 \
+    || psql -h 127.0.0.1 -p "$pg_port" -U postgres -qc "create database orleansiot"
+}
+
+start_rabbitmq() {
+  mkdir -p "$dir/rabbitmq/mnesia" "$dir/rabbitmq/log"
+  printf 'listeners.tcp.default = 127.0.0.1:%s\nloopback_users = none\n' "$rabbit_port" >"$dir/rabbitmq/rabbitmq.conf"
+  echo '[].' >"$dir/rabbitmq/enabled_plugins"; : >"$dir/rabbitmq/rabbitmq-env.conf"
+  (rabbit_env; setsid /usr/lib/rabbitmq/bin/rabbitmq-server >"$dir/rabbitmq/console.log" 2>&1 &)
+  wait_for RabbitMQ 90 bash -c "exec 3<>/dev/tcp/127.0.0.1/$rabbit_port"
+}
+
+start_silo() { # N
+  local n=$1 port=$((silo_base + $1))
+  (cd "$root/Silo/bin/Release/net10.0" && setsid bash -c 'echo $$ >"$0"; exec "$@"' "$dir/silo-$n.pid" \
+    dotnet Silo.dll --Urls="http://127.0.0.1:$port" --Silo:SiloId="silo-$n" \
+    --Postgres:ConnectionString="$pg_conn" --RabbitMq:Uri="$amqp" >"$dir/silo-$n.log" 2>&1 &)
+  wait_for "silo $n" 10 test -s "$dir/silo-$n.pid"
+}
+
+start_api() { # demo: true|false
+  (cd "$root/Api/bin/Release/net10.0" && ASPNETCORE_ENVIRONMENT=Development setsid bash -c 'echo $$ >"$0"; exec "$@"' "$dir/api.pid" \
+    dotnet Api.dll --Urls="http://127.0.0.1:$api_port" \
+    --Cluster:Mode=Durable --Postgres:ConnectionString="$pg_conn" --RabbitMq:Uri="$amqp" --Demo:Enabled="$1" \
+    >"$dir/api.log" 2>&1 &)
+}
+
+stop_pid() { # file signal
+  [ -f "$1" ] || return 0
+  local pid; pid=$(cat "$1")
+  kill "-$2" "$pid" 2>/dev/null || true
+  for _ in $(seq 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+  rm -f "$1"
+}
+
+case "${1:-}" in
+  start)
+    demo=false; [ "${2:-}" = "--demo" ] && demo=true
+    mkdir -p "$dir"
+    dotnet build -c Release --nologo -v q Silo/Silo.csproj >/dev/null
+    dotnet build -c Release --nologo -v q Api/Api.csproj >/dev/null
+    start_postgres
+    start_rabbitmq
+    for n in 1 2 3; do start_silo "$n"; done
+    start_api "$demo"
+    wait_for "the Api" 60 curl -sf "http://127.0.0.1:$api_port/health/ready"
+    echo "cluster up: Api http://127.0.0.1:$api_port, silos on ports $((silo_base + 1))-$((silo_base + 3)), logs in $dir"
+    ;;
+  status)
+    for f in "$dir"/*.pid; do [ -f "$f" ] && printf '%s %s %s\n' "$(basename "$f" .pid)" "$(cat "$f")" \
+      "$(kill -0 "$(cat "$f")" 2>/dev/null && echo running || echo stopped)"; done
+    curl -s -H 'X-Api-Key: dev-operator-key-change-me' "http://127.0.0.1:$api_port/api/v1/cluster"; echo
+    ;;
+  kill-silo) stop_pid "$dir/silo-$2.pid" KILL ;;
+  restart-silo) stop_pid "$dir/silo-$2.pid" TERM; rm -f "$dir/silo-$2.pid"; start_silo "$2" ;;
+  stop)
+    stop_pid "$dir/api.pid" TERM
+    for n in 1 2 3; do stop_pid "$dir/silo-$n.pid" TERM; done
+    (rabbit_env; /usr/lib/rabbitmq/bin/rabbitmqctl -n "$node" stop >/dev/null 2>&1 || true)
+    [ -d "$dir/pg/data" ] && as_postgres "$pg_bin/pg_ctl" -D "$dir/pg/data" -m fast -w stop >/dev/null 2>&1 || true
+    echo "cluster stopped (data kept in $dir; remove it to start afresh)"
+    ;;
+  *) sed -n '2,12p' "$0"; exit 2 ;;
+esac
