@@ -365,7 +365,8 @@ public sealed partial class PartitionWorker
         {
             foreach (var group in _outgoing.GroupBy(m => Partitioner.PartitionOf(m.Target.Key, _log.Partitions)))
             {
-                await _log.AppendAsync(group.Key, group.ToArray(), cancellationToken).ConfigureAwait(false);
+                var entries = group.ToArray();
+                await AppendWithRetryAsync(group.Key, entries, cancellationToken).ConfigureAwait(false);
             }
             _outgoing.Clear();
         }
@@ -374,6 +375,28 @@ public sealed partial class PartitionWorker
             _live.Publish(output);
         }
         _batchOutputs.Clear();
+    }
+
+    /// <summary>
+    /// Appends, waiting out an outage of the log: processing pauses (the batch's offsets are not checkpointed before
+    /// its messages are in the log) and resumes when the log takes writes again. A retried append may land twice;
+    /// the receivers drop the second copy by its message id.
+    /// </summary>
+    private async Task AppendWithRetryAsync(int partition, IReadOnlyList<InboxEntry> entries, CancellationToken cancellationToken)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                await _log.AppendAsync(partition, entries, cancellationToken).ConfigureAwait(false);
+                return;
+            }
+            catch (LogUnavailableException e)
+            {
+                LogAppendFailed(_logger, _partition, attempt, e.Message);
+                await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(2_000, 100 * attempt)), _time, cancellationToken).ConfigureAwait(false);
+            }
+        }
     }
 
     private async Task AppendTickIfDueAsync(CancellationToken cancellationToken)
@@ -395,7 +418,7 @@ public sealed partial class PartitionWorker
         if (due <= now && now > _streamTimeMs)
         {
             _tickPending = true;
-            await _log.AppendAsync(_partition, [new TickEntry(now)], cancellationToken).ConfigureAwait(false);
+            await AppendWithRetryAsync(_partition, [new TickEntry(now)], cancellationToken).ConfigureAwait(false);
         }
     }
 
@@ -561,6 +584,9 @@ public sealed partial class PartitionWorker
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Partition {Partition}: checkpoint failed (attempt {Attempt}); retrying")]
     private static partial void LogCheckpointFailed(ILogger logger, Exception exception, int partition, int attempt);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Partition {Partition}: the log refused an append (attempt {Attempt}: {Reason}); retrying")]
+    private static partial void LogAppendFailed(ILogger logger, int partition, int attempt, string reason);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Partition {Partition}: checkpoint with epoch {Epoch} fenced off; dropping activations")]
     private static partial void LogFenced(ILogger logger, int partition, long epoch);
