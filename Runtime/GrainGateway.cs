@@ -8,13 +8,20 @@ public sealed class GrainGateway(IInboxLog log)
     public int Partitions => log.Partitions;
 
     /// <summary>Appends readings, one entry per partition; completes when every entry is durable in the log.</summary>
-    public Task AppendTelemetryAsync(IReadOnlyList<Reading> readings, CancellationToken cancellationToken)
+    public Task AppendTelemetryAsync(IReadOnlyList<Reading> readings, CancellationToken cancellationToken) =>
+        AppendTelemetryAsync(readings, null, cancellationToken);
+
+    /// <summary>
+    /// Appends readings, one entry per partition, each carrying the request's idempotency key (null: none);
+    /// completes when every entry is durable in the log. Resending the same readings with the same key counts them once.
+    /// </summary>
+    public Task AppendTelemetryAsync(IReadOnlyList<Reading> readings, string? idempotencyKey, CancellationToken cancellationToken)
     {
         var partitions = log.Partitions;
         if (partitions == 1 || readings.Count == 1)
         {
             var only = readings.Count == 1 ? Partitioner.PartitionOf(readings[0].SensorId, partitions) : 0;
-            return log.AppendAsync(only, [new TelemetryEntry(readings as Reading[] ?? readings.ToArray())], cancellationToken).AsTask();
+            return log.AppendAsync(only, [new TelemetryEntry(readings as Reading[] ?? readings.ToArray(), idempotencyKey)], cancellationToken).AsTask();
         }
         var byPartition = new List<Reading>?[partitions];
         foreach (var reading in readings)
@@ -27,7 +34,7 @@ public sealed class GrainGateway(IInboxLog log)
         {
             if (byPartition[p] is { } batch)
             {
-                appends.Add(log.AppendAsync(p, [new TelemetryEntry(batch.ToArray())], cancellationToken).AsTask());
+                appends.Add(log.AppendAsync(p, [new TelemetryEntry(batch.ToArray(), idempotencyKey)], cancellationToken).AsTask());
             }
         }
         return Task.WhenAll(appends);

@@ -11,8 +11,13 @@ namespace Runtime;
 [JsonDerivedType(typeof(RuleChangeEntry), "rule")]
 public abstract record InboxEntry;
 
-/// <summary>Readings of sensors whose keys hash to the partition, in the order they were posted.</summary>
-public sealed record TelemetryEntry(Reading[] Readings) : InboxEntry;
+/// <summary>
+/// Readings of sensors whose keys hash to the partition, in the order they were posted. <see cref="IdempotencyKey"/>
+/// is the client's key for the request: a partition applies an entry with a key it has already applied (within
+/// <see cref="SiloOptions.IdempotencyWindow"/> of stream time) only once, so a request resent after a 503 or a
+/// timeout is not counted twice even when the first attempt did reach the log.
+/// </summary>
+public sealed record TelemetryEntry(Reading[] Readings, string? IdempotencyKey = null) : InboxEntry;
 
 /// <summary>A message to one grain. <see cref="Id"/> is set for grain-to-grain messages, which the receiver de-duplicates.</summary>
 public sealed record MessageEntry(GrainId Target, GrainMessage Message, MessageId? Id) : InboxEntry;

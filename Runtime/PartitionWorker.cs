@@ -33,6 +33,8 @@ public sealed partial class PartitionWorker
     private readonly List<MessageEntry> _outgoing = [];
     private readonly Context _context;
 
+    private readonly Dictionary<string, long> _appliedKeys = new(StringComparer.Ordinal);
+    private readonly List<AppliedKey> _newKeys = [];
     private RuleCatalog _rules = RuleCatalog.Empty;
     private bool _rulesChanged;
     private long _nextOffset;
@@ -82,6 +84,10 @@ public sealed partial class PartitionWorker
             _nextOffset = _committedOffset = checkpoint.NextOffset;
             _streamTimeMs = checkpoint.StreamTimeMs;
             _rules = RuleCatalog.From(checkpoint.Rules);
+            foreach (var key in checkpoint.AppliedKeys ?? [])
+            {
+                _appliedKeys[key.Key] = key.AtMs;
+            }
         }
         foreach (var (id, wakeAtMs) in await _store.LoadWakeupsAsync(_partition, cancellationToken).ConfigureAwait(false))
         {
@@ -225,6 +231,11 @@ public sealed partial class PartitionWorker
         switch (record.Entry)
         {
             case TelemetryEntry telemetry:
+                if (telemetry.IdempotencyKey is { } key && AppliedBefore(key))
+                {
+                    LogDuplicateSkipped(_logger, _partition, record.Offset, key);
+                    break;
+                }
                 foreach (var reading in telemetry.Readings)
                 {
                     if (reading.TimestampMs > _streamTimeMs)
@@ -233,6 +244,11 @@ public sealed partial class PartitionWorker
                     }
                     Deliver(_activations[GrainId.Sensor(reading.SensorId)], reading);
                     FireDueWakeups();
+                }
+                if (telemetry.IdempotencyKey is { } applied)
+                {
+                    _appliedKeys[applied] = _streamTimeMs;
+                    _newKeys.Add(new AppliedKey(applied, _streamTimeMs));
                 }
                 break;
             case MessageEntry message:
@@ -282,6 +298,14 @@ public sealed partial class PartitionWorker
         _nextOffset = record.Offset + 1;
         _recordsSinceCheckpoint++;
     }
+
+    /// <summary>
+    /// True when telemetry with this key was applied within the idempotency window (keys are recorded with the stream
+    /// time after their entry). The decision depends only on the log and the checkpoint, so a replay and a new owner
+    /// decide the same.
+    /// </summary>
+    private bool AppliedBefore(string key) =>
+        _appliedKeys.TryGetValue(key, out var at) && _streamTimeMs - at <= (long)_options.IdempotencyWindow.TotalMilliseconds;
 
     private static bool InvolvesOfflineRule(RuleCatalog rules, RuleChangeEntry change) =>
         change.Rule?.Condition.Kind == ConditionKind.Offline || rules.Find(change.RuleId)?.Condition.Kind == ConditionKind.Offline;
@@ -443,8 +467,14 @@ public sealed partial class PartitionWorker
                     outputs.Add(snapshot);
                 }
             }
+            // Keys older than the window can no longer match (stream time only grows): forget them here and in the store.
+            var forgetBefore = _streamTimeMs - (long)_options.IdempotencyWindow.TotalMilliseconds;
+            foreach (var old in _appliedKeys.Where(k => k.Value < forgetBefore).Select(k => k.Key).ToList())
+            {
+                _appliedKeys.Remove(old);
+            }
             checkpoint = new Checkpoint(_partition, _epoch, _nextOffset, _streamTimeMs,
-                _rulesChanged ? _rules.All.ToArray() : null, grains, outputs);
+                _rulesChanged ? _rules.All.ToArray() : null, grains, outputs, _newKeys.ToArray(), forgetBefore);
         }
         for (var attempt = 1; ; attempt++)
         {
@@ -475,6 +505,7 @@ public sealed partial class PartitionWorker
             }
             _dirty.Clear();
             _checkpointOutputs.Clear();
+            _newKeys.Clear();
             _rulesChanged = false;
             _recordsSinceCheckpoint = 0;
         }
@@ -590,6 +621,9 @@ public sealed partial class PartitionWorker
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Partition {Partition}: checkpoint with epoch {Epoch} fenced off; dropping activations")]
     private static partial void LogFenced(ILogger logger, int partition, long epoch);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Partition {Partition}: telemetry at offset {Offset} repeats idempotency key {Key}; skipped")]
+    private static partial void LogDuplicateSkipped(ILogger logger, int partition, long offset, string key);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Grain {Grain} failed on partition {Partition} at offset {Offset}")]
     private static partial void LogGrainFailed(ILogger logger, Exception exception, string grain, int partition, long offset);

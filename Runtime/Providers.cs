@@ -51,7 +51,11 @@ public interface ILeaseStore
     Task ReleaseAsync(int partition, string siloId, long epoch, CancellationToken cancellationToken);
 }
 
-public sealed record PartitionCheckpoint(int Partition, long NextOffset, long StreamTimeMs, IReadOnlyList<RuleDefinition> Rules);
+public sealed record PartitionCheckpoint(int Partition, long NextOffset, long StreamTimeMs, IReadOnlyList<RuleDefinition> Rules,
+    IReadOnlyList<AppliedKey>? AppliedKeys = null);
+
+/// <summary>An idempotency key a partition applied, with the stream time at which it did.</summary>
+public readonly record struct AppliedKey(string Key, long AtMs);
 
 /// <summary>A grain's persisted state with the runtime's bookkeeping for it.</summary>
 public sealed record GrainRecord(GrainId Id, byte[] State, long? WakeAtMs, IReadOnlyDictionary<int, MessageId>? Received);
@@ -64,7 +68,9 @@ public sealed record Checkpoint(
     long StreamTimeMs,
     IReadOnlyList<RuleDefinition>? Rules,
     IReadOnlyList<GrainRecord> Grains,
-    IReadOnlyList<GrainOutput> Outputs);
+    IReadOnlyList<GrainOutput> Outputs,
+    IReadOnlyList<AppliedKey>? NewKeys = null,
+    long ForgetKeysBeforeMs = long.MinValue);
 
 /// <summary>Checkpoints of partitions and grains (in memory, or PostgreSQL).</summary>
 public interface ICheckpointStore

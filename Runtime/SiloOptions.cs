@@ -39,4 +39,7 @@ public sealed class SiloOptions
 
     [Range(1, 100_000)]
     public int ReadBatchSize { get; set; } = 512;
+
+    /// <summary>How long (in stream time) a partition remembers the idempotency keys of the telemetry it applied.</summary>
+    public TimeSpan IdempotencyWindow { get; set; } = TimeSpan.FromMinutes(15);
 }

@@ -191,12 +191,16 @@ public sealed class SimulatorEngine : IDisposable
 
     private async Task SendWithRetriesAsync(PooledBufferWriter body, int readings, CancellationToken abort)
     {
+        // One key per batch, sent again with every resend: the server counts the batch once even if an attempt
+        // that failed (503, timeout) did reach the log.
+        var idempotencyKey = Guid.NewGuid().ToString("N");
         for (var attempt = 0; ; attempt++)
         {
             using var request = new HttpRequestMessage(HttpMethod.Post, _endpoint)
             {
                 Content = new ByteArrayContent(body.Buffer, 0, body.WrittenCount),
             };
+            request.Headers.Add("Idempotency-Key", idempotencyKey);
             request.Content.Headers.ContentType = new MediaTypeHeaderValue(_writer!.ContentType);
             Stats.AddRequest();
             var started = Stopwatch.GetTimestamp();

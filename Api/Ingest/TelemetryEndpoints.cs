@@ -54,6 +54,13 @@ public static class TelemetryEndpoints
                 detail: $"Content-Type '{request.ContentType}' is not accepted: send application/json (an object or an array) or application/x-ndjson.");
         }
 
+        var idempotencyKey = request.Headers["Idempotency-Key"].ToString();
+        if (idempotencyKey.Length > 128 || idempotencyKey.Any(c => c is < '!' or > '~'))
+        {
+            return TypedResults.Problem(statusCode: StatusCodes.Status400BadRequest, title: "Invalid Idempotency-Key",
+                detail: "The Idempotency-Key header must be 1 to 128 visible ASCII characters.");
+        }
+
         var limit = options.Value.MaxBodyBytes;
         if (request.ContentLength > limit)
         {
@@ -92,7 +99,7 @@ public static class TelemetryEndpoints
                 detail: rejected.Count == 0 ? "The body holds no reading." : $"All {rejected.Count} readings were rejected; see 'rejected'.",
                 extensions: new Dictionary<string, object?> { ["rejected"] = rejected });
         }
-        await gateway.AppendTelemetryAsync(accepted, cancellationToken);
+        await gateway.AppendTelemetryAsync(accepted, idempotencyKey.Length == 0 ? null : idempotencyKey, cancellationToken);
         rejected.Sort((a, b) => a.Index.CompareTo(b.Index));
         return TypedResults.Accepted((string?)null, new TelemetryResponse(accepted.Count, rejected));
     }

@@ -13,6 +13,7 @@ public sealed class InMemoryStore(TimeProvider time) : ILeaseStore, ICheckpointS
     private Lease[] _leases = [];
     private readonly Dictionary<string, SiloInfo> _silos = new(StringComparer.Ordinal);
     private readonly Dictionary<int, PartitionCheckpoint> _checkpoints = [];
+    private readonly Dictionary<int, Dictionary<string, long>> _appliedKeys = [];
     private readonly Dictionary<int, Dictionary<GrainId, GrainRecord>> _grains = [];
     private readonly SortedDictionary<string, SensorSummary> _sensors = new(StringComparer.Ordinal);
     private readonly Dictionary<string, SortedDictionary<long, MinuteAggregate>> _aggregates = new(StringComparer.Ordinal);
@@ -118,7 +119,16 @@ public sealed class InMemoryStore(TimeProvider time) : ILeaseStore, ICheckpointS
 
     public Task<PartitionCheckpoint?> LoadPartitionAsync(int partition, CancellationToken cancellationToken)
     {
-        lock (_gate) return Task.FromResult(_checkpoints.GetValueOrDefault(partition));
+        lock (_gate)
+        {
+            var checkpoint = _checkpoints.GetValueOrDefault(partition);
+            return Task.FromResult(checkpoint is null ? null : checkpoint with
+            {
+                AppliedKeys = _appliedKeys.TryGetValue(partition, out var keys)
+                    ? keys.Select(k => new AppliedKey(k.Key, k.Value)).OrderBy(k => k.AtMs).ThenBy(k => k.Key, StringComparer.Ordinal).ToArray()
+                    : [],
+            });
+        }
     }
 
     public Task<IReadOnlyDictionary<GrainId, GrainRecord>> LoadGrainsAsync(int partition, IReadOnlyCollection<GrainId> ids, CancellationToken cancellationToken)
@@ -181,6 +191,18 @@ public sealed class InMemoryStore(TimeProvider time) : ILeaseStore, ICheckpointS
             foreach (var grain in checkpoint.Grains)
             {
                 grains[grain.Id] = grain;
+            }
+            if (!_appliedKeys.TryGetValue(checkpoint.Partition, out var keys))
+            {
+                _appliedKeys[checkpoint.Partition] = keys = new(StringComparer.Ordinal);
+            }
+            foreach (var key in checkpoint.NewKeys ?? [])
+            {
+                keys.TryAdd(key.Key, key.AtMs);
+            }
+            foreach (var old in keys.Where(k => k.Value < checkpoint.ForgetKeysBeforeMs).Select(k => k.Key).ToList())
+            {
+                keys.Remove(old);
             }
             foreach (var output in checkpoint.Outputs)
             {

@@ -33,7 +33,18 @@ internal static class PostgresMigrations
     [
         (1, "runtime: cluster, membership, leases, checkpoints, grains", V1Runtime),
         (2, "read models: rules, sensors, minute aggregates, alerts, commands", V2ReadModels),
+        (3, "idempotency keys of applied telemetry", V3AppliedKeys),
     ];
+
+    private const string V3AppliedKeys = """
+        CREATE TABLE applied_keys (
+            partition  integer NOT NULL,
+            key        text    COLLATE "C" NOT NULL,
+            applied_ms bigint  NOT NULL,
+            PRIMARY KEY (partition, key)
+        );
+        CREATE INDEX applied_keys_age ON applied_keys (partition, applied_ms);
+        """;
 
     private const string V1Runtime = """
         CREATE TABLE cluster (

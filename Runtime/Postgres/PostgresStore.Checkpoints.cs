@@ -13,7 +13,13 @@ public sealed partial class PostgresStore
             r => new PartitionCheckpoint(partition, r.GetInt64(0), r.GetInt64(1),
                 JsonSerializer.Deserialize(r.GetString(2), PostgresJsonContext.Default.IReadOnlyListRuleDefinition)!),
             cancellationToken, P(partition)).ConfigureAwait(false);
-        return rows.Count == 0 ? null : rows[0];
+        if (rows.Count == 0)
+        {
+            return null;
+        }
+        var keys = await QueryAsync("SELECT key, applied_ms FROM applied_keys WHERE partition = $1 ORDER BY applied_ms, key",
+            r => new AppliedKey(r.GetString(0), r.GetInt64(1)), cancellationToken, P(partition)).ConfigureAwait(false);
+        return rows[0] with { AppliedKeys = keys };
     }
 
     public async Task<IReadOnlyDictionary<GrainId, GrainRecord>> LoadGrainsAsync(int partition, IReadOnlyCollection<GrainId> ids,
@@ -97,10 +103,32 @@ public sealed partial class PostgresStore
             },
         });
         AddGrains(batch, checkpoint.Partition, checkpoint.Grains);
+        AddAppliedKeys(batch, checkpoint);
         AddOutputs(batch, checkpoint.Outputs);
         await batch.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
         await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
         return true;
+    }
+
+    private static void AddAppliedKeys(NpgsqlBatch batch, Checkpoint checkpoint)
+    {
+        if (checkpoint.NewKeys is { Count: > 0 } added)
+        {
+            batch.BatchCommands.Add(new NpgsqlBatchCommand("""
+                INSERT INTO applied_keys (partition, key, applied_ms)
+                SELECT $1, k.* FROM unnest($2::text[], $3::bigint[]) AS k ON CONFLICT (partition, key) DO NOTHING
+                """)
+            {
+                Parameters = { P(checkpoint.Partition), P(added.Select(k => k.Key).ToArray()), P(added.Select(k => k.AtMs).ToArray()) },
+            });
+        }
+        if (checkpoint.ForgetKeysBeforeMs > long.MinValue)
+        {
+            batch.BatchCommands.Add(new NpgsqlBatchCommand("DELETE FROM applied_keys WHERE partition = $1 AND applied_ms < $2")
+            {
+                Parameters = { P(checkpoint.Partition), P(checkpoint.ForgetKeysBeforeMs) },
+            });
+        }
     }
 
     private static void AddGrains(NpgsqlBatch batch, int partition, IReadOnlyList<GrainRecord> grains)

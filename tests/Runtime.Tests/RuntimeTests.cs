@@ -160,3 +160,30 @@ public sealed class ManualTime(DateTimeOffset start) : TimeProvider
 
     public void Advance(TimeSpan by) => _now += by;
 }
+
+public sealed class IdempotencyTests
+{
+    private static readonly long T0 = DateTimeOffset.Parse("2026-05-01T09:00:00Z").ToUnixTimeMilliseconds();
+
+    [Fact]
+    public async Task Telemetry_resent_with_its_key_is_counted_once_even_after_a_takeover()
+    {
+        await using var cluster = await TestCluster.StartAsync(1, partitions: 1);
+        Reading[] Readings(double v) => [new Reading { SensorId = "idem", TimestampMs = T0 + 1_000, Metrics = [new("t", v)] }];
+
+        await cluster.Gateway.AppendTelemetryAsync(Readings(1), "request-1", CancellationToken.None);
+        await cluster.Gateway.AppendTelemetryAsync(Readings(1), "request-1", CancellationToken.None);
+        await cluster.WaitForQuiescenceAsync();
+        // A new owner must know the key from the checkpoint, not from memory.
+        await cluster.KillAsync(cluster.Silos[0]);
+        await cluster.AddSiloAsync();
+        await cluster.Gateway.AppendTelemetryAsync(Readings(1), "request-1", CancellationToken.None);
+        await cluster.Gateway.AppendTelemetryAsync(Readings(2), "request-2", CancellationToken.None);
+        await cluster.Gateway.AppendTelemetryAsync(Readings(4), null, CancellationToken.None);
+        await cluster.Gateway.TickAsync(T0 + 5 * 60_000, CancellationToken.None);
+        await cluster.WaitForQuiescenceAsync();
+
+        var minute = Assert.Single(await cluster.Store.GetAggregatesAsync("idem", T0, T0 + 60_000, CancellationToken.None));
+        Assert.Equal((3L, 7.0), (minute.Metrics[0].Count, minute.Metrics[0].Sum));
+    }
+}

@@ -43,6 +43,10 @@ public sealed class EndToEndTests
         Assert.All(requests, r => Assert.Equal("application/json", r.ContentType));
         Assert.All(requests, r => Assert.Equal(10, r.Readings));
         Assert.True(requests[1].At - requests[0].At >= TimeSpan.FromSeconds(0.95), $"resent after {requests[1].At - requests[0].At}");
+        // The resend after the 503 carries the batch's idempotency key; every other batch has a key of its own.
+        Assert.Equal(requests[0].IdempotencyKey, requests[1].IdempotencyKey);
+        Assert.Equal(10, requests.Skip(1).Select(r => r.IdempotencyKey).Distinct().Count());
+        Assert.All(requests, r => Assert.Equal(32, r.IdempotencyKey.Length));
     }
 
     [Fact]

@@ -19,7 +19,7 @@ public sealed class StubApi : IAsyncDisposable
     private StubApi(WebApplication app) => _app = app;
 
     /// <summary>Every request as received: number (from 1), readings in the body, API key, content type, time.</summary>
-    public ConcurrentQueue<(int Number, int Readings, string? Key, string? ContentType, TimeSpan At)> Requests { get; } = new();
+    public ConcurrentQueue<(int Number, int Readings, string? Key, string? ContentType, TimeSpan At, string IdempotencyKey)> Requests { get; } = new();
 
     public Uri Url { get; private set; } = null!;
 
@@ -38,7 +38,7 @@ public sealed class StubApi : IAsyncDisposable
         {
             var number = Interlocked.Increment(ref stub._requests);
             var readings = await CountReadingsAsync(http.Request);
-            stub.Requests.Enqueue((number, readings, http.Request.Headers["X-Api-Key"].ToString(), http.Request.ContentType, clock.Elapsed));
+            stub.Requests.Enqueue((number, readings, http.Request.Headers["X-Api-Key"].ToString(), http.Request.ContentType, clock.Elapsed, http.Request.Headers["Idempotency-Key"].ToString()));
             return handler(number, readings);
         });
         await app.StartAsync();

@@ -1,0 +1,62 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json;
+using static Api.Tests.Integration.HttpAssert;
+
+namespace Api.Tests.Integration;
+
+/// <summary>A client that resends a request after a 503 or a timeout sends the same Idempotency-Key: it is counted once.</summary>
+public sealed class IdempotencyApiTests(ApiFactory factory) : IClassFixture<ApiFactory>
+{
+    [Fact]
+    public async Task A_request_resent_with_its_idempotency_key_is_counted_once()
+    {
+        var sensor = Ids.New("idem");
+        var t = factory.NextWindow() + 5_000;
+        var device = factory.Device();
+        async Task PostAsync(string? key, double value)
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Post, "/api/v1/telemetry")
+            {
+                Content = Json($$$"""{"id":"{{{sensor}}}","timestamp":{{{t}}},"metrics":{"t":{{{value}}}}}"""),
+            };
+            if (key is not null)
+            {
+                request.Headers.Add("Idempotency-Key", key);
+            }
+            await (await device.SendAsync(request)).ExpectAsync(HttpStatusCode.Accepted);
+        }
+
+        await PostAsync("batch-1", 1);
+        await PostAsync("batch-1", 1);
+        await PostAsync("batch-2", 2);
+        await PostAsync(null, 4);
+        await factory.CloseMinuteAsync(t);
+        await factory.SettledAsync();
+
+        var from = Uri.EscapeDataString(T(ApiFactory.MinuteOf(t)).ToString("O"));
+        var to = Uri.EscapeDataString(T(ApiFactory.MinuteOf(t) + ApiFactory.MinuteMs).ToString("O"));
+        var body = await Eventually.Json(async () =>
+        {
+            var json = await factory.Operator().GetFromJsonAsync<JsonElement>($"/api/v1/sensors/{sensor}/metrics?from={from}&to={to}");
+            return json.GetProperty("points").GetArrayLength() == 1 ? json : null;
+        });
+        var point = body.GetProperty("points")[0];
+        Assert.Equal((3, 7.0), (point.GetProperty("count").GetInt32(), point.GetProperty("sum").GetDouble()));
+    }
+
+    [Fact]
+    public async Task An_invalid_idempotency_key_is_a_400_and_nothing_is_stored()
+    {
+        var sensor = Ids.New("idem-bad");
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/api/v1/telemetry")
+        {
+            Content = Json($$$"""{"id":"{{{sensor}}}","metrics":{"t":1}}"""),
+        };
+        request.Headers.TryAddWithoutValidation("Idempotency-Key", new string('k', 129));
+        await (await factory.Device().SendAsync(request)).ExpectProblemAsync(HttpStatusCode.BadRequest, "Invalid Idempotency-Key",
+            "The Idempotency-Key header must be 1 to 128 visible ASCII characters.");
+        await factory.SettledAsync();
+        Assert.Equal(HttpStatusCode.NotFound, (await factory.Operator().GetAsync($"/api/v1/sensors/{sensor}")).StatusCode);
+    }
+}
