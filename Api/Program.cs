@@ -44,6 +44,9 @@ var app = builder.Build();
 
 app.UseExceptionHandler();
 app.UseStatusCodePages();
+// The operator dashboard, built from ClientApp/ into wwwroot/ (hash routing: every page is served by index.html).
+app.UseDefaultFiles();
+app.UseStaticFiles();
 app.UseAuthentication();
 app.UseAuthorization();
 
