@@ -129,7 +129,8 @@ public sealed class EndToEndTests(PostgresServer server)
 
             var leases = await reader.LeasesAsync(None);
             Assert.All(leases, l => Assert.Equal("silo-1", l.Owner));
-            Assert.All(victimPartitions, p => Assert.Equal(2L, leases[p].Epoch));
+            // Taken over at least once (a loaded machine may renew late and cycle a lease more than once).
+            Assert.All(victimPartitions, p => Assert.True(leases[p].Epoch >= 2, $"partition {p} epoch {leases[p].Epoch}"));
             Assert.Equal(["silo-0", "silo-1"], (await reader.SilosAsync(None)).Select(s => s.SiloId));
             await AssertExactAggregatesAsync(reader);
             await AssertAlertsOpenedOnceAsync(reader, published);

@@ -22,8 +22,8 @@ public sealed class MigrationTests(PostgresServer server)
         var tables = await PostgresTestSupport.ScalarAsync<string>(connectionString, Tables);
         await store.MigrateAsync(CancellationToken.None);
 
-        Assert.Equal([1, 2], await PostgresTestSupport.ColumnAsync<int>(connectionString, "SELECT version FROM schema_migrations ORDER BY version"));
-        Assert.Equal("alerts,checkpoints,cluster,commands,grains,leases,membership,minute_aggregates,rules,schema_migrations,sensors", tables);
+        Assert.Equal([1, 2, 3], await PostgresTestSupport.ColumnAsync<int>(connectionString, "SELECT version FROM schema_migrations ORDER BY version"));
+        Assert.Equal("alerts,applied_keys,checkpoints,cluster,commands,grains,leases,membership,minute_aggregates,rules,schema_migrations,sensors", tables);
         Assert.Equal(tables, await PostgresTestSupport.ScalarAsync<string>(connectionString, Tables));
     }
 
@@ -44,8 +44,8 @@ public sealed class MigrationTests(PostgresServer server)
             }
         }
 
-        Assert.Equal([1, 2], await PostgresTestSupport.ColumnAsync<int>(connectionString, "SELECT version FROM schema_migrations ORDER BY version"));
-        Assert.Equal(11L, await PostgresTestSupport.ScalarAsync<long>(connectionString,
+        Assert.Equal([1, 2, 3], await PostgresTestSupport.ColumnAsync<int>(connectionString, "SELECT version FROM schema_migrations ORDER BY version"));
+        Assert.Equal(12L, await PostgresTestSupport.ScalarAsync<long>(connectionString,
             "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'"));
     }
 
