@@ -5,12 +5,14 @@ import { esc } from './format.js';
 import * as alerts from './pages/alerts.js';
 import * as sensors from './pages/sensors.js';
 import * as sensor from './pages/sensor.js';
+import * as rules from './pages/rules.js';
 
 // Pages reachable from the navigation; a route is [pattern, page, navigation label or null].
 const routes = [
   [/^\/alerts$/, alerts, 'Alerts', '#/alerts'],
   [/^\/sensors$/, sensors, 'Sensors', '#/sensors'],
   [/^\/sensors\/([^/]+)$/, sensor, null, null],
+  [/^\/rules$/, rules, 'Rules', '#/rules'],
 ];
 
 const app = document.getElementById('app');
