@@ -3,10 +3,16 @@ import { api, clearKey, getKey, setKey, setUnauthorizedHandler, ApiError } from 
 import { startLive, stopLive } from './live.js';
 import { esc } from './format.js';
 import * as alerts from './pages/alerts.js';
+import * as sensors from './pages/sensors.js';
+import * as sensor from './pages/sensor.js';
+import * as rules from './pages/rules.js';
 
 // Pages reachable from the navigation; a route is [pattern, page, navigation label or null].
 const routes = [
   [/^\/alerts$/, alerts, 'Alerts', '#/alerts'],
+  [/^\/sensors$/, sensors, 'Sensors', '#/sensors'],
+  [/^\/sensors\/([^/]+)$/, sensor, null, null],
+  [/^\/rules$/, rules, 'Rules', '#/rules'],
 ];
 
 const app = document.getElementById('app');
@@ -70,7 +76,7 @@ function render() {
   }
   changeKey.hidden = false;
   startLive(liveStatus);
-  const path = location.hash.replace(/^#/, '') || '/alerts';
+  const [path, query = ''] = (location.hash.replace(/^#/, '') || '/alerts').split('?');
   let match = null;
   let page = null;
   for (const [pattern, candidate] of routes) {
@@ -85,12 +91,13 @@ function render() {
     return;
   }
   for (const link of nav.querySelectorAll('a')) {
-    if (path.startsWith(link.getAttribute('href').slice(1))) link.setAttribute('aria-current', 'page');
+    const href = link.getAttribute('href').slice(1);
+    if (path === href || path.startsWith(`${href}/`)) link.setAttribute('aria-current', 'page');
     else link.removeAttribute('aria-current');
   }
   if (unmount) unmount();
   app.innerHTML = '';
-  unmount = page.mount(app, match.slice(1).map(decodeURIComponent)) ?? null;
+  unmount = page.mount(app, match.slice(1).map(decodeURIComponent), new URLSearchParams(query)) ?? null;
 }
 
 window.addEventListener('hashchange', render);

@@ -126,7 +126,7 @@ export function mount(root) {
         <td>${severityBadge(a.severity)}</td>
         <td><span class="state state-${state}">${state}</span>${a.acknowledged ? `<span class="muted small"> by ${esc(a.acknowledgedBy ?? '')}</span>` : ''}</td>
         <td>${esc(a.ruleName)}</td>
-        <td>${esc(a.sensorId)}</td>
+        <td><a href="#/sensors/${encodeURIComponent(a.sensorId)}">${esc(a.sensorId)}</a></td>
         <td>${esc(a.message)}${value}</td>
         <td>${a.resolvedAt ? `${time(a.resolvedAt)}${a.resolvedReason ? ` <span class="muted small">${esc(a.resolvedReason)}</span>` : ''}` : ''}</td>
         <td>${ackable ? `<button type="button" class="ack" data-ack="${esc(a.id)}" ${pending ? 'disabled' : ''}

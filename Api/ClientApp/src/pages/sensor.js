@@ -1,0 +1,291 @@
+// Sensor detail: one chart per metric (minute min–max band and average) over a chosen range, the current minute
+// (refreshed live), the last readings and the sensor's active alerts.
+import uPlot from 'uplot';
+import 'uplot/dist/uPlot.min.css';
+import { api, qs } from '../api.js';
+import { onLive, onReconnected, SeenIds, subscribeSensor } from '../live.js';
+import { alertStateOf, esc, num, severityBadge, time, unitOf, withUnit } from '../format.js';
+
+const RANGES = { '1h': 3_600_000, '24h': 86_400_000 };
+const MINUTE = 60_000;
+
+function localInput(ms) {
+  const d = new Date(ms - new Date(ms).getTimezoneOffset() * MINUTE);
+  return d.toISOString().slice(0, 16);
+}
+
+export function mount(root, [sensorId], query) {
+  document.title = `${sensorId} · Sensors · OrleansIot`;
+  const customFrom = Date.parse(query.get('from') ?? '');
+  const customTo = Date.parse(query.get('to') ?? '');
+  let range = Number.isFinite(customFrom) && Number.isFinite(customTo) && customFrom < customTo ? 'custom' : (RANGES[query.get('range')] ? query.get('range') : '1h');
+  let from = range === 'custom' ? customFrom : Date.now() - RANGES[range];
+  let to = range === 'custom' ? customTo : Date.now();
+
+  root.innerHTML = `
+    <section class="page sensor-page" data-sensor-id="${esc(sensorId)}">
+      <p><a href="#/sensors">← Sensors</a></p>
+      <h1>Sensor ${esc(sensorId)}</h1>
+      <p id="sensor-error" class="error" role="alert"></p>
+      <div class="panel" id="sensor-meta"><span class="muted">Loading…</span></div>
+      <h2>Active alerts</h2>
+      <div id="sensor-alerts" class="panel"></div>
+      <h2>Minutes</h2>
+      <form class="filters" id="range-form" aria-label="Chart range">
+        <label>Range
+          <select id="range-select" name="range">
+            <option value="1h">last hour</option>
+            <option value="24h">last 24 h</option>
+            <option value="custom">custom</option>
+          </select>
+        </label>
+        <label>From <input id="range-from" name="from" type="datetime-local" /></label>
+        <label>To <input id="range-to" name="to" type="datetime-local" /></label>
+        <button type="submit" id="range-apply">Show</button>
+      </form>
+      <div id="charts" class="grid" aria-live="polite"></div>
+      <h2>Current minute</h2>
+      <div id="current-minute" class="table-wrap"></div>
+      <h2>Last readings</h2>
+      <div id="last-readings" class="table-wrap"></div>
+    </section>`;
+
+  const $ = (selector) => root.querySelector(selector);
+  const errorLine = $('#sensor-error');
+  const rangeSelect = $('#range-select');
+  const fromInput = $('#range-from');
+  const toInput = $('#range-to');
+  const chartsEl = $('#charts');
+  const charts = new Map(); // metric -> { plot, points: Map(minuteMs -> point), el }
+  const alerts = new Map();
+  const seen = new SeenIds();
+  const resize = new ResizeObserver(() => {
+    for (const chart of charts.values()) chart.plot.setSize({ width: chartWidth(chart.el), height: 220 });
+  });
+  let detailTimer = 0;
+  let closed = false;
+
+  function syncRangeInputs() {
+    rangeSelect.value = range;
+    fromInput.value = localInput(from);
+    toInput.value = localInput(to);
+    const custom = range === 'custom';
+    fromInput.disabled = !custom;
+    toInput.disabled = !custom;
+  }
+
+  function chartWidth(el) {
+    return Math.max(280, el.clientWidth - 2);
+  }
+
+  function drawCharts(pointsByMetric) {
+    for (const chart of charts.values()) chart.plot.destroy();
+    charts.clear();
+    resize.disconnect();
+    chartsEl.innerHTML = '';
+    const metrics = [...pointsByMetric.keys()].sort();
+    if (metrics.length === 0) {
+      chartsEl.innerHTML = '<p class="muted" id="no-minutes">No closed minutes in this range.</p>';
+      return;
+    }
+    for (const metric of metrics) {
+      const el = document.createElement('figure');
+      el.className = 'chart panel';
+      el.dataset.metric = metric;
+      const unit = unitOf(metric);
+      el.innerHTML = `<figcaption><strong>${esc(metric)}</strong>${unit ? ` <span class="muted">(${esc(unit)})</span>` : ''}
+        <span class="muted small">minute min–max band and average</span></figcaption>`;
+      chartsEl.appendChild(el);
+      const chart = { el, points: new Map(pointsByMetric.get(metric).map((p) => [Date.parse(p.minute), p])), plot: null };
+      const fmt = (_u, v) => (v == null ? '—' : withUnit(v, metric));
+      chart.plot = new uPlot({
+        width: chartWidth(el),
+        height: 220,
+        scales: { x: { time: true } },
+        series: [
+          { value: (_u, v) => (v == null ? '—' : new Date(v * 1000).toLocaleString()) },
+          { label: 'min', stroke: 'rgba(31,95,191,0.45)', width: 1, value: fmt },
+          { label: 'max', stroke: 'rgba(31,95,191,0.45)', width: 1, value: fmt },
+          { label: 'avg', stroke: '#1f5fbf', width: 2, value: fmt },
+        ],
+        bands: [{ series: [2, 1], fill: 'rgba(31,95,191,0.15)' }],
+        axes: [{}, { values: (_u, values) => values.map((v) => num(v)), size: 60 }],
+      }, chartData(chart), el);
+      charts.set(metric, chart);
+      resize.observe(el);
+    }
+  }
+
+  function chartData(chart) {
+    const minutes = [...chart.points.keys()].sort((a, b) => a - b);
+    chart.el.dataset.points = String(minutes.length);
+    const p = minutes.map((m) => chart.points.get(m));
+    return [minutes.map((m) => m / 1000), p.map((x) => x.min), p.map((x) => x.max), p.map((x) => x.avg)];
+  }
+
+  async function loadMetrics() {
+    try {
+      const result = await api(`/api/v1/sensors/${encodeURIComponent(sensorId)}/metrics${qs({ from: new Date(from).toISOString(), to: new Date(to).toISOString() })}`);
+      const byMetric = new Map();
+      for (const point of result.points) {
+        if (!byMetric.has(point.metric)) byMetric.set(point.metric, []);
+        byMetric.get(point.metric).push(point);
+      }
+      if (!closed) drawCharts(byMetric);
+      chartsEl.dataset.loaded = 'true';
+    } catch (error) {
+      errorLine.textContent = `Minutes could not be loaded: ${error.message}`;
+    }
+  }
+
+  function renderMeta(d) {
+    const meta = d.metadata ?? {};
+    $('#sensor-meta').innerHTML = `
+      <dl class="facts">
+        <div><dt>Location</dt><dd>${esc(meta.location ?? '—')}</dd></div>
+        <div><dt>Model</dt><dd>${esc(meta.model ?? '—')}</dd></div>
+        ${meta.owner ? `<div><dt>Owner</dt><dd>${esc(meta.owner)}</dd></div>` : ''}
+        ${meta.version ? `<div><dt>Version</dt><dd>${esc(meta.version)}</dd></div>` : ''}
+        <div><dt>Last seen</dt><dd>${time(d.lastSeen)}</dd></div>
+        <div><dt>Late readings</dt><dd>${num(d.lateCount)}${d.lastLate ? ` <span class="muted small">last ${time(d.lastLate)}</span>` : ''}</dd></div>
+        <div><dt>Source</dt><dd>${esc(d.source)}</dd></div>
+        ${Object.entries(d.latest ?? {}).map(([m, v]) => `<div><dt>${esc(m)}</dt><dd>${esc(withUnit(v, m))}</dd></div>`).join('')}
+        ${Object.entries(d.attributes ?? {}).map(([k, v]) => `<div><dt>${esc(k)}</dt><dd>${esc(v)}</dd></div>`).join('')}
+      </dl>`;
+    const current = d.currentMinute;
+    $('#current-minute').innerHTML = current && current.metrics.length
+      ? `<table class="data" id="current-minute-table"><caption class="visually-hidden">Current minute</caption>
+          <thead><tr><th scope="col">Metric</th><th scope="col" class="num">Count</th><th scope="col" class="num">Min</th><th scope="col" class="num">Avg</th>
+          <th scope="col" class="num">Max</th><th scope="col" class="num">Last</th></tr></thead>
+          <tbody>${current.metrics.map((m) => `<tr><th scope="row">${esc(m.metric)} <span class="muted small">${time(current.minute)}</span></th>
+            <td class="num">${num(m.count)}</td><td class="num">${esc(withUnit(m.min, m.metric))}</td><td class="num">${esc(withUnit(m.avg, m.metric))}</td>
+            <td class="num">${esc(withUnit(m.max, m.metric))}</td><td class="num">${esc(withUnit(m.last, m.metric))}</td></tr>`).join('')}</tbody></table>`
+      : '<p class="muted panel">No reading in the current minute.</p>';
+    const readings = [...(d.lastReadings ?? [])].reverse();
+    const metrics = [...new Set(readings.flatMap((r) => Object.keys(r.metrics ?? {})))].sort();
+    $('#last-readings').innerHTML = readings.length
+      ? `<table class="data" id="last-readings-table"><caption class="visually-hidden">Last readings, newest first</caption>
+          <thead><tr><th scope="col">Time</th>${metrics.map((m) => `<th scope="col" class="num">${esc(m)}${unitOf(m) ? ` (${esc(unitOf(m))})` : ''}</th>`).join('')}<th scope="col">Attributes</th></tr></thead>
+          <tbody>${readings.map((r) => `<tr${r.late ? ' class="late"' : ''}><td>${time(r.timestamp)}${r.late ? ' <span class="state state-open">late</span>' : ''}</td>
+            ${metrics.map((m) => `<td class="num">${num(r.metrics?.[m])}</td>`).join('')}
+            <td>${Object.entries(r.attributes ?? {}).map(([k, v]) => `${esc(k)}=${esc(v)}`).join(', ')}</td></tr>`).join('')}</tbody></table>`
+      : '<p class="muted panel">No readings.</p>';
+  }
+
+  async function loadDetail() {
+    try {
+      const detail = await api(`/api/v1/sensors/${encodeURIComponent(sensorId)}`);
+      if (closed) return;
+      errorLine.textContent = '';
+      renderMeta(detail);
+    } catch (error) {
+      if (closed) return;
+      errorLine.textContent = error.status === 404 ? `There is no sensor '${sensorId}'.` : `The sensor could not be loaded: ${error.message}`;
+    }
+  }
+
+  function renderAlerts() {
+    const active = [...alerts.values()].filter((a) => a.state === 'open').sort((a, b) => (b.openedAt > a.openedAt ? 1 : -1));
+    $('#sensor-alerts').innerHTML = active.length
+      ? `<ul class="plain" id="sensor-alert-list">${active.map((a) => `<li data-alert-id="${esc(a.id)}">${severityBadge(a.severity)}
+          <span class="state state-${alertStateOf(a)}">${alertStateOf(a)}</span> ${esc(a.ruleName)}: ${esc(a.message)}
+          <span class="muted small">since ${time(a.openedAt)}</span></li>`).join('')}</ul>`
+      : '<p class="muted">No active alert.</p>';
+  }
+
+  async function loadAlerts() {
+    try {
+      const found = await api(`/api/v1/alerts${qs({ sensorId, state: 'open', limit: 1000 })}`);
+      for (const a of found) alerts.set(a.id, { ...alerts.get(a.id), ...a });
+      renderAlerts();
+    } catch {
+      // The live events still update the list.
+    }
+  }
+
+  function addMinute(event) {
+    const minute = Date.parse(event.minute);
+    if (range !== 'custom') {
+      to = Math.max(to, minute + MINUTE);
+      from = to - RANGES[range];
+    }
+    if (minute < from || minute >= to) return;
+    for (const m of event.metrics) {
+      let chart = charts.get(m.metric);
+      if (!chart) {
+        loadMetrics();
+        return;
+      }
+      chart.points.set(minute, { minute: event.minute, ...m });
+      for (const key of chart.points.keys()) if (key < from) chart.points.delete(key);
+      chart.plot.setData(chartData(chart));
+    }
+  }
+
+  const unsubscribe = subscribeSensor(sensorId);
+  const offAggregate = onLive('aggregate', (event) => {
+    if (event.sensorId !== sensorId || !seen.add(event.eventId)) return;
+    addMinute(event);
+  });
+  const offAlert = onLive('alert', (event) => {
+    if (event.alert.sensorId !== sensorId || !seen.add(event.eventId)) return;
+    const current = alerts.get(event.alert.id);
+    if (current?.state === 'resolved') return;
+    alerts.set(event.alert.id, { ...current, ...event.alert, acknowledged: current?.acknowledged || event.alert.acknowledged });
+    renderAlerts();
+  });
+  const offReconnected = onReconnected(() => {
+    loadAlerts();
+    loadMetrics();
+  });
+
+  rangeSelect.addEventListener('change', () => {
+    range = rangeSelect.value;
+    if (range !== 'custom') {
+      to = Date.now();
+      from = to - RANGES[range];
+      syncRangeInputs();
+      history.replaceState(null, '', `#/sensors/${encodeURIComponent(sensorId)}${qs({ range })}`);
+      loadMetrics();
+    } else {
+      syncRangeInputs();
+      fromInput.focus();
+    }
+  });
+  $('#range-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    if (range === 'custom') {
+      const f = new Date(fromInput.value).getTime();
+      const t = new Date(toInput.value).getTime();
+      if (!Number.isFinite(f) || !Number.isFinite(t) || f >= t) {
+        errorLine.textContent = 'Choose a start before the end.';
+        return;
+      }
+      from = f;
+      to = t;
+      history.replaceState(null, '', `#/sensors/${encodeURIComponent(sensorId)}${qs({ from: new Date(from).toISOString(), to: new Date(to).toISOString() })}`);
+    } else {
+      to = Date.now();
+      from = to - RANGES[range];
+    }
+    loadMetrics();
+  });
+
+  syncRangeInputs();
+  loadDetail();
+  loadAlerts();
+  loadMetrics();
+  detailTimer = setInterval(() => {
+    if (document.visibilityState === 'visible') loadDetail();
+  }, 2000);
+  return () => {
+    closed = true;
+    clearInterval(detailTimer);
+    unsubscribe();
+    offAggregate();
+    offAlert();
+    offReconnected();
+    resize.disconnect();
+    for (const chart of charts.values()) chart.plot.destroy();
+  };
+}

@@ -1,0 +1,88 @@
+using System.Globalization;
+using System.Net;
+using System.Text;
+using OpenQA.Selenium;
+
+namespace Browser.Tests;
+
+[Collection(DashboardCollection.Name)]
+public sealed class SensorPagesTests(DashboardFixture fx)
+{
+    private static string Iso(long ms) => DateTimeOffset.FromUnixTimeMilliseconds(ms).ToString("yyyy-MM-ddTHH:mm:ss.fffZ", CultureInfo.InvariantCulture);
+
+    private async Task PostAsync(string body) =>
+        await (await fx.Device.PostAsync("/api/v1/telemetry", DashboardFixture.Json(body))).ExpectAsync(HttpStatusCode.Accepted);
+
+    [Fact]
+    public async Task SensorList_SearchesAndPages()
+    {
+        var location = $"bt-site-{Guid.NewGuid().ToString("N")[..6]}";
+        var t0 = fx.NextWindow() + 1_000;
+        var items = Enumerable.Range(0, 60).Select(i =>
+            $$$"""{"sensor":"{{{location}}}-{{{i:D2}}}","temperature":{{{20 + i % 7}}},"humidity":{{{40 + i % 11}}},"timestamp":{{{t0 + i}}},"metadata":{"location":"{{{location}}}","model":"BT-1"}}""");
+        await PostAsync("[" + string.Join(",", items) + "]");
+        await DashboardFixture.Until(async () =>
+        {
+            var page = await (await fx.Operator.GetAsync($"/api/v1/sensors?search={location}&limit=1")).ExpectAsync(HttpStatusCode.OK);
+            return page.GetProperty("total").GetInt32() == 60 ? page : null;
+        }, "60 sensors in the read store");
+
+        fx.Open("/sensors");
+        var search = fx.Driver.FindElement(By.Id("sensor-query"));
+        search.SendKeys(location);
+        fx.Driver.FindElement(By.Id("sensor-limit")).SendKeys("25");
+        DashboardFixture.Until(() => fx.Driver.FindElement(By.Id("page-info")).Text.Replace('\u2013', '-') == "1-25 of 60 sensors", "the first page");
+        var rows = fx.Driver.FindElements(By.CssSelector("#sensors-body tr[data-sensor-id]"));
+        Assert.Equal(25, rows.Count);
+        Assert.Equal($"{location}-00", rows[0].GetAttribute("data-sensor-id"));
+        Assert.Contains("°C", rows[0].Text, StringComparison.Ordinal);
+        Assert.Contains("BT-1", rows[0].Text, StringComparison.Ordinal);
+        fx.Screenshots("sensors");
+
+        fx.Driver.FindElement(By.Id("page-next")).Click();
+        DashboardFixture.Until(() => fx.Driver.FindElement(By.Id("page-info")).Text.Replace('\u2013', '-') == "26-50 of 60 sensors", "the second page");
+        Assert.Equal($"{location}-25", fx.Driver.FindElement(By.CssSelector("#sensors-body tr[data-sensor-id]")).GetAttribute("data-sensor-id"));
+        Assert.Empty(fx.ConsoleErrors());
+    }
+
+    [Fact]
+    public async Task SensorDetail_ChartsDrawOnePointPerClosedMinute_AndANewMinuteArrivesLive()
+    {
+        var sensor = $"bt-chart-{Guid.NewGuid().ToString("N")[..8]}";
+        var t0 = fx.NextWindow();
+        var body = new StringBuilder("[");
+        for (var minute = 0; minute < 5; minute++)
+        {
+            foreach (var second in new[] { 5, 35 })
+            {
+                body.Append(CultureInfo.InvariantCulture,
+                    $$$"""{"sensor":"{{{sensor}}}","temperature":{{{20 + minute + second / 35.0}}},"humidity":{{{50 + minute}}},"timestamp":{{{t0 + minute * DashboardFixture.MinuteMs + second * 1000}}},"metadata":{"location":"bt-lab"}},""");
+            }
+        }
+        body.Length--;
+        await PostAsync(body.Append(']').ToString());
+        await fx.TickAsync(t0 + 5 * DashboardFixture.MinuteMs + 11_000);
+        await DashboardFixture.Until(async () =>
+        {
+            var metrics = await (await fx.Operator.GetAsync($"/api/v1/sensors/{sensor}/metrics?from={Iso(t0)}&to={Iso(t0 + 10 * DashboardFixture.MinuteMs)}&metric=temperature"))
+                .ExpectAsync(HttpStatusCode.OK);
+            return metrics.GetProperty("points").GetArrayLength() == 5 ? metrics : null;
+        }, "5 closed minutes");
+
+        fx.Open($"/sensors/{sensor}?from={Iso(t0)}&to={Iso(t0 + 10 * DashboardFixture.MinuteMs)}");
+        var temperature = By.CssSelector("figure.chart[data-metric=temperature]");
+        DashboardFixture.Until(() => fx.Driver.FindElements(temperature).Count == 1, "the temperature chart");
+        Assert.Equal("5", fx.Driver.FindElement(temperature).GetAttribute("data-points"));
+        Assert.Equal("5", fx.Driver.FindElement(By.CssSelector("figure.chart[data-metric=humidity]")).GetAttribute("data-points"));
+        Assert.NotEmpty(fx.Driver.FindElement(temperature).FindElements(By.TagName("canvas")));
+        DashboardFixture.Until(() => fx.Driver.FindElements(By.CssSelector("#last-readings-table tbody tr")).Count == 10, "the last readings");
+
+        // A reading in minute 5, then stream time past its close: the aggregate arrives over SignalR and is drawn.
+        await PostAsync($$"""{"sensor":"{{sensor}}","temperature":30,"humidity":60,"timestamp":{{t0 + 5 * DashboardFixture.MinuteMs + 20_000}}}""");
+        DashboardFixture.Until(() => fx.Driver.FindElements(By.CssSelector("#current-minute-table tbody tr")).Count == 2, "the current minute");
+        await fx.TickAsync(t0 + 6 * DashboardFixture.MinuteMs + 11_000);
+        DashboardFixture.Until(() => fx.Driver.FindElement(temperature).GetAttribute("data-points") == "6", "the sixth minute, live");
+        Assert.Empty(fx.ConsoleErrors());
+        fx.Screenshots("sensor-detail");
+    }
+}
