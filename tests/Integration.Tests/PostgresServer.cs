@@ -66,6 +66,7 @@ public sealed class PostgresServer : IAsyncLifetime
         }
         await RunAsync(Bin("pg_ctl"), ["stop", "-D", DataDirectory, "-m", "fast", "-w", "-t", "30"]);
         await postgres.WaitForExitAsync();
+        NpgsqlConnection.ClearAllPools();
     }
 
     /// <summary>Starts the server again on the same port and data directory after <see cref="StopAsync"/>; returns once it accepts connections.</summary>
@@ -78,6 +79,8 @@ public sealed class PostgresServer : IAsyncLifetime
         _postgres?.Dispose();
         _postgres = null;
         await StartServerAsync();
+        // Connections pooled by this process before the restart are dead.
+        NpgsqlConnection.ClearAllPools();
     }
 
     private async Task StartServerAsync()

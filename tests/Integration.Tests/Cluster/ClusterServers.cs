@@ -28,7 +28,11 @@ public sealed class ClusterServers : IAsyncLifetime
     }
 }
 
-[CollectionDefinition(Name)]
+/// <summary>
+/// Runs alone, after the parallel collections: four .NET processes and two servers under load would starve the
+/// timing-sensitive tests of other collections on a small machine, and would be starved by them.
+/// </summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
 public sealed class ClusterCollection : ICollectionFixture<ClusterServers>
 {
     public const string Name = "Cluster processes";
