@@ -17,7 +17,8 @@ public sealed partial class ServerUnavailableHandler(IProblemDetailsService prob
         var what = exception switch
         {
             LogUnavailableException => "The message log cannot take writes now",
-            PostgresUnavailableException => "The database cannot be reached now",
+            // Also a pooled connection lost when the server shut down or restarted, not only one that could not be opened.
+            _ when PostgresUnavailableException.IsUnavailable(exception) => "The database cannot be reached now",
             _ => null,
         };
         if (what is null)

@@ -135,8 +135,11 @@ public sealed partial class PartitionWorker
         if (finalCheckpoint())
         {
             // A stop can interrupt the hand-off of an applied batch; its messages must reach the log before the offset moves past it.
-            await FlushOutgoingAsync(CancellationToken.None).ConfigureAwait(false);
-            await CheckpointAsync(CancellationToken.None).ConfigureAwait(false);
+            // Both retry while a server is down, but not for ever: after a lease time the stop goes on without the final
+            // checkpoint (OperationCanceledException), and the next owner replays from the last one.
+            using var limit = new CancellationTokenSource(_options.LeaseDuration, _time);
+            await FlushOutgoingAsync(limit.Token).ConfigureAwait(false);
+            await CheckpointAsync(limit.Token).ConfigureAwait(false);
             LogHandedOver(_logger, _partition, _epoch, _nextOffset);
         }
     }
@@ -382,45 +385,37 @@ public sealed partial class PartitionWorker
         }
     }
 
-    /// <summary>Appends the batch's grain-to-grain messages to their targets' inboxes, then publishes its outputs live.</summary>
+    /// <summary>
+    /// Appends the batch's grain-to-grain messages to their targets' inboxes, then publishes its outputs live. While the
+    /// log refuses writes it retries (nothing more is applied meanwhile), like a checkpoint while the store is down.
+    /// </summary>
     private async Task FlushOutgoingAsync(CancellationToken cancellationToken)
     {
-        if (_outgoing.Count > 0)
+        while (_outgoing.Count > 0)
         {
-            foreach (var group in _outgoing.GroupBy(m => Partitioner.PartitionOf(m.Target.Key, _log.Partitions)))
+            var target = Partitioner.PartitionOf(_outgoing[0].Target.Key, _log.Partitions);
+            var group = _outgoing.Where(m => Partitioner.PartitionOf(m.Target.Key, _log.Partitions) == target).ToArray();
+            for (var attempt = 1; ; attempt++)
             {
-                var entries = group.ToArray();
-                await AppendWithRetryAsync(group.Key, entries, cancellationToken).ConfigureAwait(false);
+                try
+                {
+                    await _log.AppendAsync(target, group, cancellationToken).ConfigureAwait(false);
+                    break;
+                }
+                catch (LogUnavailableException e)
+                {
+                    // Appending a group again after an unconfirmed append is safe: a target skips a message id it already applied.
+                    LogAppendFailed(_logger, e, _partition, target, attempt);
+                    await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(2_000, 100 * attempt)), _time, cancellationToken).ConfigureAwait(false);
+                }
             }
-            _outgoing.Clear();
+            _outgoing.RemoveAll(m => Partitioner.PartitionOf(m.Target.Key, _log.Partitions) == target);
         }
         foreach (var output in _batchOutputs)
         {
             _live.Publish(output);
         }
         _batchOutputs.Clear();
-    }
-
-    /// <summary>
-    /// Appends, waiting out an outage of the log: processing pauses (the batch's offsets are not checkpointed before
-    /// its messages are in the log) and resumes when the log takes writes again. A retried append may land twice;
-    /// the receivers drop the second copy by its message id.
-    /// </summary>
-    private async Task AppendWithRetryAsync(int partition, IReadOnlyList<InboxEntry> entries, CancellationToken cancellationToken)
-    {
-        for (var attempt = 1; ; attempt++)
-        {
-            try
-            {
-                await _log.AppendAsync(partition, entries, cancellationToken).ConfigureAwait(false);
-                return;
-            }
-            catch (LogUnavailableException e)
-            {
-                LogAppendFailed(_logger, _partition, attempt, e.Message);
-                await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(2_000, 100 * attempt)), _time, cancellationToken).ConfigureAwait(false);
-            }
-        }
     }
 
     private async Task AppendTickIfDueAsync(CancellationToken cancellationToken)
@@ -441,8 +436,16 @@ public sealed partial class PartitionWorker
         var now = _time.GetUtcNow().ToUnixTimeMilliseconds();
         if (due <= now && now > _streamTimeMs)
         {
-            _tickPending = true;
-            await AppendWithRetryAsync(_partition, [new TickEntry(now)], cancellationToken).ConfigureAwait(false);
+            try
+            {
+                await _log.AppendAsync(_partition, [new TickEntry(now)], cancellationToken).ConfigureAwait(false);
+                _tickPending = true;
+            }
+            catch (LogUnavailableException e)
+            {
+                // Tried again when the partition is next idle.
+                LogTickFailed(_logger, e, _partition);
+            }
         }
     }
 
@@ -616,8 +619,11 @@ public sealed partial class PartitionWorker
     [LoggerMessage(Level = LogLevel.Warning, Message = "Partition {Partition}: checkpoint failed (attempt {Attempt}); retrying")]
     private static partial void LogCheckpointFailed(ILogger logger, Exception exception, int partition, int attempt);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Partition {Partition}: the log refused an append (attempt {Attempt}: {Reason}); retrying")]
-    private static partial void LogAppendFailed(ILogger logger, int partition, int attempt, string reason);
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Partition {Partition}: appending messages to partition {Target} failed (attempt {Attempt}); retrying")]
+    private static partial void LogAppendFailed(ILogger logger, Exception exception, int partition, int target, int attempt);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Partition {Partition}: appending a tick failed; trying again when idle")]
+    private static partial void LogTickFailed(ILogger logger, Exception exception, int partition);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Partition {Partition}: checkpoint with epoch {Epoch} fenced off; dropping activations")]
     private static partial void LogFenced(ILogger logger, int partition, long epoch);

@@ -7,7 +7,21 @@ using NpgsqlTypes;
 namespace Runtime.Postgres;
 
 /// <summary>Thrown when the PostgreSQL server cannot be reached; the message names the server, never the password.</summary>
-public sealed class PostgresUnavailableException(string message, Exception inner) : Exception(message, inner);
+public sealed class PostgresUnavailableException(string message, Exception inner) : Exception(message, inner)
+{
+    /// <summary>
+    /// True when <paramref name="exception"/> means that the server cannot be used now, so that the request may be
+    /// retried later: no connection could be opened, or an open one was lost (the server shutting down or restarting:
+    /// 57P01-57P03, a connection exception: class 08, too many connections: 53300; an I/O error or timeout).
+    /// </summary>
+    public static bool IsUnavailable(Exception exception) => exception switch
+    {
+        PostgresUnavailableException => true,
+        PostgresException e => e.SqlState.StartsWith("08", StringComparison.Ordinal) || e.SqlState is "57P01" or "57P02" or "57P03" or "53300",
+        NpgsqlException e => e.IsTransient,
+        _ => false,
+    };
+}
 
 /// <summary>
 /// The PostgreSQL provider: membership, partition leases, fenced checkpoints, grain states, rules and the read

@@ -51,16 +51,50 @@ public sealed class PostgresServer : IAsyncLifetime
         await RunAsync(Bin("initdb"), ["-D", DataDirectory, "-U", "postgres", "--auth=trust", "--encoding=UTF8", "--locale=C.UTF-8", "--no-sync", "--no-instructions"]);
 
         Port = FreePort();
-        _postgres = Start(Bin("postgres"), ["-D", DataDirectory, "-p", Port.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        await StartServerAsync();
+    }
+
+    /// <summary>
+    /// Stops the server with a fast shutdown (open sessions are ended, nothing committed is lost), as an outage that
+    /// <see cref="RestartAsync"/> ends. Clients see the connection refused meanwhile.
+    /// </summary>
+    public async Task StopAsync()
+    {
+        if (_postgres is not { HasExited: false } postgres)
+        {
+            return;
+        }
+        await RunAsync(Bin("pg_ctl"), ["stop", "-D", DataDirectory, "-m", "fast", "-w", "-t", "30"]);
+        await postgres.WaitForExitAsync();
+        NpgsqlConnection.ClearAllPools();
+    }
+
+    /// <summary>Starts the server again on the same port and data directory after <see cref="StopAsync"/>; returns once it accepts connections.</summary>
+    public async Task RestartAsync()
+    {
+        if (_postgres is { HasExited: false })
+        {
+            throw new InvalidOperationException("PostgreSQL is running; stop it first.");
+        }
+        _postgres?.Dispose();
+        _postgres = null;
+        await StartServerAsync();
+        // Connections pooled by this process before the restart are dead.
+        NpgsqlConnection.ClearAllPools();
+    }
+
+    private async Task StartServerAsync()
+    {
+        var postgres = _postgres = Start(Bin("postgres"), ["-D", DataDirectory, "-p", Port.ToString(System.Globalization.CultureInfo.InvariantCulture),
             "-c", "listen_addresses=127.0.0.1", "-c", $"unix_socket_directories={_directory}",
             "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off", "-c", "max_connections=300"]);
 
         var deadline = DateTime.UtcNow + StartTimeout;
         while (true)
         {
-            if (_postgres.HasExited)
+            if (postgres.HasExited)
             {
-                throw new InvalidOperationException($"postgres exited with code {_postgres.ExitCode} at start:\n{Output()}");
+                throw new InvalidOperationException($"postgres exited with code {postgres.ExitCode} at start:\n{Output()}");
             }
             try
             {

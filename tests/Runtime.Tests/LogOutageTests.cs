@@ -1,3 +1,4 @@
+using Grains;
 using Grains.Abstractions;
 using Microsoft.Extensions.Logging.Abstractions;
 using Runtime.Hosting;
@@ -5,57 +6,107 @@ using Runtime.InMemory;
 
 namespace Runtime.Tests;
 
+/// <summary>
+/// The log refusing appends for a while (a broker restart or alarm) must not kill a partition worker: the messages it
+/// sends to other grains and the ticks it appends wait and go out once the log takes writes again, and the worker
+/// keeps its lease (same epoch, no replay).
+/// </summary>
 public sealed class LogOutageTests
 {
-    private static readonly long T0 = DateTimeOffset.Parse("2026-04-01T12:00:00Z").ToUnixTimeMilliseconds();
+    private static readonly CancellationToken None = CancellationToken.None;
+
+    private static readonly RuleDefinition HotRule = new()
+    {
+        Id = "hot",
+        Name = "Hot",
+        Enabled = true,
+        Severity = Severity.Major,
+        Version = 1,
+        Target = new RuleTarget { Kind = TargetKind.All },
+        Condition = new RuleCondition { Kind = ConditionKind.Threshold, Metric = "temperature", Source = ConditionSource.Raw, Operator = ComparisonOperator.Greater, Value = 30 },
+    };
 
     [Fact]
-    public async Task A_partition_waits_out_a_log_that_refuses_appends_and_loses_no_message()
+    public async Task A_worker_waits_for_the_log_instead_of_dying_when_its_appends_are_refused()
     {
-        var inner = new InMemoryInboxLog(2);
-        var log = new RefusingLog(inner) { Refusals = 5 };
+        const int partitions = 2;
+        var log = new RefusingLog(new InMemoryInboxLog(partitions));
         var store = new InMemoryStore(TimeProvider.System);
-        var live = new InMemoryLiveEvents();
-        var options = TestCluster.DefaultOptions(2);
-        options.SiloId = "only";
-        await using var silo = new SiloNode(options, log, store, store, live, RuntimeServiceCollectionExtensions.CreateHosting(new()),
-            TimeProvider.System, NullLoggerFactory.Instance);
-        await silo.StartAsync(CancellationToken.None);
-        await Eventually.Until(() => silo.OwnedPartitions.Count == 2, TimeSpan.FromSeconds(10), "both partitions owned");
-
-        var gateway = new GrainGateway(inner);
-        var rule = new RuleDefinition
+        var options = TestCluster.DefaultOptions(partitions);
+        options.SiloId = "silo-0";
+        options.TicksEnabled = true;
+        options.TickInterval = TimeSpan.FromMilliseconds(100);
+        var silo = new SiloNode(options, log, store, store, new InMemoryLiveEvents(),
+            RuntimeServiceCollectionExtensions.CreateHosting(new SensorGrainOptions()), TimeProvider.System, NullLoggerFactory.Instance);
+        await silo.StartAsync(None);
+        try
         {
-            Id = "r", Name = "R", Enabled = true, Severity = Severity.Info, Version = 1,
-            Target = new RuleTarget { Kind = TargetKind.All },
-            Condition = new RuleCondition { Kind = ConditionKind.Threshold, Metric = "t", Operator = ComparisonOperator.Greater, Value = 5 },
-        };
-        await gateway.BroadcastRuleChangeAsync("r", rule, CancellationToken.None);
-        // The reading's signal to the rule grain is a grain-to-grain append: the log refuses it five times.
-        await gateway.AppendTelemetryAsync([new Reading { SensorId = "s", TimestampMs = T0, Metrics = [new("t", 9)] }], CancellationToken.None);
+            await Eventually.Until(() => silo.OwnedPartitions.Count == partitions, TimeSpan.FromSeconds(10), "the silo owns both partitions");
+            var epochs = Enumerable.Range(0, partitions).ToDictionary(p => p, p => silo.Worker(p)!.Epoch);
+            // The Api's appends are not the worker's: they go to the log directly (while it is down they get 503).
+            var gateway = new GrainGateway(log.Inner);
+            await gateway.BroadcastRuleChangeAsync(HotRule.Id, HotRule, None);
 
-        await Eventually.Until(async () => (await store.QueryAlertsAsync(new AlertQuery(null, "r", null, null, null, 10), CancellationToken.None)).Count == 1,
-            TimeSpan.FromSeconds(15), "the alert opened after the log recovered");
-        Assert.Equal(0, log.Refusals);
-        // The partitions kept their first lease: the worker paused, it did not fail and get re-acquired.
-        Assert.All(await store.LeasesAsync(CancellationToken.None), l => Assert.Equal((1L, "only"), (l.Epoch, l.Owner)));
+            log.Refusing = true;
+            // A hot reading: its sensor must send a condition signal to the rule grain (an append by the worker).
+            // A reading of minutes ago: its minute closes on a wall-clock tick (an append by the worker).
+            // They are in different partitions: a worker waiting to send its signal appends no tick meanwhile.
+            var hot = SensorIn("hot-", 0, partitions);
+            var cold = SensorIn("old-", 1, partitions);
+            var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+            var old = now - 5 * 60_000;
+            await gateway.AppendTelemetryAsync([Reading(hot, now, 35), Reading(cold, old, 20)], None);
+            await Eventually.Until(() => log.Refused<MessageEntry>() >= 2 && log.Refused<TickEntry>() >= 2, TimeSpan.FromSeconds(10),
+                "the worker's signal and tick appends refused, and tried again");
+
+            log.Refusing = false;
+            await Eventually.Until(async () => (await store.QueryAlertsAsync(new AlertQuery(AlertState.Open, HotRule.Id, hot, null, null, 10), None)).Count == 1,
+                TimeSpan.FromSeconds(10), "the alert opened once the signal went out");
+            await Eventually.Until(async () => (await store.GetAggregatesAsync(cold, old - 60_000, old + 60_000, None)).Count == 1,
+                TimeSpan.FromSeconds(10), "the old minute closed once the tick went out");
+
+            // Neither worker died: both partitions are still run with the epochs they started with.
+            Assert.Equal(epochs, Enumerable.Range(0, partitions).ToDictionary(p => p, p => silo.Worker(p)?.Epoch ?? -1));
+        }
+        finally
+        {
+            await silo.KillAsync();
+        }
     }
 
-    private sealed class RefusingLog(IInboxLog inner) : IInboxLog
-    {
-        private int _refusals;
+    private static string SensorIn(string prefix, int partition, int partitions) =>
+        Enumerable.Range(0, 1000).Select(i => $"{prefix}{i}").First(id => Partitioner.PartitionOf(id, partitions) == partition);
 
-        public int Refusals { get => Volatile.Read(ref _refusals); init => _refusals = value; }
+    private static Reading Reading(string sensor, long timestampMs, double temperature) => new()
+    {
+        SensorId = sensor,
+        TimestampMs = timestampMs,
+        Metrics = [new MetricValue("temperature", temperature)],
+    };
+
+    /// <summary>The in-memory log, refusing appends with <see cref="LogUnavailableException"/> while <see cref="Refusing"/> is set.</summary>
+    private sealed class RefusingLog(InMemoryInboxLog inner) : IInboxLog
+    {
+        private readonly List<InboxEntry> _refused = [];
+
+        public InMemoryInboxLog Inner => inner;
+
+        public volatile bool Refusing;
 
         public int Partitions => inner.Partitions;
 
+        public int Refused<T>() where T : InboxEntry
+        {
+            lock (_refused) return _refused.OfType<T>().Count();
+        }
+
         public ValueTask AppendAsync(int partition, IReadOnlyList<InboxEntry> entries, CancellationToken cancellationToken)
         {
-            if (Interlocked.Decrement(ref _refusals) >= 0)
+            if (Refusing)
             {
-                throw new LogUnavailableException("the log is down (test)");
+                lock (_refused) _refused.AddRange(entries);
+                throw new LogUnavailableException("The test log refuses appends.");
             }
-            Interlocked.Exchange(ref _refusals, 0);
             return inner.AppendAsync(partition, entries, cancellationToken);
         }
 

@@ -1,0 +1,69 @@
+using System.Diagnostics;
+using Xunit.Abstractions;
+
+namespace Integration.Tests.Cluster;
+
+/// <summary>
+/// Three silo processes and one Api on private PostgreSQL and RabbitMQ servers. A known load runs while one silo is
+/// killed with SIGKILL and another is stopped with SIGTERM and started again; every minute aggregate in PostgreSQL must
+/// equal the value computed from the input, no alert may be opened twice, and the takeover of the killed silo's
+/// partitions must take at most the lease time plus 2 s.
+/// </summary>
+[Collection(ClusterCollection.Name)]
+public sealed class ChaosTests(ClusterServers servers, ITestOutputHelper output)
+{
+    [Fact]
+    public async Task Readings_are_counted_once_and_alerts_opened_once_across_a_SIGKILL_and_a_SIGTERM_restart()
+    {
+        await using var cluster = await DurableCluster.CreateAsync(servers, output);
+        string[] silos = ["silo-1", "silo-2", "silo-3"];
+        await Scenario.StartAsync(cluster, silos);
+        await Scenario.CreateRuleAsync(cluster);
+
+        var input = new KnownInput(sensors: 150, seconds: 240, cluster.Partitions);
+        var loader = new TelemetryLoader(cluster.Device, cluster.Log);
+        var load = loader.RunAsync(input, eventSecondsPerSecond: 12);
+
+        // At a third of the load: SIGKILL a silo; its partitions must be owned by the others within lease + 2 s.
+        await Wait.UntilAsync(() => loader.Progress >= 1.0 / 3 || load.IsCompleted, TimeSpan.FromSeconds(120), "a third of the load acknowledged");
+        var before = await cluster.ViewAsync();
+        var victim = silos.First(s => before.OwnedBy(s).Count > 0);
+        var orphaned = before.OwnedBy(victim);
+        var progressAtKill = loader.Progress;
+        var clock = Stopwatch.StartNew();
+        cluster.KillSilo(victim);
+        var after = await cluster.WaitForViewAsync(v => orphaned.All(p => v.Partition(p).Owner is { } owner && owner != victim),
+            TimeSpan.FromSeconds(30), $"partitions {string.Join(",", orphaned)} of {victim} owned by live silos");
+        var takeover = clock.Elapsed;
+        cluster.Log($"takeover of partitions {string.Join(",", orphaned)} after SIGKILL of {victim}: {Wait.Seconds(takeover)} (lease {Wait.Seconds(cluster.LeaseDuration)}); {after.Describe()}");
+        output.WriteLine($"TAKEOVER TIME: {Wait.Seconds(takeover)}");
+        Assert.True(progressAtKill < 1, "the kill happened during the load");
+
+        // At two thirds: SIGTERM another silo (final checkpoint, leases handed over, exit 0), then start it again.
+        await Wait.UntilAsync(() => loader.Progress >= 2.0 / 3 || load.IsCompleted, TimeSpan.FromSeconds(120), "two thirds of the load acknowledged");
+        var view = await cluster.ViewAsync();
+        var restarted = silos.First(s => s != victim && view.OwnedBy(s).Count > 0);
+        var held = view.OwnedBy(restarted);
+        var progressAtTerm = loader.Progress;
+        var exitCode = await cluster.TerminateSiloAsync(restarted, TimeSpan.FromSeconds(30));
+        Assert.Equal(0, exitCode);
+        var stopped = cluster.Silo(restarted);
+        foreach (var partition in held)
+        {
+            Assert.True(stopped.HasLine(l => l.Contains($"Partition {partition} (epoch", StringComparison.Ordinal)
+                    && l.Contains("checkpointed at offset", StringComparison.Ordinal) && l.Contains("handed over", StringComparison.Ordinal)),
+                $"{restarted} logged the final checkpoint and hand-over of partition {partition}:\n{stopped.Tail(30)}");
+        }
+        cluster.StartSilo(restarted);
+        var survivors = silos.Where(s => s != victim).ToArray();
+        view = await cluster.WaitBalancedAsync(survivors, TimeSpan.FromSeconds(60));
+        cluster.Log($"{restarted} restarted: {view.Describe()}");
+
+        await load;
+        Assert.True(progressAtTerm < 1, "the SIGTERM happened during the load");
+        await Scenario.FinishAndCheckAsync(cluster, input, loader);
+
+        Assert.True(takeover <= cluster.LeaseDuration + TimeSpan.FromSeconds(2),
+            $"takeover took {Wait.Seconds(takeover)}, more than the lease ({Wait.Seconds(cluster.LeaseDuration)}) + 2 s");
+    }
+}

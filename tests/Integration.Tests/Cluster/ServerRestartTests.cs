@@ -1,0 +1,120 @@
+using System.Diagnostics;
+using System.Net;
+using System.Text.Json;
+using Xunit.Abstractions;
+
+namespace Integration.Tests.Cluster;
+
+/// <summary>
+/// The servers restarted under load, with two silo processes and an Api. RabbitMQ down: ingest answers 503 with
+/// Retry-After and a ProblemDetails body and acknowledges nothing, then resumes; PostgreSQL down: ingest goes on (the
+/// log is up), processing pauses and resumes. Either way every acknowledged reading is counted exactly once.
+/// </summary>
+[Collection(ClusterCollection.Name)]
+public sealed class ServerRestartTests(ClusterServers servers, ITestOutputHelper output)
+{
+    [Fact]
+    public async Task RabbitMQ_restarted_during_load_ingest_answers_503_while_it_is_down_and_nothing_acknowledged_is_lost()
+    {
+        await using var cluster = await DurableCluster.CreateAsync(servers, output);
+        await Scenario.StartAsync(cluster, "silo-1", "silo-2");
+        await Scenario.CreateRuleAsync(cluster);
+        var input = new KnownInput(sensors: 100, seconds: 120, cluster.Partitions);
+        var loader = new TelemetryLoader(cluster.Device, cluster.Log);
+        var load = loader.RunAsync(input, eventSecondsPerSecond: 8);
+
+        await Wait.UntilAsync(() => loader.Progress >= 1.0 / 3, TimeSpan.FromSeconds(120), "a third of the load acknowledged");
+        var down = loader.Now;
+        await servers.RabbitMq.StopAppAsync();
+        cluster.Log("RabbitMQ stopped (stop_app)");
+        try
+        {
+            // While the broker is down a post is answered 503, with Retry-After and a ProblemDetails body.
+            var probe = 0;
+            (HttpStatusCode Status, string? RetryAfter, string? ContentType, string Body) answer = (0, null, null, "");
+            var clock = Stopwatch.StartNew();
+            while (answer.Status != HttpStatusCode.ServiceUnavailable)
+            {
+                Assert.True(clock.Elapsed < TimeSpan.FromSeconds(20), "a post answered 503 while RabbitMQ is down");
+                answer = await loader.PostOnceAsync([Probe(input, probe++)]);
+            }
+            cluster.Log($"503 for a post: Retry-After {answer.RetryAfter}, {answer.ContentType}: {answer.Body}");
+            Assert.Equal("2", answer.RetryAfter);
+            Assert.Equal("application/problem+json", answer.ContentType);
+            using (var problem = JsonDocument.Parse(answer.Body))
+            {
+                Assert.Equal(503, problem.RootElement.GetProperty("status").GetInt32());
+                Assert.False(string.IsNullOrEmpty(problem.RootElement.GetProperty("title").GetString()));
+                Assert.Contains("nothing of this request was stored", problem.RootElement.GetProperty("detail").GetString(), StringComparison.Ordinal);
+            }
+            await Wait.UntilAsync(() => loader.Count(503, down, loader.Now) >= 8, TimeSpan.FromSeconds(20), "the load's posts answered 503");
+        }
+        finally
+        {
+            await servers.RabbitMq.StartAppAsync();
+        }
+        var up = loader.Now;
+        cluster.Log($"RabbitMQ started again (start_app) after {Wait.Seconds(up - down)}; {loader.Count(503, down, up)} posts answered 503, {loader.Count(202, down, up)} 202 meanwhile");
+
+        // Ingest resumes: the load's posts are accepted again.
+        await Wait.UntilAsync(() => loader.Count(202, up, loader.Now) >= 8 || load.IsCompleted, TimeSpan.FromSeconds(30), "posts accepted after the restart");
+        await load;
+        await Scenario.FinishAndCheckAsync(cluster, input, loader);
+        Assert.Contains(cluster.Api.Lines(), l => l.Contains("answered 503", StringComparison.Ordinal));
+        foreach (var silo in new[] { "silo-1", "silo-2" })
+        {
+            var failures = cluster.Silo(silo).Lines().Where(l => l.Contains("fail: ", StringComparison.Ordinal)).ToList();
+            Assert.True(failures.Count == 0, $"{silo} logged errors across the broker restart:\n{string.Join('\n', failures.Take(10))}");
+        }
+    }
+
+    [Fact]
+    public async Task PostgreSQL_restarted_during_load_ingest_goes_on_processing_pauses_and_resumes_and_nothing_is_counted_twice()
+    {
+        await using var cluster = await DurableCluster.CreateAsync(servers, output);
+        await Scenario.StartAsync(cluster, "silo-1", "silo-2");
+        await Scenario.CreateRuleAsync(cluster);
+        var input = new KnownInput(sensors: 100, seconds: 120, cluster.Partitions);
+        var loader = new TelemetryLoader(cluster.Device, cluster.Log);
+        var load = loader.RunAsync(input, eventSecondsPerSecond: 8);
+
+        await Wait.UntilAsync(() => loader.Progress >= 1.0 / 3, TimeSpan.FromSeconds(120), "a third of the load acknowledged");
+        var marks = new[] { "silo-1", "silo-2" }.ToDictionary(s => s, s => cluster.Silo(s).LineCount);
+        var down = loader.Now;
+        await servers.Postgres.StopAsync();
+        cluster.Log("PostgreSQL stopped (fast shutdown)");
+        try
+        {
+            // The log is up: posts are still acknowledged. The cluster view needs the database: 503.
+            var accepted = loader.Count(202, down, loader.Now);
+            await Wait.UntilAsync(() => loader.Count(202, down, loader.Now) >= accepted + 10, TimeSpan.FromSeconds(20), "posts acknowledged while PostgreSQL is down");
+            using var view = await cluster.Operator.GetAsync("/api/v1/cluster");
+            cluster.Log($"GET /api/v1/cluster while PostgreSQL is down: {(int)view.StatusCode} {await view.Content.ReadAsStringAsync()}");
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, view.StatusCode);
+            Assert.NotNull(view.Headers.RetryAfter);
+            // Processing pauses: the silos cannot checkpoint (and retry).
+            await Wait.UntilAsync(() => marks.All(m => cluster.Silo(m.Key).HasLine(l => l.Contains("checkpoint failed", StringComparison.Ordinal), m.Value)),
+                TimeSpan.FromSeconds(20), "both silos failing to checkpoint");
+            // Down for longer than a lease: the leases run out meanwhile.
+            await Wait.UntilAsync(() => loader.Now - down >= TimeSpan.FromSeconds(5), TimeSpan.FromSeconds(10), "5 s of outage");
+        }
+        finally
+        {
+            await servers.Postgres.RestartAsync();
+        }
+        var up = loader.Now;
+        cluster.Log($"PostgreSQL started again after {Wait.Seconds(up - down)}; {loader.Count(202, down, up)} posts acknowledged and {loader.Count(503, down, up)} answered 503 meanwhile");
+        Assert.Equal(0, loader.Count(503, down, up));
+        Assert.Equal(0, loader.Count(0, down, up));
+
+        // Processing resumes: committed offsets move again.
+        var resumed = await cluster.WaitForViewAsync(v => v.PartitionMap.All(p => p.Owner is not null), TimeSpan.FromSeconds(30), "every partition owned again");
+        await cluster.WaitForViewAsync(v => v.PartitionMap.Sum(p => p.CommittedOffset) > resumed.PartitionMap.Sum(p => p.CommittedOffset),
+            TimeSpan.FromSeconds(30), "committed offsets moving again");
+        await load;
+        await Scenario.FinishAndCheckAsync(cluster, input, loader);
+    }
+
+    /// <summary>A probe reading of its own sensor, inside the last minute of the input (never late), never hot.</summary>
+    private static InputReading Probe(KnownInput input, int n) => new("probe-0", input.T0 + (input.Seconds - 30) * 1000L + n, 25, 50);
+}
