@@ -198,9 +198,11 @@ public sealed class TelemetryLoader(HttpClient device, Action<string> log)
     {
         var clock = Stopwatch.StartNew();
         var limit = timeout ?? TimeSpan.FromMinutes(2);
+        // The same key on every attempt: an attempt answered 503 that did reach the log is not counted twice.
+        var idempotencyKey = Guid.NewGuid().ToString("N");
         while (true)
         {
-            var answer = await PostOnceAsync(readings);
+            var answer = await PostOnceAsync(readings, idempotencyKey);
             if (answer.Status == HttpStatusCode.Accepted)
             {
                 return;
@@ -220,7 +222,8 @@ public sealed class TelemetryLoader(HttpClient device, Action<string> log)
     /// One POST. 202: the readings are acknowledged. 503: nothing is. No answer (connection error): status 0.
     /// Any other answer fails the test.
     /// </summary>
-    public async Task<(HttpStatusCode Status, string? RetryAfter, string? ContentType, string Body)> PostOnceAsync(IReadOnlyList<InputReading> readings)
+    public async Task<(HttpStatusCode Status, string? RetryAfter, string? ContentType, string Body)> PostOnceAsync(
+        IReadOnlyList<InputReading> readings, string? idempotencyKey = null)
     {
         using var buffer = new MemoryStream();
         using (var writer = new Utf8JsonWriter(buffer))
@@ -237,7 +240,12 @@ public sealed class TelemetryLoader(HttpClient device, Action<string> log)
         HttpResponseMessage response;
         try
         {
-            response = await device.PostAsync("/api/v1/telemetry", content);
+            using var request = new HttpRequestMessage(HttpMethod.Post, "/api/v1/telemetry") { Content = content };
+            if (idempotencyKey is not null)
+            {
+                request.Headers.Add("Idempotency-Key", idempotencyKey);
+            }
+            response = await device.SendAsync(request);
         }
         catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
         {
