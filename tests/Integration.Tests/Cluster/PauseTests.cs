@@ -66,12 +66,21 @@ public sealed class PauseTests(ClusterServers servers, ITestOutputHelper output)
         var line = await node.WaitForLineAsync(l => l.Contains("fenced off; dropping activations", StringComparison.Ordinal) || l.Contains("lost; stopping it", StringComparison.Ordinal),
             TimeSpan.FromSeconds(10), "its checkpoint fenced off or its lease lost", mark);
         cluster.Log($"{node.Name}: {line}");
-        foreach (var fenced in node.Lines(mark).Where(l => l.Contains("fenced off", StringComparison.Ordinal) || l.Contains("lost; stopping it", StringComparison.Ordinal)))
-        {
-            output.WriteLine($"  {fenced}");
-        }
         var balanced = await cluster.WaitBalancedAsync([paused, other], TimeSpan.FromSeconds(30));
         cluster.Log($"balanced again: {balanced.Describe()}");
+        // Every partition it held was dropped: its checkpoint refused, or its lease found lost first (a race on resume).
+        var resumedLines = node.Lines(mark);
+        foreach (var l in resumedLines.Where(l => l.Contains("fenced off", StringComparison.Ordinal) || l.Contains("lost; stopping it", StringComparison.Ordinal)))
+        {
+            output.WriteLine($"  {l}");
+        }
+        foreach (var partition in moved)
+        {
+            var epoch = before.Partition(partition).Epoch;
+            Assert.True(resumedLines.Any(l => l.Contains($"Partition {partition}: checkpoint with epoch {epoch} fenced off; dropping activations", StringComparison.Ordinal)
+                    || l.Contains($"Lease of partition {partition} (epoch {epoch}) lost; stopping it", StringComparison.Ordinal)),
+                $"{paused} dropped partition {partition} (epoch {epoch}) on resuming");
+        }
         await watching.CancelAsync();
         await watcher;
         foreach (var (partition, epoch) in epochs)
