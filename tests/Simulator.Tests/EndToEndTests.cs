@@ -82,7 +82,8 @@ public sealed class EndToEndTests
 
         var summary = await engine.RunAsync();
 
-        Assert.InRange(summary.Sent, 100, 200); // a busy machine may fall behind, never ahead
+        // Never ahead of the schedule (at most 200 in the second); a busy machine may fall far behind, so the lower bound is loose.
+        Assert.InRange(summary.Sent, 10, 200);
         Assert.Equal(summary.Sent, summary.Acknowledged);
         Assert.Equal(summary.Sent / 10, stub.RequestCount);
         Assert.All(stub.Requests, r => Assert.Equal("application/x-ndjson", r.ContentType));

@@ -22,7 +22,8 @@ public sealed class ChaosTests(ClusterServers servers, ITestOutputHelper output)
 
         var input = new KnownInput(sensors: 150, seconds: 240, cluster.Partitions);
         var loader = new TelemetryLoader(cluster.Device, cluster.Log);
-        var load = loader.RunAsync(input, eventSecondsPerSecond: 12);
+        // About 40 s of posting: long enough that both the kill and the SIGTERM land during the load on a loaded machine.
+        var load = loader.RunAsync(input, eventSecondsPerSecond: 6);
 
         // At a third of the load: SIGKILL a silo; its partitions must be owned by the others within lease + 2 s.
         await Wait.UntilAsync(() => loader.Progress >= 1.0 / 3 || load.IsCompleted, TimeSpan.FromSeconds(120), "a third of the load acknowledged");
