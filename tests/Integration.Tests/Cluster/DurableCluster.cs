@@ -124,6 +124,22 @@ public sealed class DurableCluster : IAsyncDisposable
         return _api;
     }
 
+    /// <summary>Starts another Api node on the same cluster; returns it and the port it listens on.</summary>
+    public (NodeProcess Api, int Port) StartAnotherApi(string name)
+    {
+        var port = RabbitMqServer.FreePort();
+        var api = NodeProcess.Start(name, Dlls.Value.Api,
+            [$"--Urls=http://127.0.0.1:{port}", "--Demo:Enabled=false", .. CommonArguments()],
+            new Dictionary<string, string?> { ["ASPNETCORE_ENVIRONMENT"] = "Development" },
+            Path.Combine(_directory, $"{name}.log"));
+        _started.Add(api);
+        Log($"started {name} (pid {api.Pid}, port {port})");
+        return (api, port);
+    }
+
+    /// <summary>The port of the first Api.</summary>
+    public int ApiPort => Operator.BaseAddress!.Port;
+
     private static HttpClient Client(int port, string key)
     {
         var client = new HttpClient(new SocketsHttpHandler { PooledConnectionLifetime = TimeSpan.FromMinutes(5) })
