@@ -34,7 +34,13 @@ public static partial class RuntimeServiceCollectionExtensions
         if (mode == ClusterMode.Embedded)
         {
             services.AddSingleton<IInboxLog>(sp => new InMemoryInboxLog(sp.GetRequiredService<IOptions<SiloOptions>>().Value.Partitions));
-            services.AddSingleton<InMemoryStore>();
+            services.AddSingleton(sp =>
+            {
+                // Log entries below a committed checkpoint are never read again: the embedded log keeps only the rest.
+                var store = new InMemoryStore(sp.GetRequiredService<TimeProvider>());
+                store.CheckpointCommitted += ((InMemoryInboxLog)sp.GetRequiredService<IInboxLog>()).Trim;
+                return store;
+            });
             services.AddStore<InMemoryStore>();
             services.AddSingleton<ILiveEvents, InMemoryLiveEvents>();
         }

@@ -172,6 +172,9 @@ public sealed class InMemoryStore(TimeProvider time) : ILeaseStore, ICheckpointS
         }
     }
 
+    /// <summary>Raised after a checkpoint committed: the partition and the offset it will resume from.</summary>
+    public event Action<int, long>? CheckpointCommitted;
+
     public Task<bool> CommitAsync(Checkpoint checkpoint, CancellationToken cancellationToken)
     {
         lock (_gate)
@@ -208,8 +211,9 @@ public sealed class InMemoryStore(TimeProvider time) : ILeaseStore, ICheckpointS
             {
                 Apply(output);
             }
-            return Task.FromResult(true);
         }
+        CheckpointCommitted?.Invoke(checkpoint.Partition, checkpoint.NextOffset);
+        return Task.FromResult(true);
     }
 
     public Task<IReadOnlyDictionary<int, long>> CommittedOffsetsAsync(CancellationToken cancellationToken)

@@ -25,6 +25,7 @@ public sealed class TestCluster : IAsyncDisposable
         Partitions = partitions;
         Log = new InMemoryInboxLog(partitions);
         Store = new InMemoryStore(TimeProvider.System);
+        Store.CheckpointCommitted += Log.Trim;
         Live = new InMemoryLiveEvents();
         Gateway = new GrainGateway(Log);
         _hosting = RuntimeServiceCollectionExtensions.CreateHosting(grains);

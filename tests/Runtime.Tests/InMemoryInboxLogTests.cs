@@ -1,0 +1,71 @@
+using Grains.Abstractions;
+using Runtime.InMemory;
+
+namespace Runtime.Tests;
+
+public sealed class InMemoryInboxLogTests
+{
+    private static TelemetryEntry Entry(int i) =>
+        new([new Reading { SensorId = "s", TimestampMs = 1_000 + i, Metrics = [new("t", i)] }]);
+
+    private static async Task<List<LogRecord>> ReadAll(IInboxReader reader)
+    {
+        var records = new List<LogRecord>();
+        while (await reader.ReadAsync(records, 100, TimeSpan.FromMilliseconds(10), CancellationToken.None) > 0)
+        {
+        }
+        return records;
+    }
+
+    [Fact]
+    public async Task Trim_drops_entries_below_the_checkpoint_but_none_an_open_reader_still_needs()
+    {
+        var log = new InMemoryInboxLog(1);
+        await log.AppendAsync(0, Enumerable.Range(0, 10).Select(Entry).ToArray(), CancellationToken.None);
+
+        // A reader (a paused former owner, say) at offset 3 keeps entries 3.. even when the checkpoint is at 8.
+        await using (var behind = log.OpenReader(0, 3))
+        {
+            log.Trim(0, 8);
+            Assert.Equal(3, log.StartOffset(0));
+            var records = await ReadAll(behind);
+            Assert.Equal(Enumerable.Range(3, 7).Select(i => (long)i), records.Select(r => r.Offset));
+            Assert.Equal(9.0, ((TelemetryEntry)records[^1].Entry).Readings[0].Metrics[0].Value);
+        }
+
+        // With no reader behind it, the checkpoint offset bounds the log; offsets and the end stay where they were.
+        log.Trim(0, 8);
+        Assert.Equal(8, log.StartOffset(0));
+        Assert.Equal(10, await log.EndOffsetAsync(0, CancellationToken.None));
+        await using var resumed = log.OpenReader(0, 8);
+        Assert.Equal([8L, 9L], (await ReadAll(resumed)).Select(r => r.Offset));
+        Assert.Throws<ArgumentOutOfRangeException>(() => log.OpenReader(0, 7));
+    }
+
+    [Fact]
+    public async Task A_checkpoint_trims_the_embedded_log_and_a_new_owner_resumes_after_it()
+    {
+        await using var cluster = await TestCluster.StartAsync(1, partitions: 1);
+        Reading[] Readings(int from) => Enumerable.Range(from, 50)
+            .Select(i => new Reading { SensorId = "s", TimestampMs = 1_000 + i, Metrics = [new("t", i)] }).ToArray();
+        foreach (var batch in Readings(0).Chunk(10))
+        {
+            await cluster.Gateway.AppendTelemetryAsync(batch, CancellationToken.None);
+        }
+        await cluster.WaitForQuiescenceAsync();
+        Assert.Equal(5, cluster.Log.StartOffset(0));
+
+        await cluster.KillAsync(cluster.Silos[0]);
+        await cluster.AddSiloAsync();
+        foreach (var batch in Readings(50).Chunk(10))
+        {
+            await cluster.Gateway.AppendTelemetryAsync(batch, CancellationToken.None);
+        }
+        await cluster.WaitForQuiescenceAsync();
+        Assert.Equal(10, cluster.Log.StartOffset(0));
+        var (found, count) = await cluster.Silos[^1].QueryAsync(GrainId.Sensor("s"),
+            g => ((Grains.SensorGrain)g).CurrentMinute()!.Metrics.Single().Count, CancellationToken.None);
+        Assert.True(found);
+        Assert.Equal(100, count);
+    }
+}
