@@ -33,12 +33,20 @@ var summary = new Option<FileInfo?>("--summary") { Description = "Also write the
 var quiet = new Option<bool>("--quiet") { Description = "No live view: only the JSON summary at the end (also when output is redirected)" };
 var maxRetries = new Option<int>("--max-retries") { Description = "Resends of a request after 503 (waiting its Retry-After)", DefaultValueFactory = _ => 10 };
 var allowRemote = new Option<bool>("--allow-remote") { Description = "Allow a --url that is not a loopback address" };
+var operatorKey = new Option<string?>("--operator-key") { Description = "Operator API key, for --wait-applied and --alert-probe" };
+var waitApplied = new Option<bool>("--wait-applied") { Description = "After sending, wait until every partition has checkpointed all readings and report the applied rate (needs --operator-key)" };
+var alertProbe = new Option<int?>("--alert-probe") { Description = "Send no load: create a probe rule and measure post-to-SignalR-alert latency over this many samples (needs --operator-key)" };
+var probeInterval = new Option<TimeSpan?>("--probe-interval")
+{
+    Description = "Pause between probe samples (default 100ms)",
+    CustomParser = result => SimulatorSettings.TryParseDuration(result.Tokens[0].Value, out var value) ? value : null,
+};
 var dryRun = new Option<bool>("--dry-run") { Description = "Only generate the payloads on one thread and report readings/s (no HTTP)" };
 
 var root = new RootCommand("OrleansIot device fleet simulator: N sensors posting telemetry to the Api")
 {
     url, key, sensors, format, batch, ndJson, ratePerSensor, totalRate, duration, count, concurrency, anomalies, seed,
-    summary, quiet, maxRetries, allowRemote, dryRun,
+    summary, quiet, maxRetries, allowRemote, operatorKey, waitApplied, alertProbe, probeInterval, dryRun,
 };
 root.SetAction(async (parse, cancellationToken) =>
 {
@@ -78,6 +86,15 @@ root.SetAction(async (parse, cancellationToken) =>
         AllowRemote = parse.GetValue(allowRemote),
     };
     problems.AddRange(settings.Validate());
+    var opKey = parse.GetValue(operatorKey);
+    if ((parse.GetValue(waitApplied) || parse.GetValue(alertProbe) is not null) && string.IsNullOrEmpty(opKey))
+    {
+        problems.Add("--wait-applied and --alert-probe need --operator-key");
+    }
+    if (parse.GetValue(alertProbe) is < 2 or > 100_000)
+    {
+        problems.Add("--alert-probe must be between 2 and 100000 samples");
+    }
     if (problems.Count > 0)
     {
         foreach (var problem in problems)
@@ -93,13 +110,31 @@ root.SetAction(async (parse, cancellationToken) =>
         return 0;
     }
 
+    if (parse.GetValue(alertProbe) is { } probeSamples)
+    {
+        var probe = new AlertProbe(settings.Url, settings.Key, opKey!, probeSamples, parse.GetValue(probeInterval) ?? TimeSpan.FromMilliseconds(100));
+        var probed = await probe.RunAsync(cancellationToken);
+        var probeJson = JsonSerializer.Serialize(probed, SummaryJsonContext.Default.ProbeSummary);
+        Console.WriteLine(probeJson);
+        if (parse.GetValue(summary) is { } probeFile)
+        {
+            await File.WriteAllTextAsync(probeFile.FullName, probeJson + Environment.NewLine, CancellationToken.None);
+        }
+        return probed.Samples > 0 ? 0 : 1;
+    }
+
     using var engine = new SimulatorEngine(settings);
+    var started = System.Diagnostics.Stopwatch.GetTimestamp();
     var run = engine.RunAsync(cancellationToken);
     if (!parse.GetValue(quiet) && !Console.IsOutputRedirected)
     {
         await LiveView.ShowAsync(engine, settings, run);
     }
     var result = await run;
+    if (parse.GetValue(waitApplied) && await ClusterDrain.WaitAsync(settings.Url, opKey!, started, TimeSpan.FromMinutes(5), cancellationToken) is { } applied)
+    {
+        result = result with { AppliedSeconds = Math.Round(applied, 3), AppliedReadingsPerSecond = Math.Round(result.Acknowledged / applied, 1) };
+    }
     var json = JsonSerializer.Serialize(result, SummaryJsonContext.Default.SimulatorSummary);
     Console.WriteLine(json);
     if (parse.GetValue(summary) is { } file)

@@ -21,6 +21,12 @@ public sealed record SimulatorSummary
 
     public required LatencySummary LatencyMs { get; init; }
 
+    /// <summary>With --wait-applied: seconds from the start until every partition had checkpointed all it was sent; null otherwise.</summary>
+    public double? AppliedSeconds { get; init; }
+
+    /// <summary>With --wait-applied: acknowledged readings divided by <see cref="AppliedSeconds"/> (accepted and aggregated).</summary>
+    public double? AppliedReadingsPerSecond { get; init; }
+
     /// <summary>The first few rejections and errors.</summary>
     public required IReadOnlyList<string> RejectedSamples { get; init; }
 }
@@ -30,4 +36,5 @@ public sealed record LatencySummary(double P50, double P99, double Max);
 
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase, WriteIndented = true)]
 [JsonSerializable(typeof(SimulatorSummary))]
+[JsonSerializable(typeof(ProbeSummary))]
 public sealed partial class SummaryJsonContext : JsonSerializerContext;

@@ -1,0 +1,189 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net.Http.Json;
+using System.Net.WebSockets;
+using System.Text;
+using System.Text.Json;
+
+namespace Simulator;
+
+/// <summary>
+/// --alert-probe N: measures ingest-to-alert latency as an operator sees it. Creates a rule (probe &gt; 0.5 on one
+/// probe sensor, no cooldown), listens to the live hub over a WebSocket (SignalR JSON protocol, as the dashboard
+/// does), then N times posts a breaking reading and waits for the "opened" alert event of that sensor, then posts a
+/// normal reading and waits for "resolved". Latency is from just before the breaking POST to the event's arrival.
+/// Runs next to a load (another simulator) to measure at a given load; deletes its rule at the end.
+/// </summary>
+public sealed class AlertProbe(Uri baseUrl, string deviceKey, string operatorKey, int samples, TimeSpan interval)
+{
+    private const byte RecordSeparator = 0x1e;
+
+    public string RuleId { get; } = "bench-probe-" + Guid.NewGuid().ToString("N")[..8];
+
+    public string SensorId => RuleId + "-sensor";
+
+    public async Task<ProbeSummary> RunAsync(CancellationToken cancellationToken)
+    {
+        using var device = Client(deviceKey);
+        using var operatorClient = Client(operatorKey);
+        var rule = new Uri(baseUrl, "/api/v1/rules");
+        var created = await operatorClient.PostAsync(rule, Json($$"""
+            {"id":"{{RuleId}}","name":"Latency probe","severity":"info","enabled":true,
+             "target":{"kind":"sensors","sensorIds":["{{SensorId}}"]},
+             "condition":{"kind":"threshold","metric":"probe","operator":">","value":0.5},"cooldownSeconds":0}
+            """), cancellationToken).ConfigureAwait(false);
+        if (!created.IsSuccessStatusCode)
+        {
+            throw new InvalidOperationException($"Creating the probe rule failed: {(int)created.StatusCode} {await created.Content.ReadAsStringAsync(cancellationToken).ConfigureAwait(false)}");
+        }
+        var histogram = new LatencyHistogram();
+        var timeouts = 0;
+        try
+        {
+            using var socket = new ClientWebSocket();
+            var hub = new UriBuilder(baseUrl) { Scheme = baseUrl.Scheme == "https" ? "wss" : "ws", Path = "/hubs/live", Query = "access_token=" + Uri.EscapeDataString(operatorKey) }.Uri;
+            await socket.ConnectAsync(hub, cancellationToken).ConfigureAwait(false);
+            await socket.SendAsync(Encoding.UTF8.GetBytes("{\"protocol\":\"json\",\"version\":1}\u001e"), WebSocketMessageType.Text, true, cancellationToken).ConfigureAwait(false);
+            var events = new AlertEvents(socket, SensorId);
+            var receiving = Task.Run(() => events.ReceiveAsync(cancellationToken), cancellationToken);
+            await events.Handshake.WaitAsync(TimeSpan.FromSeconds(10), cancellationToken).ConfigureAwait(false);
+            // The rule change reaches the partitions through their logs: wait until a breaking reading opens an alert once.
+            var time = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+            for (var i = 0; i < samples; i++)
+            {
+                time = Math.Max(time + 1, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
+                var opened = events.Next("opened");
+                var sent = Stopwatch.GetTimestamp();
+                await PostAsync(device, 1, time, cancellationToken).ConfigureAwait(false);
+                var arrived = await WaitAsync(opened, i == 0 ? TimeSpan.FromSeconds(30) : TimeSpan.FromSeconds(10), cancellationToken).ConfigureAwait(false);
+                if (arrived is { } at)
+                {
+                    if (i > 0)
+                    {
+                        histogram.Record((long)Stopwatch.GetElapsedTime(sent, at).TotalMicroseconds);
+                    }
+                }
+                else
+                {
+                    timeouts++;
+                }
+                var resolved = events.Next("resolved");
+                time = Math.Max(time + 1, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
+                await PostAsync(device, 0, time, cancellationToken).ConfigureAwait(false);
+                await WaitAsync(resolved, TimeSpan.FromSeconds(10), cancellationToken).ConfigureAwait(false);
+                await Task.Delay(interval, cancellationToken).ConfigureAwait(false);
+            }
+            await socket.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, null, CancellationToken.None).ConfigureAwait(false);
+            await receiving.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        }
+        finally
+        {
+            await operatorClient.DeleteAsync(new Uri(baseUrl, $"/api/v1/rules/{RuleId}"), CancellationToken.None).ConfigureAwait(false);
+        }
+        return new ProbeSummary(histogram.Count, timeouts,
+            new LatencySummary(histogram.Percentile(50) / 1000.0, histogram.Percentile(99) / 1000.0, histogram.Max / 1000.0));
+    }
+
+    private static async Task<long?> WaitAsync(Task<long> arrival, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await arrival.WaitAsync(timeout, cancellationToken).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            return null;
+        }
+    }
+
+    private async Task PostAsync(HttpClient device, double probe, long timeMs, CancellationToken cancellationToken)
+    {
+        var body = string.Create(CultureInfo.InvariantCulture, $$"""{"sensor":"{{SensorId}}","probe":{{probe}},"timestamp":{{timeMs}}}""");
+        using var response = await device.PostAsync(new Uri(baseUrl, "/api/v1/telemetry"), Json(body), cancellationToken).ConfigureAwait(false);
+        if ((int)response.StatusCode != 202)
+        {
+            throw new InvalidOperationException($"The probe reading was answered {(int)response.StatusCode}: {await response.Content.ReadAsStringAsync(cancellationToken).ConfigureAwait(false)}");
+        }
+    }
+
+    private static HttpClient Client(string key)
+    {
+        var client = new HttpClient { Timeout = TimeSpan.FromSeconds(30) };
+        client.DefaultRequestHeaders.Add("X-Api-Key", key);
+        return client;
+    }
+
+    private static StringContent Json(string body) => new(body, Encoding.UTF8, "application/json");
+
+    /// <summary>Reads hub messages; completes the pending wait of an alert event kind for the probe sensor with its arrival time.</summary>
+    private sealed class AlertEvents(WebSocket socket, string sensorId)
+    {
+        private readonly Lock _gate = new();
+        private readonly TaskCompletionSource _handshake = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private (string Kind, TaskCompletionSource<long> Arrival)? _waiting;
+
+        public Task Handshake => _handshake.Task;
+
+        public Task<long> Next(string kind)
+        {
+            var arrival = new TaskCompletionSource<long>(TaskCreationOptions.RunContinuationsAsynchronously);
+            lock (_gate) _waiting = (kind, arrival);
+            return arrival.Task;
+        }
+
+        public async Task ReceiveAsync(CancellationToken cancellationToken)
+        {
+            var buffer = new byte[64 * 1024];
+            var pending = new List<byte>();
+            while (socket.State == WebSocketState.Open)
+            {
+                var result = await socket.ReceiveAsync(buffer, cancellationToken).ConfigureAwait(false);
+                var at = Stopwatch.GetTimestamp();
+                if (result.MessageType == WebSocketMessageType.Close)
+                {
+                    return;
+                }
+                pending.AddRange(buffer.AsSpan(0, result.Count));
+                int end;
+                while ((end = pending.IndexOf(RecordSeparator)) >= 0)
+                {
+                    var record = pending.GetRange(0, end).ToArray();
+                    pending.RemoveRange(0, end + 1);
+                    Dispatch(record, at);
+                }
+            }
+        }
+
+        private void Dispatch(byte[] record, long at)
+        {
+            if (!_handshake.Task.IsCompleted)
+            {
+                _handshake.TrySetResult();
+                return;
+            }
+            using var message = JsonDocument.Parse(record);
+            var root = message.RootElement;
+            if (!root.TryGetProperty("type", out var type) || type.GetInt32() != 1 || root.GetProperty("target").GetString() != "alert")
+            {
+                return;
+            }
+            var alertEvent = root.GetProperty("arguments")[0];
+            var kind = alertEvent.GetProperty("kind").GetString();
+            if (alertEvent.GetProperty("alert").GetProperty("sensorId").GetString() != sensorId)
+            {
+                return;
+            }
+            lock (_gate)
+            {
+                if (_waiting is { } waiting && waiting.Kind == kind)
+                {
+                    _waiting = null;
+                    waiting.Arrival.TrySetResult(at);
+                }
+            }
+        }
+    }
+}
+
+/// <summary>The probe's result: samples measured (the first, which waits for the rule to reach the partitions, is not), events that never came.</summary>
+public sealed record ProbeSummary(long Samples, int Timeouts, LatencySummary LatencyMs);
