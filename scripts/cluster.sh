@@ -9,6 +9,7 @@
 #   scripts/cluster.sh stop             stop everything started here
 #
 # Ports (override with the variables): PG_PORT=55432 RABBIT_PORT=55672 API_PORT=5080 SILO_PORT_BASE=5090.
+# SILOS=3 sets how many silo processes start; SKIP_BUILD=1 starts what is built.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -17,6 +18,7 @@ pg_port=${PG_PORT:-55432}
 rabbit_port=${RABBIT_PORT:-55672}
 api_port=${API_PORT:-5080}
 silo_base=${SILO_PORT_BASE:-5090}
+silos=${SILOS:-3}
 pg_bin=/usr/lib/postgresql/15/bin
 node="oiot-cluster@localhost"
 pg_conn="Host=127.0.0.1;Port=$pg_port;Database=orleansiot;Username=postgres"
@@ -88,14 +90,16 @@ case "${1:-}" in
   start)
     demo=false; [ "${2:-}" = "--demo" ] && demo=true
     mkdir -p "$dir"
-    dotnet build -c Release --nologo -v q Silo/Silo.csproj >/dev/null
-    dotnet build -c Release --nologo -v q Api/Api.csproj >/dev/null
+    if [ -z "${SKIP_BUILD:-}" ]; then
+      dotnet build -c Release --nologo -v q Silo/Silo.csproj >/dev/null
+      dotnet build -c Release --nologo -v q Api/Api.csproj >/dev/null
+    fi
     start_postgres
     start_rabbitmq
-    for n in 1 2 3; do start_silo "$n"; done
+    for n in $(seq "$silos"); do start_silo "$n"; done
     start_api "$demo"
     wait_for "the Api" 60 curl -sf "http://127.0.0.1:$api_port/health/ready"
-    echo "cluster up: Api http://127.0.0.1:$api_port, silos on ports $((silo_base + 1))-$((silo_base + 3)), logs in $dir"
+    echo "cluster up: Api http://127.0.0.1:$api_port, silos on ports $((silo_base + 1))-$((silo_base + silos)), logs in $dir"
     ;;
   status)
     for f in "$dir"/*.pid; do [ -f "$f" ] && printf '%s %s %s\n' "$(basename "$f" .pid)" "$(cat "$f")" \
@@ -106,7 +110,7 @@ case "${1:-}" in
   restart-silo) stop_pid "$dir/silo-$2.pid" TERM; rm -f "$dir/silo-$2.pid"; start_silo "$2" ;;
   stop)
     stop_pid "$dir/api.pid" TERM
-    for n in 1 2 3; do stop_pid "$dir/silo-$n.pid" TERM; done
+    for f in "$dir"/silo-*.pid; do stop_pid "$f" TERM; done
     (rabbit_env; /usr/lib/rabbitmq/bin/rabbitmqctl -n "$node" stop >/dev/null 2>&1 || true)
     [ -d "$dir/pg/data" ] && as_postgres "$pg_bin/pg_ctl" -D "$dir/pg/data" -m fast -w stop >/dev/null 2>&1 || true
     echo "cluster stopped (data kept in $dir; remove it to start afresh)"

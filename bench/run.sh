@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# Runs every benchmark of BENCHMARKS.md on this machine, all on 127.0.0.1, in under ten minutes, and writes
+# bench/results/<UTC time>/ (one JSON file per run, and results.md: the table with the median of the runs).
+#
+#   bench/run.sh                  everything: parse, memory, embedded (query, ingest, alert latency), durable (the same)
+#   bench/run.sh parse memory     only those parts (any of: parse memory embedded durable)
+#
+# Settings (environment): BENCH_RUNS=3 runs per ingest figure, BENCH_SECONDS=10 seconds per run,
+# BENCH_SENSORS=10000 simulated sensors, BENCH_MEMORY_SENSORS=1000000, BENCH_PROBES=200 alert samples.
+# Ports: embedded Api 5280, durable Api 5281 with PostgreSQL 55532, RabbitMQ 55772 and one silo on 5391.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+runs=${BENCH_RUNS:-3}
+seconds=${BENCH_SECONDS:-10}
+sensors=${BENCH_SENSORS:-10000}
+memory_sensors=${BENCH_MEMORY_SENSORS:-1000000}
+probes=${BENCH_PROBES:-200}
+parts=${*:-parse memory embedded durable}
+out="$root/bench/results/$(date -u +%Y%m%dT%H%M%SZ)"
+mkdir -p "$out"
+operator_key=bench-operator-key
+device_key=bench-device-key
+embedded_port=5280
+durable_dir=$(mktemp -d /tmp/oiot-bench-XXXXXX)
+api_pid=
+
+log() { printf '[bench %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
+
+cleanup() {
+  [ -n "$api_pid" ] && kill "$api_pid" 2>/dev/null || true
+  if [ -d "$durable_dir" ]; then
+    OIOT_DIR=$durable_dir PG_PORT=55532 RABBIT_PORT=55772 API_PORT=5281 SILO_PORT_BASE=5390 scripts/cluster.sh stop >/dev/null 2>&1 || true
+    rm -rf "$durable_dir"
+  fi
+}
+trap cleanup EXIT
+
+log "building (Release)"
+for project in Api/Api.csproj Silo/Silo.csproj Simulator/Simulator.csproj bench/Bench/Bench.csproj; do
+  dotnet build -c Release --nologo -v q -p:SkipClientApp=true "$project" >/dev/null
+done
+simulator() { dotnet Simulator/bin/Release/net10.0/Simulator.dll --quiet "$@"; }
+bench() { dotnet bench/Bench/bin/Release/net10.0/Bench.dll "$@"; }
+
+cat >"$out/machine.json" <<JSON
+{"date":"$(date -u +%Y-%m-%dT%H:%M:%SZ)","commit":"$(git rev-parse --short HEAD 2>/dev/null || echo unknown)",
+ "cores":$(nproc),"memoryGiB":$(awk '/MemTotal/ {printf "%.1f", $2/1048576}' /proc/meminfo),
+ "cpu":"$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)","os":"$(. /etc/os-release && echo "$PRETTY_NAME")",
+ "dotnet":"$(dotnet --version)","runs":$runs,"secondsPerRun":$seconds,"sensors":$sensors}
+JSON
+
+wait_ready() { # url seconds
+  for _ in $(seq $(($2 * 5))); do curl -sf "$1/health/ready" >/dev/null 2>&1 && return 0; sleep 0.2; done
+  log "no answer from $1 within $2 s"; exit 1
+}
+
+# Ingest at saturation: accepted (202) and applied (every partition checkpointed) readings per second.
+ingest() { # name url batch device_key operator_key
+  for run in $(seq "$runs"); do
+    log "$1: batch $3, run $run of $runs ($seconds s)"
+    simulator --url "$2" --key "$4" --operator-key "$5" --sensors "$sensors" --batch "$3" --total-rate 0 \
+      --concurrency 16 --duration "${seconds}s" --wait-applied --summary "$out/$1-batch$3-run$run.json" >/dev/null
+  done
+}
+
+# Ingest-to-alert latency with a load of half the saturation rate running next to the probe.
+latency() { # name url device_key operator_key
+  local rate
+  rate=$(python3 bench/report.py half-rate "$out" "$1-batch100")
+  log "$1: alert latency with a load of $rate readings/s"
+  simulator --url "$2" --key "$3" --sensors "$sensors" --batch 100 --total-rate "$rate" --concurrency 64 \
+    --duration 60s --summary "$out/$1-halfload.json" >/dev/null &
+  local load=$!
+  sleep 3
+  simulator --url "$2" --key "$3" --operator-key "$4" --alert-probe "$probes" --probe-interval 50ms \
+    --summary "$out/$1-alert-latency.json" >/dev/null
+  kill -INT "$load" 2>/dev/null || true
+  wait "$load" || true
+}
+
+for part in $parts; do
+  case $part in
+    parse)
+      log "parse: System.Text.Json and the telemetry parser, one thread"
+      bench parse --seconds 1 --runs 5 >"$out/parse.json"
+      ;;
+    memory)
+      log "memory: $memory_sensors active sensors"
+      bench memory --sensors "$memory_sensors" >"$out/memory.json"
+      ;;
+    embedded)
+      log "embedded: starting the Api (in-memory log and state, co-hosted silo)"
+      (cd Api/bin/Release/net10.0 && exec env ASPNETCORE_ENVIRONMENT=Production Logging__LogLevel__Default=Warning \
+        Auth__Keys__0__Name=bench-operator Auth__Keys__0__Key=$operator_key Auth__Keys__0__Role=operator \
+        Auth__Keys__1__Name=bench-device Auth__Keys__1__Key=$device_key Auth__Keys__1__Role=device \
+        dotnet Api.dll --Urls="http://127.0.0.1:$embedded_port" >"$out/embedded-api.log" 2>&1) &
+      api_pid=$!
+      url="http://127.0.0.1:$embedded_port"
+      wait_ready "$url" 60
+      log "embedded: 24-hour metrics query"
+      bench query --url "$url" --device-key "$device_key" --operator-key "$operator_key" >"$out/embedded-query.json"
+      ingest embedded "$url" 100 "$device_key" "$operator_key"
+      ingest embedded "$url" 500 "$device_key" "$operator_key"
+      latency embedded "$url" "$device_key" "$operator_key"
+      kill "$api_pid"; wait "$api_pid" 2>/dev/null || true; api_pid=
+      ;;
+    durable)
+      log "durable: PostgreSQL, RabbitMQ, one silo and the Api (scripts/cluster.sh)"
+      export OIOT_DIR=$durable_dir PG_PORT=55532 RABBIT_PORT=55772 API_PORT=5281 SILO_PORT_BASE=5390 SILOS=1 SKIP_BUILD=1
+      scripts/cluster.sh start >"$out/durable-start.log"
+      url="http://127.0.0.1:5281"
+      # scripts/cluster.sh runs the Development keys.
+      log "durable: 24-hour metrics query"
+      bench query --url "$url" --device-key dev-device-key-change-me --operator-key dev-operator-key-change-me >"$out/durable-query.json"
+      ingest durable "$url" 100 dev-device-key-change-me dev-operator-key-change-me
+      ingest durable "$url" 500 dev-device-key-change-me dev-operator-key-change-me
+      latency durable "$url" dev-device-key-change-me dev-operator-key-change-me
+      scripts/cluster.sh stop >/dev/null
+      unset OIOT_DIR PG_PORT RABBIT_PORT API_PORT SILO_PORT_BASE SILOS SKIP_BUILD
+      ;;
+    *) log "unknown part '$part' (parse memory embedded durable)"; exit 2 ;;
+  esac
+done
+
+python3 bench/report.py table "$out" | tee "$out/results.md"
+log "results in $out"
