@@ -123,6 +123,7 @@ public static class Map
 [JsonSerializable(typeof(IReadOnlyList<AlertDto>))]
 [JsonSerializable(typeof(IReadOnlyList<CommandDto>))]
 [JsonSerializable(typeof(IReadOnlyList<SentCommandDto>))]
+[JsonSerializable(typeof(Api.Rules.RulePreviewResponse))]
 [JsonSerializable(typeof(ClusterResponse))]
 [JsonSerializable(typeof(AlertEventDto))]
 [JsonSerializable(typeof(AggregateEventDto))]
