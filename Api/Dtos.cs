@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Grains.Abstractions;
+using Runtime;
 
 namespace Api;
 
@@ -64,6 +65,10 @@ public sealed record AlertDto(
 public sealed record CommandDto(string Id, string DeviceId, string Command, IReadOnlyDictionary<string, string>? Parameters,
     string RuleId, string AlertId, DateTimeOffset CreatedAt);
 
+/// <summary>A command sent to a device, with when the device fetched it (null: still pending).</summary>
+public sealed record SentCommandDto(string Id, string DeviceId, string Command, IReadOnlyDictionary<string, string>? Parameters,
+    string RuleId, string AlertId, DateTimeOffset CreatedAt, DateTimeOffset? DeliveredAt);
+
 public sealed record ClusterResponse(
     int Partitions,
     IReadOnlyList<SiloDto> Silos,
@@ -99,6 +104,9 @@ public static class Map
     public static CommandDto ToDto(this DeviceCommand c) =>
         new(c.CommandId, c.DeviceId, c.Command, c.Parameters, c.RuleId, c.AlertId, Time(c.CreatedAtMs));
 
+    public static SentCommandDto ToDto(this CommandRecord r) => new(r.Command.CommandId, r.Command.DeviceId, r.Command.Command,
+        r.Command.Parameters, r.Command.RuleId, r.Command.AlertId, Time(r.Command.CreatedAtMs), Time(r.DeliveredAtMs));
+
     public static MetricStatsDto ToDto(this MetricAggregate m) => new(m.Metric, m.Count, m.Min, m.Max, m.Sum, m.Avg, m.First, m.Last);
 
     public static MinuteDto ToDto(this MinuteAggregate m) => new(Time(m.MinuteMs), m.Metrics.Select(ToDto).ToArray());
@@ -114,6 +122,8 @@ public static class Map
 [JsonSerializable(typeof(AlertDto))]
 [JsonSerializable(typeof(IReadOnlyList<AlertDto>))]
 [JsonSerializable(typeof(IReadOnlyList<CommandDto>))]
+[JsonSerializable(typeof(IReadOnlyList<SentCommandDto>))]
+[JsonSerializable(typeof(Api.Rules.RulePreviewResponse))]
 [JsonSerializable(typeof(ClusterResponse))]
 [JsonSerializable(typeof(AlertEventDto))]
 [JsonSerializable(typeof(AggregateEventDto))]

@@ -36,6 +36,7 @@ builder.Services.AddSignalR().AddJsonProtocol(o =>
 });
 builder.Services.AddHostedService<LiveEventForwarder>();
 builder.Services.AddSingleton<SensorQueries>();
+builder.Services.AddSingleton<RulePreview>();
 builder.Services.AddHttpClient(SensorQueries.SiloClient, c => c.Timeout = TimeSpan.FromSeconds(1));
 builder.Services.AddHealthChecks().AddCheck<ClusterReadyCheck>("cluster", tags: ["ready"]);
 builder.Services.AddDemoFleet(builder.Configuration);

@@ -93,6 +93,19 @@ public sealed class SensorGrain : IGrain
         LateCount = _state.LateCount,
     };
 
+    /// <summary>
+    /// Evaluates the minute-aggregate conditions of the rules targeting this sensor on a minute closed earlier (read
+    /// back from the store), exactly as <see cref="Wake"/> does when it closes a minute: a signal is sent to the rule
+    /// grain when a condition starts or stops holding. Used to replay stored history (rule previews); windows,
+    /// latest values and counts are left as they are.
+    /// </summary>
+    public void ReplayClosedMinute(MinuteAggregate aggregate, IGrainContext context)
+    {
+        ArgumentNullException.ThrowIfNull(aggregate);
+        ArgumentNullException.ThrowIfNull(context);
+        EvaluateAggregateRules(SyncRules(context), aggregate, context);
+    }
+
     /// <summary>The newest open minute window as it stands now; null when no window is open.</summary>
     public MinuteAggregate? CurrentMinute()
     {

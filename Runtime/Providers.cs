@@ -95,6 +95,9 @@ public interface ICheckpointStore
 
 public sealed record Page<T>(IReadOnlyList<T> Items, int Total);
 
+/// <summary>A stored command and when it was handed to its device (epoch ms; null while it is pending).</summary>
+public sealed record CommandRecord(DeviceCommand Command, long? DeliveredAtMs);
+
 public sealed record AlertQuery(AlertState? State, string? RuleId, string? SensorId, long? FromMs, long? ToMs, int Limit);
 
 /// <summary>What the Api reads: the outputs written by checkpoints.</summary>
@@ -114,6 +117,9 @@ public interface IReadStore
 
     /// <summary>Pending commands of the device, oldest first, marked delivered by this call.</summary>
     Task<IReadOnlyList<DeviceCommand>> TakePendingCommandsAsync(string deviceId, CancellationToken cancellationToken);
+
+    /// <summary>The device's commands, delivered or not, newest (last stored) first, at most <paramref name="limit"/>; changes nothing.</summary>
+    Task<IReadOnlyList<CommandRecord>> ListCommandsAsync(string deviceId, int limit, CancellationToken cancellationToken);
 }
 
 /// <summary>The rule definitions as operators manage them. Versions come from one increasing sequence.</summary>

@@ -98,3 +98,43 @@ public sealed record ControlActionDto
     /// <summary>The device to command; null means the sensor the alert is about.</summary>
     public string? DeviceId { get; init; }
 }
+
+/// <summary>
+/// Body of POST /rules/preview: a rule as it would be created (not stored) and the past range to replay it over,
+/// ISO-8601 times as in the other queries (default: the hour before now).
+/// </summary>
+[JsonUnmappedMemberHandling(JsonUnmappedMemberHandling.Disallow)]
+public sealed record RulePreviewRequest
+{
+    public RuleRequest? Rule { get; init; }
+    public string? From { get; init; }
+    public string? To { get; init; }
+}
+
+/// <summary>What a rule would have done over a past range: the alerts it would have opened, per sensor and in total.</summary>
+public sealed record RulePreviewResponse
+{
+    public required DateTimeOffset From { get; init; }
+    public required DateTimeOffset To { get; init; }
+
+    /// <summary>Alerts the rule would have opened in the range.</summary>
+    public required int Total { get; init; }
+
+    /// <summary>How many known sensors the rule targets, and how many of them (the first by id) were replayed.</summary>
+    public required int SensorsTargeted { get; init; }
+    public required int SensorsScanned { get; init; }
+
+    /// <summary>Per sensor with at least one alert, by id.</summary>
+    public required IReadOnlyList<PreviewSensorCount> Sensors { get; init; }
+
+    /// <summary>The would-be alerts in opening order (at most <see cref="RulePreview.MaxAlertsListed"/>).</summary>
+    public required IReadOnlyList<PreviewAlert> Alerts { get; init; }
+
+    /// <summary>Set when the result is approximate (a raw-reading condition replayed on minute aggregates): how.</summary>
+    public string? Approximation { get; init; }
+}
+
+public sealed record PreviewSensorCount(string SensorId, int Alerts);
+
+/// <summary>A would-be alert; <see cref="ResolvedAt"/> is null when it would still be open at the end of the range.</summary>
+public sealed record PreviewAlert(string SensorId, DateTimeOffset StartedAt, DateTimeOffset OpenedAt, DateTimeOffset? ResolvedAt, double? Value, string Message);

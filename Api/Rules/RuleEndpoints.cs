@@ -1,4 +1,5 @@
 using System.Text.Json;
+using System.Text.Json.Serialization.Metadata;
 using Api.Auth;
 using Runtime;
 
@@ -22,7 +23,7 @@ public static class RuleEndpoints
 
         rules.MapPost("/", async Task<IResult> (HttpRequest request, IRuleStore store, GrainGateway gateway, CancellationToken ct) =>
             {
-                var (body, error) = await ReadAsync(request, ct);
+                var (body, error) = await ReadAsync(request, RulesJsonContext.Default.RuleRequest, "the rule", ct);
                 if (error is not null)
                 {
                     return error;
@@ -46,9 +47,28 @@ public static class RuleEndpoints
             .ProducesValidationProblem()
             .ProducesProblem(StatusCodes.Status409Conflict);
 
+        rules.MapPost("/preview", async Task<IResult> (HttpRequest request, RulePreview preview, CancellationToken ct) =>
+            {
+                var (body, error) = await ReadAsync(request, RulesJsonContext.Default.RulePreviewRequest, "the preview request", ct);
+                if (error is not null)
+                {
+                    return error;
+                }
+                var (result, errors) = await preview.RunAsync(body!, ct);
+                return errors is not null
+                    ? TypedResults.ValidationProblem(errors, title: "The preview request is not valid")
+                    : TypedResults.Ok(result);
+            })
+            .WithSummary("Replay an unsaved rule over the stored minute aggregates of [from, to) (ISO-8601, at most 7 days, default the last hour) "
+                + "and report the alerts it would have opened, per sensor; stores nothing. Offline conditions and raw == / != are refused; "
+                + "raw < <= > >= are evaluated on each minute's min or max (see 'approximation')")
+            .DocumentBody(typeof(RulePreviewRequest), "application/json")
+            .Produces<RulePreviewResponse>()
+            .ProducesValidationProblem();
+
         rules.MapPut("/{id}", async Task<IResult> (string id, HttpRequest request, IRuleStore store, GrainGateway gateway, CancellationToken ct) =>
             {
-                var (body, error) = await ReadAsync(request, ct);
+                var (body, error) = await ReadAsync(request, RulesJsonContext.Default.RuleRequest, "the rule", ct);
                 if (error is not null)
                 {
                     return error;
@@ -93,17 +113,18 @@ public static class RuleEndpoints
     private static IResult NotFound(string id) =>
         TypedResults.Problem(statusCode: StatusCodes.Status404NotFound, title: "Rule not found", detail: $"There is no rule with id '{id}'.");
 
-    /// <summary>Reads a rule body, reporting malformed JSON with its line, position and path.</summary>
-    private static async Task<(RuleRequest? Body, IResult? Error)> ReadAsync(HttpRequest request, CancellationToken ct)
+    /// <summary>Reads a JSON body, reporting malformed JSON with its line, position and path.</summary>
+    private static async Task<(T? Body, IResult? Error)> ReadAsync<T>(HttpRequest request, JsonTypeInfo<T> type, string what, CancellationToken ct)
+        where T : class
     {
         if (!request.HasJsonContentType())
         {
             return (null, TypedResults.Problem(statusCode: StatusCodes.Status415UnsupportedMediaType, title: "Unsupported media type",
-                detail: "Send the rule as application/json."));
+                detail: $"Send {what} as application/json."));
         }
         try
         {
-            var body = await JsonSerializer.DeserializeAsync(request.Body, RulesJsonContext.Default.RuleRequest, ct);
+            var body = await JsonSerializer.DeserializeAsync(request.Body, type, ct);
             return body is null
                 ? (null, TypedResults.Problem(statusCode: StatusCodes.Status400BadRequest, title: "Malformed request body", detail: "The body must be a JSON object."))
                 : (body, null);

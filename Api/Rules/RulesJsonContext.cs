@@ -11,4 +11,5 @@ namespace Api.Rules;
 [JsonSerializable(typeof(RuleRequest))]
 [JsonSerializable(typeof(RuleResponse))]
 [JsonSerializable(typeof(IReadOnlyList<RuleResponse>))]
+[JsonSerializable(typeof(RulePreviewRequest))]
 public sealed partial class RulesJsonContext : JsonSerializerContext;

@@ -82,6 +82,25 @@ public static class SensorEndpoints
             .ProducesValidationProblem()
             .ProducesProblem(StatusCodes.Status404NotFound);
 
+        sensors.MapGet("/{id}/commands", async Task<IResult> (string id, int? limit, IReadStore store, SensorQueries queries, CancellationToken ct) =>
+            {
+                if (limit is < 1 or > 500)
+                {
+                    return TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["limit"] = ["limit must be between 1 and 500"] },
+                        title: "Invalid query");
+                }
+                var commands = await store.ListCommandsAsync(id, limit ?? 50, ct);
+                if (commands.Count == 0 && !await queries.ExistsAsync(id, ct))
+                {
+                    return NotFound(id);
+                }
+                return TypedResults.Ok(commands.Select(c => c.ToDto()).ToArray());
+            })
+            .WithSummary("Commands sent to the device with this id by rule control actions, newest first, with when the device fetched them; reading them changes nothing")
+            .Produces<SentCommandDto[]>()
+            .ProducesValidationProblem()
+            .ProducesProblem(StatusCodes.Status404NotFound);
+
         return routes;
     }
 

@@ -26,7 +26,7 @@ public sealed class InMemoryStore(TimeProvider time) : ILeaseStore, ICheckpointS
     private sealed class StoredCommand(DeviceCommand command)
     {
         public DeviceCommand Command { get; } = command;
-        public bool Delivered { get; set; }
+        public long? DeliveredAtMs { get; set; }
     }
 
     // ---- membership and leases
@@ -315,12 +315,24 @@ public sealed class InMemoryStore(TimeProvider time) : ILeaseStore, ICheckpointS
             {
                 return Task.FromResult<IReadOnlyList<DeviceCommand>>([]);
             }
-            var pending = queue.Where(c => !c.Delivered).ToArray();
+            var pending = queue.Where(c => c.DeliveredAtMs is null).ToArray();
+            var now = time.GetUtcNow().ToUnixTimeMilliseconds();
             foreach (var command in pending)
             {
-                command.Delivered = true;
+                command.DeliveredAtMs = now;
             }
             return Task.FromResult<IReadOnlyList<DeviceCommand>>(pending.Select(c => c.Command).ToArray());
+        }
+    }
+
+    public Task<IReadOnlyList<CommandRecord>> ListCommandsAsync(string deviceId, int limit, CancellationToken cancellationToken)
+    {
+        lock (_gate)
+        {
+            IReadOnlyList<CommandRecord> result = _commands.TryGetValue(deviceId, out var queue)
+                ? Enumerable.Reverse(queue).Take(Math.Max(0, limit)).Select(c => new CommandRecord(c.Command, c.DeliveredAtMs)).ToArray()
+                : [];
+            return Task.FromResult(result);
         }
     }
 

@@ -34,6 +34,7 @@ internal static class PostgresMigrations
         (1, "runtime: cluster, membership, leases, checkpoints, grains", V1Runtime),
         (2, "read models: rules, sensors, minute aggregates, alerts, commands", V2ReadModels),
         (3, "idempotency keys of applied telemetry", V3AppliedKeys),
+        (5, "command history per device", V5CommandHistory),
     ];
 
     private const string V3AppliedKeys = """
@@ -164,5 +165,10 @@ internal static class PostgresMigrations
         );
 
         CREATE INDEX commands_pending ON commands (device_id, seq) WHERE delivered_at IS NULL;
+        """;
+
+    /// <summary>The history of a device's commands, newest first (commands_pending covers only undelivered ones).</summary>
+    private const string V5CommandHistory = """
+        CREATE INDEX commands_device ON commands (device_id, seq DESC);
         """;
 }

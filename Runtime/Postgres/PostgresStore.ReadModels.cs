@@ -147,6 +147,23 @@ public sealed partial class PostgresStore
                 CreatedAtMs = r.GetInt64(6),
             }, cancellationToken, P(deviceId)).ConfigureAwait(false);
 
+    /// <summary>The device's commands, newest (last stored) first; the delivery time is the database clock's, in epoch ms.</summary>
+    public async Task<IReadOnlyList<CommandRecord>> ListCommandsAsync(string deviceId, int limit, CancellationToken cancellationToken) =>
+        await QueryAsync("""
+            SELECT command_id, device_id, command, parameters::text, rule_id, alert_id, created_at_ms,
+                   (extract(epoch FROM delivered_at) * 1000)::bigint
+            FROM commands WHERE device_id = $1 ORDER BY seq DESC LIMIT $2
+            """, r => new CommandRecord(new DeviceCommand
+            {
+                CommandId = r.GetString(0),
+                DeviceId = r.GetString(1),
+                Command = r.GetString(2),
+                Parameters = r.IsDBNull(3) ? null : JsonSerializer.Deserialize(r.GetString(3), PostgresJsonContext.Default.DictionaryStringString),
+                RuleId = r.GetString(4),
+                AlertId = r.GetString(5),
+                CreatedAtMs = r.GetInt64(6),
+            }, GetNullable<long>(r, 7)), cancellationToken, P(deviceId), P(Math.Max(0, limit))).ConfigureAwait(false);
+
     /// <summary>
     /// Deletes the minute aggregates whose minute started more than <see cref="PostgresOptions.AggregateRetention"/> ago,
     /// in batches so that no transaction grows large; returns how many were deleted. The host calls it periodically.

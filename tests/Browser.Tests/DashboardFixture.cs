@@ -98,6 +98,14 @@ public sealed class DashboardFixture : IAsyncLifetime
     /// <summary>Advances the stream time of every partition, closing the minutes due by then.</summary>
     public Task TickAsync(long timeMs) => _host.Services.GetRequiredService<GrainGateway>().TickAsync(timeMs, CancellationToken.None);
 
+    /// <summary>Waits until every partition has applied and checkpointed everything appended so far (lag 0 in /cluster).</summary>
+    public async Task SettledAsync() => await Until(async () =>
+    {
+        var cluster = await (await Operator.GetAsync("/api/v1/cluster")).ExpectAsync(HttpStatusCode.OK);
+        return cluster.GetProperty("partitionMap").EnumerateArray()
+            .All(p => p.TryGetProperty("owner", out _) && p.GetProperty("lag").GetInt64() == 0) ? cluster : null;
+    }, "every partition committed up to its end offset");
+
     /// <summary>Opens a dashboard page in a fresh document with the operator key already in session storage.</summary>
     public void Open(string hash)
     {

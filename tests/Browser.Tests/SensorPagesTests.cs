@@ -85,4 +85,49 @@ public sealed class SensorPagesTests(DashboardFixture fx)
         Assert.Empty(fx.ConsoleErrors());
         fx.Screenshots("sensor-detail");
     }
+
+    [Fact]
+    public async Task SensorDetail_ListsTheCommandsSentToIt()
+    {
+        var suffix = Guid.NewGuid().ToString("N")[..8];
+        var sensor = $"bt-cmd-{suffix}";
+        var ruleId = $"bt-cmd-rule-{suffix}";
+        await (await fx.Operator.PostAsync("/api/v1/rules", DashboardFixture.Json(new
+        {
+            id = ruleId,
+            name = "Too hot " + suffix,
+            severity = "major",
+            target = new { kind = "sensors", sensorIds = new[] { sensor } },
+            condition = new { kind = "threshold", metric = "temperature", @operator = ">", value = 30 },
+            controlAction = new { command = "vent", parameters = new Dictionary<string, string> { ["speed"] = "2" } },
+        }))).ExpectAsync(HttpStatusCode.Created);
+        var t0 = fx.NextWindow() + 1_000;
+        await PostAsync($$"""{"sensor":"{{sensor}}","temperature":35,"timestamp":{{t0}}}""");
+        var alert = await DashboardFixture.Until(async () =>
+        {
+            var alerts = await (await fx.Operator.GetAsync($"/api/v1/alerts?ruleId={ruleId}")).ExpectAsync(HttpStatusCode.OK);
+            return alerts.GetArrayLength() == 1 ? alerts[0] : null;
+        }, "the alert of the rule");
+        var commandId = alert.GetProperty("id").GetString() + "/open";
+
+        fx.Open($"/sensors/{sensor}");
+        var row = By.CssSelector($"#commands-table tr[data-command-id='{commandId}']");
+        DashboardFixture.Until(() => fx.Driver.FindElements(row).Count == 1, "the command in the sensor's history");
+        var cells = fx.Driver.FindElement(row).FindElements(By.TagName("td"));
+        Assert.Equal("vent", cells[1].Text);
+        Assert.Equal("speed=2", cells[2].Text);
+        Assert.Equal(ruleId, cells[3].Text);
+        Assert.Equal("pending", cells[4].Text);
+        var created = cells[0].FindElement(By.TagName("time"));
+        Assert.Equal(DateTimeOffset.FromUnixTimeMilliseconds(t0).UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss 'UTC'", CultureInfo.InvariantCulture),
+            created.GetAttribute("title"));
+
+        // The device fetches it: the page shows when (refreshed without a reload).
+        var taken = await (await fx.Device.GetAsync($"/api/v1/devices/{sensor}/commands")).ExpectAsync(HttpStatusCode.OK);
+        Assert.Equal(1, taken.GetArrayLength());
+        DashboardFixture.Until(() => fx.Driver.FindElement(row).GetAttribute("data-delivered") == "true", "the delivery time", TimeSpan.FromSeconds(20));
+        Assert.NotEmpty(fx.Driver.FindElement(row).FindElements(By.CssSelector("td:last-child time[title$=' UTC']")));
+        Assert.Empty(fx.ConsoleErrors());
+        fx.Screenshots("sensor-commands");
+    }
 }

@@ -225,6 +225,48 @@ public sealed class AlertApiTests(ApiFactory factory) : IClassFixture<ApiFactory
     }
 
     [Fact]
+    public async Task SensorCommandHistory_ListsSentCommandsNewestFirst_WithTheirDeliveryTime_AndChangesNothing()
+    {
+        var t0 = factory.NextWindow() + 2_000;
+        var sensor = Ids.New("pump");
+        var rule = Ids.New("pump-rule");
+        var version = await CreateRuleAsync(rule, [sensor], controlAction: new { command = "pump", parameters = new Dictionary<string, string> { ["litres"] = "3" } });
+        // Opens, resolves, opens again: two commands.
+        await PostReadingsAsync(factory.Device(), (sensor, t0, 42), (sensor, t0 + 1_000, 60), (sensor, t0 + 2_000, 40));
+
+        var first = AlertIds.For(rule, version, sensor, t0);
+        var second = AlertIds.For(rule, version, sensor, t0 + 2_000);
+        var history = await Eventually.Json(async () =>
+        {
+            var list = await (await _operator.GetAsync($"/api/v1/sensors/{sensor}/commands")).ExpectAsync(HttpStatusCode.OK);
+            return list.GetArrayLength() == 2 ? list : null;
+        }, what: $"two commands in the history of {sensor}");
+        var parameters = new Dictionary<string, string> { ["litres"] = "3" };
+        JsonAssert.Equal(new[]
+        {
+            new { id = second + "/open", deviceId = sensor, command = "pump", parameters, ruleId = rule, alertId = second, createdAt = T(t0 + 2_000) },
+            new { id = first + "/open", deviceId = sensor, command = "pump", parameters, ruleId = rule, alertId = first, createdAt = T(t0) },
+        }, history);
+        JsonAssert.Equal(new[] { history[0] }, await (await _operator.GetAsync($"/api/v1/sensors/{sensor}/commands?limit=1")).ExpectAsync(HttpStatusCode.OK));
+
+        // Reading the history delivered nothing: the device still gets both, oldest first; then the history has delivery times.
+        var before = DateTimeOffset.UtcNow.AddSeconds(-1);
+        var taken = await (await factory.Device().GetAsync($"/api/v1/devices/{sensor}/commands")).ExpectAsync(HttpStatusCode.OK);
+        Assert.Equal([first + "/open", second + "/open"], taken.EnumerateArray().Select(c => c.GetProperty("id").GetString()!).ToArray());
+        var after = DateTimeOffset.UtcNow.AddSeconds(1);
+        var delivered = await (await _operator.GetAsync($"/api/v1/sensors/{sensor}/commands")).ExpectAsync(HttpStatusCode.OK);
+        Assert.Equal([second + "/open", first + "/open"], delivered.EnumerateArray().Select(c => c.GetProperty("id").GetString()!).ToArray());
+        Assert.All(delivered.EnumerateArray(), c => Assert.InRange(c.GetProperty("deliveredAt").GetDateTimeOffset(), before, after));
+
+        await (await _operator.GetAsync($"/api/v1/sensors/{sensor}/commands?limit=0"))
+            .ExpectValidationProblemAsync("Invalid query", new Dictionary<string, string[]> { ["limit"] = ["limit must be between 1 and 500"] });
+        var unknown = Ids.New("nobody");
+        await (await _operator.GetAsync($"/api/v1/sensors/{unknown}/commands"))
+            .ExpectProblemAsync(HttpStatusCode.NotFound, "Sensor not found", $"No reading of sensor '{unknown}' has been received.");
+        await (await factory.Device().GetAsync($"/api/v1/sensors/{sensor}/commands")).ExpectAsync(HttpStatusCode.Forbidden);
+    }
+
+    [Fact]
     public async Task RestrictedDeviceKey_ActsOnlyForItsOwnDevice()
     {
         var t0 = factory.NextWindow() + 1_000;

@@ -31,6 +31,7 @@ public sealed class ParityTests(PostgresServer server)
         await using var _1 = pg;
         var parity = new StoreParity<InMemoryStore, Runtime.Postgres.PostgresStore>(new InMemoryStore(TimeProvider.System), pg);
         var random = new Random(seed);
+        var started = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
 
         await parity.BothAsync("EnsureCluster", s => s.EnsureClusterAsync(Partitions, None));
         for (var p = 0; p < Partitions; p++)
@@ -58,15 +59,42 @@ public sealed class ParityTests(PostgresServer server)
         }
 
         await parity.AssertSameReadsAsync(Partitions, SensorIds, alertIds.Distinct().ToList(), RuleIds, T0);
+        await AssertSameCommandHistoryAsync(parity, "before the last deliveries", started);
         foreach (var device in Devices.Append("missing"))
         {
             await parity.BothAsync($"TakePendingCommands({device})", s => s.TakePendingCommandsAsync(device, None));
             await parity.BothAsync($"TakePendingCommands({device}) again", s => s.TakePendingCommandsAsync(device, None));
         }
+        await AssertSameCommandHistoryAsync(parity, "after every delivery", started);
+        var history = await parity.Expected.ListCommandsAsync(Devices[0], 1000, None);
+        Assert.True(history.Count >= 2 && history.All(c => c.DeliveredAtMs is not null), $"{history.Count} commands of {Devices[0]}");
         // The scenario must exercise what it claims to.
         var sensors = await parity.Expected.ListSensorsAsync(null, 0, 1000, None);
         Assert.True(sensors.Total >= 6, $"{sensors.Total} sensors");
         Assert.True((await parity.Expected.QueryAlertsAsync(new AlertQuery(null, null, null, null, null, 1000), None)).Count >= 5);
+    }
+
+    /// <summary>
+    /// The command history of every device matches, newest first, for several limits. Delivery times come from the
+    /// database clock in PostgreSQL and from the process clock in memory, so they are compared as delivered or not,
+    /// and each must lie between the start of the test and now.
+    /// </summary>
+    private static async Task AssertSameCommandHistoryAsync(StoreParity<InMemoryStore, Runtime.Postgres.PostgresStore> parity, string when, long startedMs)
+    {
+        foreach (var device in Devices.Append("missing"))
+        {
+            foreach (var limit in new[] { 1000, 2, 0 })
+            {
+                await parity.BothAsync($"ListCommands({device}, {limit}) {when}", async s =>
+                {
+                    var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() + 1000;
+                    var list = await s.ListCommandsAsync(device, limit, None);
+                    Assert.All(list, c => Assert.True(c.DeliveredAtMs is null || (c.DeliveredAtMs >= startedMs - 1000 && c.DeliveredAtMs <= now),
+                        $"{c.Command.CommandId} delivered at {c.DeliveredAtMs}, test started at {startedMs}"));
+                    return list.Select(c => (c.Command, Delivered: c.DeliveredAtMs is not null)).ToList();
+                });
+            }
+        }
     }
 
     [Fact]

@@ -145,6 +145,7 @@ public sealed class StoreParity<TExpected, TActual>(TExpected expected, TActual 
         public Task<IReadOnlyList<Alert>> QueryAlertsAsync(AlertQuery query, CancellationToken ct) => inner.QueryAlertsAsync(query, ct);
         public Task<Alert?> GetAlertAsync(string alertId, CancellationToken ct) => inner.GetAlertAsync(alertId, ct);
         public Task<IReadOnlyList<DeviceCommand>> TakePendingCommandsAsync(string deviceId, CancellationToken ct) => inner.TakePendingCommandsAsync(deviceId, ct);
+        public Task<IReadOnlyList<CommandRecord>> ListCommandsAsync(string deviceId, int limit, CancellationToken ct) => inner.ListCommandsAsync(deviceId, limit, ct);
         public Task<IReadOnlyList<RuleDefinition>> ListAsync(CancellationToken ct) => inner.ListAsync(ct);
         public Task<RuleDefinition?> GetAsync(string ruleId, CancellationToken ct) => inner.GetAsync(ruleId, ct);
         public Task<long> NextVersionAsync(CancellationToken ct) => inner.NextVersionAsync(ct);

@@ -1,6 +1,7 @@
-// Rules: list, create, edit, enable/disable and delete, with the API's validation messages next to each field.
+// Rules: list, create, edit, enable/disable and delete, with the API's validation messages next to each field;
+// a preview replays the rule in the form over a past range of stored minute aggregates before it is saved.
 import { api, ApiError } from '../api.js';
-import { esc, num, severities, severityBadge } from '../format.js';
+import { esc, num, severities, severityBadge, time } from '../format.js';
 
 const OPERATORS = ['>', '>=', '<', '<=', '==', '!='];
 const SOURCES = ['raw', 'avg', 'min', 'max', 'sum', 'count', 'last'];
@@ -18,6 +19,14 @@ function conditionText(c) {
   if (c.kind === 'offline') return `no data for ${c.minutes} min`;
   const on = c.on && c.on !== 'raw' ? `${c.on} of minute ` : '';
   return `${on}${c.metric} ${c.operator} ${num(c.value)}${c.forMinutes ? ` for ${c.forMinutes} min` : ''}`;
+}
+
+const RANGES = [['1h', 'Last hour', 3_600_000], ['24h', 'Last 24 hours', 86_400_000], ['7d', 'Last 7 days', 7 * 86_400_000], ['custom', 'Custom range', 0]];
+
+/** The value of a datetime-local input for a Date, in the browser's zone. */
+function localInputValue(date) {
+  const pad = (n) => String(n).padStart(2, '0');
+  return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}T${pad(date.getHours())}:${pad(date.getMinutes())}`;
 }
 
 const field = (name, label, control, hint = '') => `
@@ -67,6 +76,20 @@ export function mount(root) {
           ${field('controlAction.deviceId', 'Command device', '<input type="text" autocomplete="off" />', 'default: the alert\'s sensor')}
           ${field('controlAction.parameters', 'Command parameters', '<textarea rows="2"></textarea>', 'one key=value a line')}
         </div>
+        <fieldset class="preview">
+          <legend>Preview</legend>
+          <p class="muted small">Replays the rule above over the stored minute aggregates of a past range (at most 7 days) and
+            counts the alerts it would have opened. Nothing is saved.</p>
+          <div class="form-grid">
+            ${field('preview.range', 'Range', `<select>${RANGES.map(([v, label]) => `<option value="${v}">${label}</option>`).join('')}</select>`)}
+            ${field('preview.from', 'From', '<input type="datetime-local" step="60" />', 'your time zone')}
+            ${field('preview.to', 'To', '<input type="datetime-local" step="60" />', 'your time zone')}
+          </div>
+          <div class="actions">
+            <button type="button" class="secondary" id="rule-preview">Preview</button>
+          </div>
+          <div id="preview-result" aria-live="polite"></div>
+        </fieldset>
         <p id="form-error" class="error" role="alert"></p>
         <div class="actions">
           <button type="submit" id="rule-save">Create rule</button>
@@ -97,6 +120,9 @@ export function mount(root) {
     for (const name of ['condition.metric', 'condition.on', 'condition.operator', 'condition.value', 'condition.forMinutes']) show(name, kind === 'threshold');
     show('condition.minutes', kind === 'offline');
     show('id', editing === null);
+    const custom = input('preview.range').value === 'custom';
+    show('preview.from', custom);
+    show('preview.to', custom);
   }
 
   function clearErrors() {
@@ -112,6 +138,8 @@ export function mount(root) {
     let first = null;
     for (const [key, messages] of Object.entries(problem.errors ?? {})) {
       let name = key.replace(/\[\d+\]/g, '').replace(/^\$\.?/, '');
+      // Preview errors: the rule's fields under "rule.", the range as "from" and "to".
+      if (problem.preview) name = name === 'from' || name === 'to' ? `preview.${name}` : name.replace(/^rule\./, '');
       name = name.split('.').map((p, i) => (i === 0 ? p.charAt(0).toLowerCase() + p.slice(1) : p)).join('.');
       let slot = null;
       for (let c = name; c && !slot; c = c.includes('.') ? c.slice(0, c.lastIndexOf('.')) : '') {
@@ -176,6 +204,7 @@ export function mount(root) {
     $('#form-title').textContent = rule ? `Edit rule ${rule.id}` : 'New rule';
     $('#rule-save').textContent = rule ? 'Save changes' : 'Create rule';
     $('#rule-reset').textContent = rule ? 'Cancel' : 'Clear';
+    $('#preview-result').replaceChildren();
     if (rule) {
       const set = (name, v) => {
         input(name).value = v ?? '';
@@ -229,9 +258,88 @@ export function mount(root) {
     }
   }
 
+  /** The preview range as ISO times: a preset ending now, or the custom fields (read in the browser's zone). */
+  function previewRange() {
+    const range = input('preview.range').value;
+    if (range !== 'custom') {
+      const to = new Date();
+      const span = RANGES.find(([v]) => v === range)[2];
+      return { from: new Date(to.getTime() - span).toISOString(), to: to.toISOString() };
+    }
+    const iso = (name) => {
+      const text = input(name).value;
+      const date = text ? new Date(text) : null;
+      return date && !Number.isNaN(date.getTime()) ? date.toISOString() : undefined;
+    };
+    return { from: iso('preview.from'), to: iso('preview.to') };
+  }
+
+  function renderPreview(result) {
+    const out = $('#preview-result');
+    const n = result.total;
+    const scanned = result.sensorsScanned < result.sensorsTargeted
+      ? ` Only the first ${num(result.sensorsScanned)} of the ${num(result.sensorsTargeted)} targeted sensors (by id) were replayed.`
+      : ` ${num(result.sensorsScanned)} sensor${result.sensorsScanned === 1 ? '' : 's'} replayed.`;
+    const shown = result.alerts.slice(0, 100);
+    out.innerHTML = `
+      <p id="preview-summary"><strong id="preview-count" data-count="${n}">${num(n)}</strong>
+        alert${n === 1 ? '' : 's'} would have opened between ${time(result.from)} and ${time(result.to)}.${esc(scanned)}</p>
+      ${result.approximation ? `<p id="preview-approximation" class="muted small">Approximation: ${esc(result.approximation)}.</p>` : ''}
+      ${n === 0 ? '' : `
+      <div class="table-wrap">
+        <table class="data" id="preview-sensors">
+          <caption class="visually-hidden">Would-be alerts per sensor</caption>
+          <thead><tr><th scope="col">Sensor</th><th scope="col" class="num">Alerts</th></tr></thead>
+          <tbody>${result.sensors.map((s) => `<tr data-sensor-id="${esc(s.sensorId)}">
+            <th scope="row"><a href="#/sensors/${encodeURIComponent(s.sensorId)}">${esc(s.sensorId)}</a></th><td class="num">${num(s.alerts)}</td></tr>`).join('')}</tbody>
+        </table>
+      </div>
+      <div class="table-wrap">
+        <table class="data" id="preview-alerts">
+          <caption class="visually-hidden">Would-be alerts</caption>
+          <thead><tr><th scope="col">Sensor</th><th scope="col">Opened</th><th scope="col">Resolved</th><th scope="col" class="num">Value</th><th scope="col">Condition</th></tr></thead>
+          <tbody>${shown.map((a) => `<tr data-sensor-id="${esc(a.sensorId)}">
+            <td>${esc(a.sensorId)}</td><td>${time(a.openedAt)}</td><td>${a.resolvedAt ? time(a.resolvedAt) : '<span class="muted">still open</span>'}</td>
+            <td class="num">${num(a.value)}</td><td>${esc(a.message)}</td></tr>`).join('')}</tbody>
+        </table>
+      </div>
+      ${result.alerts.length > shown.length ? `<p class="muted small">The first ${shown.length} of ${num(n)} alerts are listed.</p>` : ''}`}`;
+  }
+
+  async function preview() {
+    const button = $('#rule-preview');
+    const out = $('#preview-result');
+    button.disabled = true;
+    clearErrors();
+    out.innerHTML = '<p class="muted">Replaying…</p>';
+    try {
+      const rule = readForm();
+      renderPreview(await api('/api/v1/rules/preview', { method: 'POST', body: { rule, ...previewRange() } }));
+    } catch (error) {
+      out.replaceChildren();
+      if (error instanceof ApiError) showErrors({ ...error.problem, preview: true });
+      else $('#form-error').textContent = error.message;
+    } finally {
+      button.disabled = false;
+    }
+  }
+
   form.addEventListener('change', (e) => {
-    if (e.target.name === 'target.kind' || e.target.name === 'condition.kind') syncVisibility();
+    if (e.target.name === 'target.kind' || e.target.name === 'condition.kind' || e.target.name === 'preview.range') syncVisibility();
+    if (e.target.name === 'preview.range' && e.target.value === 'custom' && !input('preview.from').value) {
+      const now = new Date();
+      input('preview.from').value = localInputValue(new Date(now.getTime() - 86_400_000));
+      input('preview.to').value = localInputValue(now);
+    }
   });
+  form.addEventListener('keydown', (e) => {
+    // Enter in a preview field previews; it does not save the rule.
+    if (e.key === 'Enter' && e.target.name?.startsWith('preview.')) {
+      e.preventDefault();
+      preview();
+    }
+  });
+  $('#rule-preview').addEventListener('click', preview);
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
     const rule = readForm();

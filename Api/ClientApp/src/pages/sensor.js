@@ -1,5 +1,5 @@
 // Sensor detail: one chart per metric (minute min–max band and average) over a chosen range, the current minute
-// (refreshed live), the last readings and the sensor's active alerts.
+// (refreshed live), the last readings, the sensor's active alerts and the commands sent to it (refreshed every 2 s).
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
 import { api, qs } from '../api.js';
@@ -30,6 +30,8 @@ export function mount(root, [sensorId], query) {
       <div class="panel" id="sensor-meta"><span class="muted">Loading…</span></div>
       <h2>Active alerts</h2>
       <div id="sensor-alerts" class="panel"></div>
+      <h2 id="commands-title">Commands sent</h2>
+      <div id="sensor-commands" class="table-wrap" aria-labelledby="commands-title"><p class="muted panel">Loading…</p></div>
       <h2>Minutes</h2>
       <form class="filters" id="range-form" aria-label="Chart range">
         <label>Range
@@ -184,6 +186,29 @@ export function mount(root, [sensorId], query) {
     }
   }
 
+  function renderCommands(commands) {
+    $('#sensor-commands').innerHTML = commands.length
+      ? `<table class="data" id="commands-table"><caption class="visually-hidden">Commands sent to ${esc(sensorId)}, newest first</caption>
+          <thead><tr><th scope="col">Created</th><th scope="col">Command</th><th scope="col">Parameters</th><th scope="col">Rule</th>
+          <th scope="col">Fetched by the device</th></tr></thead>
+          <tbody>${commands.map((c) => `<tr data-command-id="${esc(c.id)}" data-delivered="${c.deliveredAt ? 'true' : 'false'}">
+            <td>${time(c.createdAt)}</td><td>${esc(c.command)}</td>
+            <td>${Object.entries(c.parameters ?? {}).map(([k, v]) => `${esc(k)}=${esc(v)}`).join(', ')}</td>
+            <td>${esc(c.ruleId)}</td><td>${c.deliveredAt ? time(c.deliveredAt) : '<span class="muted">pending</span>'}</td></tr>`).join('')}</tbody></table>`
+      : '<p class="muted panel" id="no-commands">No command was sent to this sensor.</p>';
+  }
+
+  async function loadCommands() {
+    try {
+      const commands = await api(`/api/v1/sensors/${encodeURIComponent(sensorId)}/commands${qs({ limit: 50 })}`);
+      if (!closed) renderCommands(commands);
+    } catch (error) {
+      if (closed) return;
+      if (error.status === 404) renderCommands([]);
+      else errorLine.textContent = `Commands could not be loaded: ${error.message}`;
+    }
+  }
+
   function renderAlerts() {
     const active = [...alerts.values()].filter((a) => a.state === 'open').sort((a, b) => (b.openedAt > a.openedAt ? 1 : -1));
     $('#sensor-alerts').innerHTML = active.length
@@ -274,9 +299,12 @@ export function mount(root, [sensorId], query) {
   syncRangeInputs();
   loadDetail();
   loadAlerts();
+  loadCommands();
   loadMetrics();
   detailTimer = setInterval(() => {
-    if (document.visibilityState === 'visible') loadDetail();
+    if (document.visibilityState !== 'visible') return;
+    loadDetail();
+    loadCommands();
   }, 2000);
   return () => {
     closed = true;
