@@ -25,6 +25,9 @@ public sealed class TelemetryParser(TelemetryLimits limits)
 
     private readonly TelemetryLimits _limits = limits ?? throw new ArgumentNullException(nameof(limits));
     private readonly Utf8NameCache _names = new(512, (int)Math.Min(int.MaxValue, 3L * Math.Max(limits.MaxNameLength, 1)));
+
+    /// <summary>Short string values that repeat across readings (ids, models, locations, "on"/"off"), decoded once.</summary>
+    private readonly Utf8NameCache _values = new(4096, 64);
     private readonly List<MetricValue> _topMetrics = [];
     private readonly List<MetricValue> _objectMetrics = [];
     private readonly List<AttributeValue> _attributes = [];
@@ -459,7 +462,7 @@ public sealed class TelemetryParser(TelemetryLimits limits)
                     return null; // an empty id counts as absent
                 }
 
-                if (!TryGetString(ref reader, out id))
+                if (!TryDecodeString(ref reader, out id))
                 {
                     error = $"sensor id field '{name}' is not valid UTF-8";
                 }
@@ -939,7 +942,18 @@ public sealed class TelemetryParser(TelemetryLimits limits)
         return text.Length > max ? string.Concat(text.AsSpan(0, max), "...") : text;
     }
 
-    private static bool TryGetString(ref Utf8JsonReader reader, out string? value)
+    /// <summary>A string value through the cache of repeated values (sensor ids are too many to cache: see <see cref="TryDecodeString"/>).</summary>
+    private bool TryGetString(ref Utf8JsonReader reader, out string? value)
+    {
+        if (!reader.ValueIsEscaped && !reader.HasValueSequence)
+        {
+            value = _values.Get(reader.ValueSpan);
+            return value is not null; // null: not valid UTF-8
+        }
+        return TryDecodeString(ref reader, out value);
+    }
+
+    private static bool TryDecodeString(ref Utf8JsonReader reader, out string? value)
     {
         try
         {
@@ -954,7 +968,7 @@ public sealed class TelemetryParser(TelemetryLimits limits)
     }
 
     /// <summary>Text of a string, number (its JSON text, so 1.0 stays "1.0") or boolean value.</summary>
-    private static bool TryGetScalarText(ref Utf8JsonReader reader, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out string? text)
+    private bool TryGetScalarText(ref Utf8JsonReader reader, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out string? text)
     {
         switch (reader.TokenType)
         {
