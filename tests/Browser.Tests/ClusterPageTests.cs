@@ -68,6 +68,8 @@ public sealed class ClusterPageTests(DashboardFixture fx)
 
         Assert.Empty(fx.ConsoleErrors());
         fx.Screenshots("cluster");
+        Js.ExecuteScript("document.getElementById('partitions-heading').scrollIntoView();");
+        fx.Screenshots("cluster-partitions");
 
         // Left for another page: no more polls. Proving an absence needs a wait: 2.5 refresh intervals of 2 s.
         fx.Driver.FindElement(By.CssSelector("#nav a[href='#/alerts']")).Click();

@@ -109,7 +109,11 @@ export function mount(root) {
       chart.plot = new uPlot({
         width: chartWidth(chart.el),
         height: CHART_HEIGHT,
-        scales: { x: { time: true }, y: { range: (_u, min, max) => [0, Math.max(1, max ?? 0) * 1.1] } },
+        scales: {
+          // At least a minute wide, so a young history is not stretched over the whole width.
+          x: { time: true, range: (_u, min, max) => (min == null || max == null ? [Date.now() / 1000 - 60, Date.now() / 1000] : [Math.min(min, max - 60), max]) },
+          y: { range: (_u, _min, max) => [0, Math.max(1, max ?? 0) * 1.1] },
+        },
         series: [{ value: timeValue }, ...series],
         axes: [{}, { values: (_u, values) => values.map((v) => num(v)), size: 56 }],
       }, data, chart.el);
