@@ -75,11 +75,20 @@ public sealed record ClusterResponse(
     IReadOnlyList<PartitionDto> PartitionMap,
     IReadOnlyDictionary<string, int> Activations);
 
+/// <summary>A silo as of its last heartbeat; <see cref="ReadingsApplied"/> and <see cref="AlertsOpened"/> count since <see cref="StartedAt"/>.</summary>
 public sealed record SiloDto(string Id, string Address, string Status, DateTimeOffset StartedAt, DateTimeOffset LastHeartbeat,
-    IReadOnlyList<int> Partitions, IReadOnlyDictionary<string, int> Activations);
+    IReadOnlyList<int> Partitions, IReadOnlyDictionary<string, int> Activations, long ReadingsApplied, long AlertsOpened);
 
 public sealed record PartitionDto(int Partition, string? Owner, long Epoch, DateTimeOffset? LeaseExpiresAt, long CommittedOffset,
     long EndOffset, long Lag);
+
+/// <summary>The cluster load of the last minutes, one point per sample, oldest first; <see cref="Silos"/> lists every silo with a rate in some point.</summary>
+public sealed record ClusterMetricsResponse(double SampleIntervalSeconds, double HistorySeconds, IReadOnlyList<string> Silos,
+    IReadOnlyList<ClusterMetricsPointDto> Points);
+
+/// <summary>Rates over the span since the previous sample: readings applied per second (all silos and per silo), alerts opened per minute.</summary>
+public sealed record ClusterMetricsPointDto(DateTimeOffset Time, double ReadingsPerSecond, double AlertsPerMinute,
+    IReadOnlyDictionary<string, double> ReadingsPerSecondBySilo);
 
 /// <summary>Live event "alert". <see cref="EventId"/> repeats when a replay reproduces the event: clients drop ids they have seen.</summary>
 public sealed record AlertEventDto(string EventId, string Kind, AlertDto Alert);
@@ -125,6 +134,7 @@ public static class Map
 [JsonSerializable(typeof(IReadOnlyList<SentCommandDto>))]
 [JsonSerializable(typeof(Api.Rules.RulePreviewResponse))]
 [JsonSerializable(typeof(ClusterResponse))]
+[JsonSerializable(typeof(ClusterMetricsResponse))]
 [JsonSerializable(typeof(AlertEventDto))]
 [JsonSerializable(typeof(AggregateEventDto))]
 [JsonSerializable(typeof(CommandEventDto))]

@@ -35,6 +35,7 @@ builder.Services.AddSignalR().AddJsonProtocol(o =>
     o.PayloadSerializerOptions.TypeInfoResolverChain.Insert(0, ApiJsonContext.Default);
 });
 builder.Services.AddHostedService<LiveEventForwarder>();
+builder.Services.AddClusterMetrics(builder.Configuration);
 builder.Services.AddSingleton<SensorQueries>();
 builder.Services.AddSingleton<RulePreview>();
 builder.Services.AddHttpClient(SensorQueries.SiloClient, c => c.Timeout = TimeSpan.FromSeconds(1));

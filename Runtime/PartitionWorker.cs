@@ -43,6 +43,8 @@ public sealed partial class PartitionWorker
     private int _recordsSinceCheckpoint;
     private long _lastCheckpointTicks;
     private bool _tickPending;
+    private long _readingsApplied;
+    private long _alertsOpened;
 
     public PartitionWorker(int partition, long epoch, SiloOptions options, IInboxLog log, ICheckpointStore store,
         ILiveEvents live, GrainHosting hosting, TimeProvider time, ILogger logger)
@@ -69,6 +71,12 @@ public sealed partial class PartitionWorker
     public long CommittedOffset => Volatile.Read(ref _committedOffset);
 
     public long StreamTimeMs => Volatile.Read(ref _streamTimeMs);
+
+    /// <summary>Readings this worker applied (duplicates skipped by idempotency key not counted); only grows.</summary>
+    public long ReadingsApplied => Volatile.Read(ref _readingsApplied);
+
+    /// <summary>"Opened" alert events the grains of this worker emitted; only grows.</summary>
+    public long AlertsOpened => Volatile.Read(ref _alertsOpened);
 
     public int ActivationCount(string grainType)
     {
@@ -248,6 +256,8 @@ public sealed partial class PartitionWorker
                     Deliver(_activations[GrainId.Sensor(reading.SensorId)], reading);
                     FireDueWakeups();
                 }
+                // One writer (this loop); the silo reads it at its heartbeat.
+                Volatile.Write(ref _readingsApplied, _readingsApplied + telemetry.Readings.Length);
                 if (telemetry.IdempotencyKey is { } applied)
                 {
                     _appliedKeys[applied] = _streamTimeMs;
@@ -603,6 +613,10 @@ public sealed partial class PartitionWorker
 
         public void Emit(GrainOutput output)
         {
+            if (output is AlertEvent { Kind: AlertEventKind.Opened })
+            {
+                Volatile.Write(ref worker._alertsOpened, worker._alertsOpened + 1);
+            }
             worker._checkpointOutputs.Add(output);
             worker._batchOutputs.Add(output);
         }

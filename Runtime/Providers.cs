@@ -23,8 +23,12 @@ public interface IInboxReader : IAsyncDisposable
     ValueTask<int> ReadAsync(List<LogRecord> into, int max, TimeSpan maxWait, CancellationToken cancellationToken);
 }
 
+/// <summary>
+/// A silo's membership heartbeat. <see cref="ReadingsApplied"/> and <see cref="AlertsOpened"/> count what the silo's
+/// partitions applied since the silo started (<see cref="StartedAt"/>); they only grow while the process lives.
+/// </summary>
 public sealed record SiloInfo(string SiloId, string Address, DateTimeOffset StartedAt, DateTimeOffset LastHeartbeat,
-    IReadOnlyDictionary<string, int> Activations);
+    IReadOnlyDictionary<string, int> Activations, long ReadingsApplied = 0, long AlertsOpened = 0);
 
 public sealed record Lease(int Partition, string? Owner, long Epoch, DateTimeOffset ExpiresAt);
 

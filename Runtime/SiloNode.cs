@@ -22,6 +22,8 @@ public sealed partial class SiloNode : IAsyncDisposable
     private readonly Dictionary<int, RunningPartition> _running = [];
     private readonly Lock _gate = new();
     private readonly DateTimeOffset _startedAt;
+    private long _retiredReadings;
+    private long _retiredAlerts;
     private CancellationTokenSource? _stopping;
     private Task? _loop;
 
@@ -111,6 +113,24 @@ public sealed partial class SiloNode : IAsyncDisposable
         };
     }
 
+    /// <summary>
+    /// Readings applied and alerts opened by this silo's partitions since it started: the running workers' counts plus
+    /// those of the workers it stopped. Read under the lock that moves a worker from one to the other, so it only grows.
+    /// </summary>
+    public (long ReadingsApplied, long AlertsOpened) Counters()
+    {
+        lock (_gate)
+        {
+            long readings = _retiredReadings, alerts = _retiredAlerts;
+            foreach (var r in _running.Values)
+            {
+                readings += r.Worker.ReadingsApplied;
+                alerts += r.Worker.AlertsOpened;
+            }
+            return (readings, alerts);
+        }
+    }
+
     /// <summary>True when this silo runs the partition of <paramref name="id"/> now.</summary>
     public bool Owns(GrainId id) => Worker(Partitioner.PartitionOf(id.Key, _options.Partitions)) is not null;
 
@@ -149,8 +169,26 @@ public sealed partial class SiloNode : IAsyncDisposable
         }
     }
 
-    private Task HeartbeatAsync(CancellationToken cancellationToken) =>
-        _leases.HeartbeatAsync(new SiloInfo(SiloId, _options.Address, _startedAt, _time.GetUtcNow(), ActivationCounts()), cancellationToken);
+    private Task HeartbeatAsync(CancellationToken cancellationToken)
+    {
+        var (readings, alerts) = Counters();
+        return _leases.HeartbeatAsync(new SiloInfo(SiloId, _options.Address, _startedAt, _time.GetUtcNow(), ActivationCounts(), readings, alerts),
+            cancellationToken);
+    }
+
+    /// <summary>Forgets a stopped partition, keeping its worker's counts in the silo's totals.</summary>
+    private void Retire(RunningPartition running)
+    {
+        lock (_gate)
+        {
+            if (_running.TryGetValue(running.Worker.Partition, out var current) && ReferenceEquals(current, running))
+            {
+                _running.Remove(running.Worker.Partition);
+                _retiredReadings += running.Worker.ReadingsApplied;
+                _retiredAlerts += running.Worker.AlertsOpened;
+            }
+        }
+    }
 
     private async Task RenewAsync(CancellationToken cancellationToken)
     {
@@ -161,7 +199,7 @@ public sealed partial class SiloNode : IAsyncDisposable
             if (r.Task.IsCompleted)
             {
                 // Fenced or failed: the lease is someone else's (or will expire); forget the partition.
-                lock (_gate) _running.Remove(r.Worker.Partition);
+                Retire(r);
                 if (r.Task.Exception is { } e && e.InnerException is not PartitionFencedException)
                 {
                     LogPartitionFailed(_logger, e.InnerException ?? e, r.Worker.Partition);
@@ -258,7 +296,7 @@ public sealed partial class SiloNode : IAsyncDisposable
         {
             LogPartitionFailed(_logger, e, running.Worker.Partition);
         }
-        lock (_gate) _running.Remove(running.Worker.Partition);
+        Retire(running);
         if (handedOver)
         {
             await _leases.ReleaseAsync(running.Worker.Partition, SiloId, running.Worker.Epoch, CancellationToken.None).ConfigureAwait(false);

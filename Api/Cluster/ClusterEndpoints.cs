@@ -14,6 +14,10 @@ public static class ClusterEndpoints
             .RequireAuthorization(Roles.OperatorPolicy)
             .WithTags("Cluster")
             .WithSummary("Silos, partitions with owner, epoch, committed offset and lag, activations per grain type");
+        routes.MapGet("/api/v1/cluster/metrics", (ClusterMetricsSampler sampler) => TypedResults.Ok(sampler.Snapshot()))
+            .RequireAuthorization(Roles.OperatorPolicy)
+            .WithTags("Cluster")
+            .WithSummary("Cluster load of the last minutes: readings/s in all and per silo, alerts opened per minute, one point per sample");
         return routes;
     }
 
@@ -37,7 +41,7 @@ public static class ClusterEndpoints
                 s.LastHeartbeat > now - leaseDuration ? "alive" : "unresponsive",
                 s.StartedAt, s.LastHeartbeat,
                 partitions.Where(p => p.Owner == s.SiloId).Select(p => p.Partition).ToArray(),
-                s.Activations))
+                s.Activations, s.ReadingsApplied, s.AlertsOpened))
             .ToArray();
         var activations = new Dictionary<string, int>
         {

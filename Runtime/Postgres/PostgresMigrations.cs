@@ -34,8 +34,15 @@ internal static class PostgresMigrations
         (1, "runtime: cluster, membership, leases, checkpoints, grains", V1Runtime),
         (2, "read models: rules, sensors, minute aggregates, alerts, commands", V2ReadModels),
         (3, "idempotency keys of applied telemetry", V3AppliedKeys),
+        (4, "load counters of the silos in their heartbeat", V4SiloCounters),
         (5, "command history per device", V5CommandHistory),
     ];
+
+    private const string V4SiloCounters = """
+        ALTER TABLE membership
+            ADD COLUMN readings_applied bigint NOT NULL DEFAULT 0,
+            ADD COLUMN alerts_opened    bigint NOT NULL DEFAULT 0;
+        """;
 
     private const string V3AppliedKeys = """
         CREATE TABLE applied_keys (

@@ -38,21 +38,27 @@ public sealed partial class PostgresStore
     }
 
     public Task HeartbeatAsync(SiloInfo silo, CancellationToken cancellationToken) => ExecuteAsync("""
-        INSERT INTO membership (silo_id, address, started_at, last_heartbeat, activations)
-        VALUES ($1, $2, $3, $4, $5)
+        INSERT INTO membership (silo_id, address, started_at, last_heartbeat, activations, readings_applied, alerts_opened)
+        VALUES ($1, $2, $3, $4, $5, $6, $7)
         ON CONFLICT (silo_id) DO UPDATE SET address = excluded.address, started_at = excluded.started_at,
-            last_heartbeat = excluded.last_heartbeat, activations = excluded.activations, seen_at = now()
+            last_heartbeat = excluded.last_heartbeat, activations = excluded.activations,
+            readings_applied = excluded.readings_applied, alerts_opened = excluded.alerts_opened, seen_at = now()
         """, cancellationToken,
         P(silo.SiloId), P(silo.Address), P(silo.StartedAt.ToUniversalTime()), P(silo.LastHeartbeat.ToUniversalTime()),
-        Jsonb(JsonSerializer.Serialize(silo.Activations, PostgresJsonContext.Default.IReadOnlyDictionaryStringInt32)));
+        Jsonb(JsonSerializer.Serialize(silo.Activations, PostgresJsonContext.Default.IReadOnlyDictionaryStringInt32)),
+        P(silo.ReadingsApplied), P(silo.AlertsOpened));
 
     public Task LeaveAsync(string siloId, CancellationToken cancellationToken) =>
         ExecuteAsync("DELETE FROM membership WHERE silo_id = $1", cancellationToken, P(siloId));
 
     public async Task<IReadOnlyList<SiloInfo>> SilosAsync(CancellationToken cancellationToken) => await QueryAsync(
-        "SELECT silo_id, address, started_at, last_heartbeat, activations::text FROM membership ORDER BY silo_id",
+        """
+        SELECT silo_id, address, started_at, last_heartbeat, activations::text, readings_applied, alerts_opened
+        FROM membership ORDER BY silo_id
+        """,
         r => new SiloInfo(r.GetString(0), r.GetString(1), r.GetFieldValue<DateTimeOffset>(2), r.GetFieldValue<DateTimeOffset>(3),
-            JsonSerializer.Deserialize(r.GetString(4), PostgresJsonContext.Default.IReadOnlyDictionaryStringInt32)!),
+            JsonSerializer.Deserialize(r.GetString(4), PostgresJsonContext.Default.IReadOnlyDictionaryStringInt32)!,
+            r.GetInt64(5), r.GetInt64(6)),
         cancellationToken).ConfigureAwait(false);
 
     public async Task<IReadOnlyList<Lease>> LeasesAsync(CancellationToken cancellationToken) => await QueryAsync(

@@ -46,15 +46,7 @@ public sealed class DashboardFixture : IAsyncLifetime
         Device = Client(DeviceKey);
 
         _profileDir = Directory.CreateTempSubdirectory("oiot-chromium-").FullName;
-        var options = new ChromeOptions { BinaryLocation = "/usr/bin/chromium" };
-        options.AddArguments("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
-            "--window-size=1280,800", $"--user-data-dir={_profileDir}");
-        options.SetLoggingPreference(LogType.Browser, LogLevel.All);
-        var service = ChromeDriverService.CreateDefaultService("/usr/bin", "chromedriver");
-        service.HideCommandPromptWindow = true;
-        service.SuppressInitialDiagnosticInformation = true;
-        Driver = new ChromeDriver(service, options, TimeSpan.FromSeconds(60));
+        Driver = StartChrome(_profileDir);
         return Task.CompletedTask;
     }
 
@@ -82,6 +74,20 @@ public sealed class DashboardFixture : IAsyncLifetime
                 }
             }
         }
+    }
+
+    /// <summary>Headless Debian Chromium at 1280×800 with its browser log kept, driven through chromedriver.</summary>
+    public static ChromeDriver StartChrome(string profileDir)
+    {
+        var options = new ChromeOptions { BinaryLocation = "/usr/bin/chromium" };
+        options.AddArguments("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
+            "--window-size=1280,800", $"--user-data-dir={profileDir}");
+        options.SetLoggingPreference(LogType.Browser, LogLevel.All);
+        var service = ChromeDriverService.CreateDefaultService("/usr/bin", "chromedriver");
+        service.HideCommandPromptWindow = true;
+        service.SuppressInitialDiagnosticInformation = true;
+        return new ChromeDriver(service, options, TimeSpan.FromSeconds(60));
     }
 
     private HttpClient Client(string key)
@@ -196,7 +202,7 @@ public sealed class DashboardFixture : IAsyncLifetime
     }
 
     /// <summary>The Api host as configured for the browser tests (as in Api.Tests' ApiFactory).</summary>
-    private sealed class ApiHost : WebApplicationFactory<Program>
+    public sealed class ApiHost : WebApplicationFactory<Program>
     {
         protected override void ConfigureWebHost(IWebHostBuilder builder)
         {

@@ -6,6 +6,7 @@ import * as alerts from './pages/alerts.js';
 import * as sensors from './pages/sensors.js';
 import * as sensor from './pages/sensor.js';
 import * as rules from './pages/rules.js';
+import * as cluster from './pages/cluster.js';
 
 // Pages reachable from the navigation; a route is [pattern, page, navigation label or null].
 const routes = [
@@ -13,6 +14,7 @@ const routes = [
   [/^\/sensors$/, sensors, 'Sensors', '#/sensors'],
   [/^\/sensors\/([^/]+)$/, sensor, null, null],
   [/^\/rules$/, rules, 'Rules', '#/rules'],
+  [/^\/cluster$/, cluster, 'Cluster', '#/cluster'],
 ];
 
 const app = document.getElementById('app');

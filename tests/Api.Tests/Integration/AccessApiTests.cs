@@ -20,6 +20,7 @@ public sealed class AccessApiTests(ApiFactory factory) : IClassFixture<ApiFactor
         { "GET", "/api/v1/alerts" },
         { "POST", "/api/v1/alerts/a1/ack" },
         { "GET", "/api/v1/cluster" },
+        { "GET", "/api/v1/cluster/metrics" },
     };
 
     public static TheoryData<string, string> AllEndpoints

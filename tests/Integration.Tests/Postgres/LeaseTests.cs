@@ -116,4 +116,21 @@ public sealed class LeaseTests(PostgresServer server)
         Assert.Empty(silos[0].Activations);
         Assert.Equal(["b"], (await store.SilosAsync(None)).Select(s => s.SiloId));
     }
+
+    [Fact]
+    public async Task Membership_keeps_the_load_counters_of_the_latest_heartbeat()
+    {
+        var (store, _) = await server.MigratedStoreAsync();
+        await using var _1 = store;
+        var started = DateTimeOffset.Parse("2026-01-05T10:00:00Z", System.Globalization.CultureInfo.InvariantCulture);
+        var activations = new Dictionary<string, int> { ["sensor"] = 2 };
+
+        await store.HeartbeatAsync(new SiloInfo("c", "http://c", started, started.AddSeconds(1), activations), None);
+        var first = Assert.Single(await store.SilosAsync(None));
+        await store.HeartbeatAsync(new SiloInfo("c", "http://c", started, started.AddSeconds(2), activations, 5_000_000_123, 17), None);
+        var second = Assert.Single(await store.SilosAsync(None));
+
+        Assert.Equal((0L, 0L), (first.ReadingsApplied, first.AlertsOpened));
+        Assert.Equal((5_000_000_123L, 17L), (second.ReadingsApplied, second.AlertsOpened));
+    }
 }

@@ -22,7 +22,7 @@ public sealed class MigrationTests(PostgresServer server)
         var tables = await PostgresTestSupport.ScalarAsync<string>(connectionString, Tables);
         await store.MigrateAsync(CancellationToken.None);
 
-        Assert.Equal([1, 2, 3], await PostgresTestSupport.ColumnAsync<int>(connectionString, "SELECT version FROM schema_migrations ORDER BY version"));
+        Assert.Equal([1, 2, 3, 4, 5], await PostgresTestSupport.ColumnAsync<int>(connectionString, "SELECT version FROM schema_migrations ORDER BY version"));
         Assert.Equal("alerts,applied_keys,checkpoints,cluster,commands,grains,leases,membership,minute_aggregates,rules,schema_migrations,sensors", tables);
         Assert.Equal(tables, await PostgresTestSupport.ScalarAsync<string>(connectionString, Tables));
     }
@@ -44,7 +44,7 @@ public sealed class MigrationTests(PostgresServer server)
             }
         }
 
-        Assert.Equal([1, 2, 3], await PostgresTestSupport.ColumnAsync<int>(connectionString, "SELECT version FROM schema_migrations ORDER BY version"));
+        Assert.Equal([1, 2, 3, 4, 5], await PostgresTestSupport.ColumnAsync<int>(connectionString, "SELECT version FROM schema_migrations ORDER BY version"));
         Assert.Equal(12L, await PostgresTestSupport.ScalarAsync<long>(connectionString,
             "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'"));
     }
