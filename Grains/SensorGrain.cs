@@ -35,6 +35,10 @@ public sealed class SensorGrain : IGrain
         _options = options;
         _names = names ?? new SensorNameTable();
         _state = state ?? new SensorState(sensorId);
+        if (!ReferenceEquals(_state.SensorId, sensorId) && string.Equals(_state.SensorId, sensorId, StringComparison.Ordinal))
+        {
+            _state.SensorId = sensorId; // one instance of the id per sensor: the runtime already holds the grain key
+        }
     }
 
     private string SensorId => _state.SensorId;
