@@ -6,6 +6,6 @@ namespace Grains;
 [JsonSourceGenerationOptions(
     DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
     NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals)]
-[JsonSerializable(typeof(SensorState))]
+[JsonSerializable(typeof(SensorStateDocument))]
 [JsonSerializable(typeof(RuleState))]
 public sealed partial class GrainsJsonContext : JsonSerializerContext;

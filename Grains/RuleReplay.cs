@@ -77,7 +77,7 @@ public static class RuleReplay
         ArgumentNullException.ThrowIfNull(options);
 
         var catalog = RuleCatalog.Empty.With(rule);
-        var sensor = new SensorGrain(sensorId, new SensorState { SensorId = sensorId, Metadata = metadata }, options);
+        var sensor = new SensorGrain(sensorId, new SensorState(sensorId) { Metadata = metadata }, options);
         var ruleGrain = new RuleGrain(rule.Id, null);
         var sensorContext = new ReplayContext(GrainId.Sensor(sensorId), catalog);
         var ruleContext = new ReplayContext(GrainId.Rule(rule.Id), catalog);

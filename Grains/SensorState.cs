@@ -1,97 +1,112 @@
-using System.Text.Json.Serialization;
 using Grains.Abstractions;
 
 namespace Grains;
 
-/// <summary>The persisted state of a <see cref="SensorGrain"/>. Plain and mutable, serialized with <see cref="GrainsJsonContext"/>.</summary>
+/// <summary>
+/// The state of a <see cref="SensorGrain"/>, laid out for memory: a million active sensors must fit in about 2 KB each.
+/// Metrics and attributes are addressed by slot, an index into <see cref="Metrics"/> / <see cref="AttributeNames"/>
+/// (names in order of first appearance, shared between sensors through the <see cref="SensorNameTable"/> and never
+/// modified in place: a new name replaces the whole layout). Per-slot values live in flat arrays, the last readings in
+/// fixed-capacity arrays newest first, open minutes as one accumulator per slot. Only <see cref="SensorGrain"/> changes
+/// it; it is persisted as a <see cref="SensorStateDocument"/> and read through <see cref="SensorGrain.View"/>.
+/// </summary>
 public sealed class SensorState
 {
-    public string SensorId { get; set; } = "";
+    internal SensorState(string sensorId) => SensorId = sensorId;
+
+    internal string SensorId;
 
     /// <summary>Merged metadata: each reading's non-null fields overwrite, Extra entries are merged.</summary>
-    public SensorMetadata? Metadata { get; set; }
+    internal SensorMetadata? Metadata;
 
     /// <summary>Greatest event time of a counted (not late) reading; null before the first one.</summary>
-    public long? LastSeenMs { get; set; }
+    internal long? LastSeenMs;
 
-    /// <summary>Per metric: the value of the reading with the greatest event time (on a tie, the later arrival).</summary>
-    public Dictionary<string, TimedValue> Latest { get; set; } = new(StringComparer.Ordinal);
+    /// <summary>Metric names by slot (shared layout).</summary>
+    internal string[] Metrics = [];
 
-    /// <summary>Per attribute: the value of the reading with the greatest event time (on a tie, the later arrival).</summary>
-    public Dictionary<string, TimedAttribute> Attributes { get; set; } = new(StringComparer.Ordinal);
+    /// <summary>Per metric slot: the value and event time of the counted reading with the greatest event time (on a tie, the later arrival).</summary>
+    internal double[] LatestValues = [];
 
-    /// <summary>The most recent readings by arrival, newest first, late ones included (flagged).</summary>
-    public List<ReadingRecord> LastReadings { get; set; } = [];
+    internal long[] LatestTimes = [];
 
-    /// <summary>Open minute windows: minute start (epoch ms) -> metric -> running aggregate.</summary>
-    public Dictionary<long, Dictionary<string, RunningAggregate>> Windows { get; set; } = [];
+    /// <summary>Bit per metric slot set when the slot has no latest value (its name was only seen in late readings); null when none.</summary>
+    internal ulong[]? LatestAbsent;
+
+    /// <summary>Attribute names by slot (shared layout).</summary>
+    internal string[] AttributeNames = [];
+
+    /// <summary>Per attribute slot: the latest value (null: only seen in late readings) and its event time.</summary>
+    internal string?[]? AttributeValues;
+
+    internal long[]? AttributeTimes;
+
+    /// <summary>How many of the last readings are held (rows 0..ReadingCount-1 of the arrays below, newest first).</summary>
+    internal int ReadingCount;
+
+    internal long[]? ReadingTimes;
+
+    /// <summary>Row-major: [row * Metrics.Length + slot]; meaningful where the row's presence bit is set.</summary>
+    internal double[]? ReadingValues;
+
+    /// <summary>Row-major: [row * FlagWords(Metrics.Length) + word]; bit 0 of the first word is "late", bit 1 + slot "metric present".</summary>
+    internal ulong[]? ReadingFlags;
+
+    /// <summary>Row-major: [row * AttributeNames.Length + slot]; null where the reading had no such attribute. Null when no attribute was ever seen.</summary>
+    internal string?[]? ReadingAttributes;
+
+    /// <summary>Open minute windows in order of opening; null when none.</summary>
+    internal MinuteWindow[]? Windows;
 
     /// <summary>Start of the newest minute this grain closed; null when none yet.</summary>
-    public long? LastClosedMinuteMs { get; set; }
+    internal long? LastClosedMinuteMs;
 
     /// <summary>How many readings arrived after their minute had closed.</summary>
-    public long LateCount { get; set; }
+    internal long LateCount;
 
-    /// <summary>The last late reading; null when none.</summary>
-    public LateReadingInfo? LastLate { get; set; }
+    /// <summary>The last late reading; null when none. Replaced, never modified.</summary>
+    internal LateReadingInfo? LastLate;
 
-    /// <summary>Per rule id: whether the rule's condition currently holds for this sensor, as last signalled.</summary>
-    public Dictionary<string, RuleConditionState> Rules { get; set; } = new(StringComparer.Ordinal);
+    /// <summary>Per rule targeting this sensor, in rule id order: what the rule grain was last told. Null when no rule targets it.</summary>
+    internal RuleSlot[]? Rules;
 
     /// <summary>The stream time this grain last asked to be woken at; null when nothing is pending.</summary>
-    public long? WakeAtMs { get; set; }
+    internal long? WakeAtMs;
+
+    internal static int FlagWords(int stride) => (stride + 64) >> 6;
 }
 
-public sealed class TimedValue
+/// <summary>One open UTC minute: a running aggregate per metric slot (Count 0: the metric has no reading in it).</summary>
+internal sealed class MinuteWindow(long minuteMs, int slots)
 {
-    public double Value { get; set; }
-    public long TimeMs { get; set; }
+    public long MinuteMs { get; } = minuteMs;
+
+    public Accumulator[] Slots { get; set; } = new Accumulator[slots];
 }
 
-public sealed class TimedAttribute
+/// <summary>The running aggregate of one metric in one open minute. Event times are kept as offsets into the minute.</summary>
+internal struct Accumulator
 {
-    public string Value { get; set; } = "";
-    public long TimeMs { get; set; }
-}
-
-public sealed class ReadingRecord
-{
-    public long TimestampMs { get; set; }
-    public Dictionary<string, double> Metrics { get; set; } = new(StringComparer.Ordinal);
-    public Dictionary<string, string>? Attributes { get; set; }
-
-    /// <summary>True when the reading arrived after its minute closed (counted in LateCount, not aggregated).</summary>
-    public bool Late { get; set; }
-}
-
-/// <summary>The running aggregate of one metric in one open minute.</summary>
-public sealed class RunningAggregate
-{
-    public long Count { get; set; }
-    public double Min { get; set; }
-    public double Max { get; set; }
-    public double Sum { get; set; }
-    public double First { get; set; }
-    public long FirstTimeMs { get; set; }
-    public double Last { get; set; }
-    public long LastTimeMs { get; set; }
-
-    [JsonIgnore]
-    public double Avg => Count == 0 ? 0 : Sum / Count;
-}
-
-public sealed class LateReadingInfo
-{
-    public long TimestampMs { get; set; }
-    public long MinuteMs { get; set; }
+    public long Count;
+    public double Min;
+    public double Max;
+    public double Sum;
+    public double First;
+    public double Last;
+    public int FirstOffsetMs;
+    public int LastOffsetMs;
 }
 
 /// <summary>What this sensor last told a rule grain, for the rule version <see cref="Version"/>.</summary>
-public sealed class RuleConditionState
+internal sealed class RuleSlot(string ruleId, long version)
 {
-    public long Version { get; set; }
+    public string RuleId { get; } = ruleId;
+    public long Version { get; } = version;
     public bool Holding { get; set; }
 
     /// <summary>Event time the condition started holding; null when not holding.</summary>
     public long? SinceMs { get; set; }
+
+    /// <summary>The definition this slot was last synchronized with (not persisted).</summary>
+    public RuleDefinition? Rule { get; set; }
 }

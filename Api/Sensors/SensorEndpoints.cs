@@ -176,7 +176,7 @@ public sealed partial class SensorQueries(IServiceProvider services, ICheckpoint
 
     private static SensorDetail ToDetail(SensorGrain grain, string source)
     {
-        var s = grain.Current;
+        var s = grain.View();
         return new SensorDetail(
             s.SensorId,
             source,

@@ -13,9 +13,9 @@ public sealed class GrainFactoryTests
     {
         var sensor = Assert.IsType<SensorGrain>(_factory.Activate(GrainId.Sensor("s1"), null));
         var rule = Assert.IsType<RuleGrain>(_factory.Activate(GrainId.Rule("r1"), null));
-        Assert.Equal("s1", sensor.Current.SensorId);
+        Assert.Equal("s1", sensor.View().SensorId);
         Assert.Equal("r1", rule.Current.RuleId);
-        Assert.Same(sensor.Current, sensor.State);
+        Assert.IsType<SensorState>(sensor.State);
         Assert.Same(rule.Current, rule.State);
     }
 
@@ -64,7 +64,7 @@ public sealed class GrainFactoryTests
         Assert.Equal(a.Sent, b.Sent);
         Assert.Equal(a.WakeAtMs, b.WakeAtMs);
         Assert.Equal(_factory.SerializeState(original), _factory.SerializeState(restored));
-        Assert.Equal(2, restored.Current.LateCount);
+        Assert.Equal(2, restored.View().LateCount);
         Assert.Equal(
             [
                 (GrainId.Rule("r1"), (GrainMessage)Signal("r1", 1, "s1", false, M0 + 82_000, 55, "55 < 50")),
@@ -145,8 +145,8 @@ public sealed class GrainFactoryTests
         grain.Receive(Reading("s1", M0, ("v", double.NaN), ("w", double.PositiveInfinity)), context);
 
         var restored = (SensorGrain)_factory.Activate(GrainId.Sensor("s1"), _factory.SerializeState(grain));
-        Assert.True(double.IsNaN(restored.Current.Latest["v"].Value));
-        Assert.Equal(double.PositiveInfinity, restored.Current.Windows[M0]["w"].Max);
+        Assert.True(double.IsNaN(restored.View().Latest["v"].Value));
+        Assert.Equal(double.PositiveInfinity, restored.View().Windows[M0]["w"].Max);
     }
 
     [Fact]

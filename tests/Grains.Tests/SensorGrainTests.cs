@@ -57,8 +57,8 @@ public sealed class SensorGrainTests
             Json([Aggregate(M0, Stats("hum", 2, 40, 60, 100, 60, 40), Stats("temp", 5, 18, 30, 112, 25, 19))]),
             Json(_context.Emitted));
         Assert.Equal("s1@" + M0, _context.Emitted[0].Id);
-        Assert.Empty(_grain.Current.Windows);
-        Assert.Equal(M0, _grain.Current.LastClosedMinuteMs);
+        Assert.Empty(_grain.View().Windows);
+        Assert.Equal(M0, _grain.View().LastClosedMinuteMs);
         Assert.Null(_grain.CurrentMinute());
         Assert.Null(_context.WakeAtMs);
         Assert.Empty(_context.Sent);
@@ -71,7 +71,7 @@ public sealed class SensorGrainTests
         Deliver(M0 + 60_000, ("v", 2));   // hh:(mm+1):00.000 -> minute M0 + 1 min
         Deliver(M0, ("v", 3));            // hh:mm:00.000 -> minute M0
 
-        Assert.Equal([M0, M0 + Minute], _grain.Current.Windows.Keys.Order());
+        Assert.Equal([M0, M0 + Minute], _grain.View().Windows.Keys.Order());
         Assert.Equal(M0 + 70_000, _context.WakeAtMs);
 
         WakeAt(M0 + 70_000);
@@ -95,7 +95,7 @@ public sealed class SensorGrainTests
         Assert.Equal(
             Json([Aggregate(M0, Stats("v", 1, 1, 1, 1, 1, 1)), Aggregate(M0 + Minute, Stats("v", 1, 2, 2, 2, 2, 2))]),
             Json(_context.Emitted));
-        Assert.Equal(M0 + Minute, _grain.Current.LastClosedMinuteMs);
+        Assert.Equal(M0 + Minute, _grain.View().LastClosedMinuteMs);
     }
 
     [Fact]
@@ -107,7 +107,7 @@ public sealed class SensorGrainTests
         Deliver(M0 + 70_000, ("v", 4));   // stream time reaches M0's close time
         Deliver(M0 + 45_000, ("v", 5));   // M0 is past its close time: late
 
-        var state = _grain.Current;
+        var state = _grain.View();
         Assert.Equal(1, state.LateCount);
         Assert.Equal(M0 + 45_000, state.LastLate!.TimestampMs);
         Assert.Equal(M0, state.LastLate.MinuteMs);
@@ -125,8 +125,9 @@ public sealed class SensorGrainTests
         // After the close, the minute is late for good, whatever the lateness.
         _context.ClearRecorded();
         Deliver(M0 + 59_000, ("v", 6));
+        state = _grain.View();
         Assert.Equal(2, state.LateCount);
-        Assert.Equal(M0 + 59_000, state.LastLate.TimestampMs);
+        Assert.Equal(M0 + 59_000, state.LastLate!.TimestampMs);
         Assert.False(state.Windows.ContainsKey(M0));
         Assert.Equal(Json(Aggregate(M0 + Minute, Stats("v", 2, 2, 4, 6, 2, 4))), Json(_grain.CurrentMinute()!));
         Assert.Empty(_context.Emitted);
@@ -141,13 +142,13 @@ public sealed class SensorGrainTests
         grain.Receive(Reading("s1", M0 + 1_000, ("v", 1)), context);
         context.StreamTimeMs = M0 + Minute;
         grain.Wake(context);
-        Assert.Equal(M0, grain.Current.LastClosedMinuteMs);
+        Assert.Equal(M0, grain.View().LastClosedMinuteMs);
 
         // Same state under a more lenient configuration: the minute is still closed.
-        var lenient = new SensorGrain("s1", grain.Current, new SensorGrainOptions { AllowedLatenessMs = 3_600_000 });
+        var lenient = new SensorGrain("s1", (SensorState)grain.State, new SensorGrainOptions { AllowedLatenessMs = 3_600_000 });
         lenient.Receive(Reading("s1", M0 + 2_000, ("v", 2)), context);
-        Assert.Equal(1, lenient.Current.LateCount);
-        Assert.Empty(lenient.Current.Windows);
+        Assert.Equal(1, lenient.View().LateCount);
+        Assert.Empty(lenient.View().Windows);
     }
 
     [Fact]
@@ -158,7 +159,7 @@ public sealed class SensorGrainTests
             Deliver(Reading("s1", M0 + i * 1_000, ("v", i)) with { Attributes = [new AttributeValue("light", i % 2 == 0 ? "on" : "off")] });
         }
 
-        var state = _grain.Current;
+        var state = _grain.View();
         Assert.Equal(10, state.LastReadings.Count);
         Assert.Equal(Enumerable.Range(1, 10).Reverse().Select(i => M0 + i * 1_000L), state.LastReadings.Select(r => r.TimestampMs));
         Assert.Equal(Enumerable.Range(1, 10).Reverse().Select(i => (double)i), state.LastReadings.Select(r => r.Metrics["v"]));
@@ -168,6 +169,7 @@ public sealed class SensorGrainTests
 
         Deliver(Reading("s1", M0 + 10_000, ("v", 99)) with { Attributes = [new AttributeValue("light", "off")] }); // tie: later arrival wins
         Deliver(Reading("s1", M0 + 500, ("v", -1), ("w", 7)) with { Attributes = [new AttributeValue("light", "on")] }); // older: only new names
+        state = _grain.View();
 
         Assert.Equal(99, state.Latest["v"].Value);
         Assert.Equal(M0 + 10_000, state.Latest["v"].TimeMs);
@@ -198,7 +200,7 @@ public sealed class SensorGrainTests
         });
         Deliver(M0 + 2_000, ("v", 3));
 
-        var metadata = _grain.Current.Metadata!;
+        var metadata = _grain.View().Metadata!;
         Assert.Equal(("HW-MD202", "roof", "ana", (string?)null), (metadata.Model, metadata.Location, metadata.Owner, metadata.Version));
         Assert.Equal(new Dictionary<string, string> { ["a"] = "1", ["b"] = "2" }, metadata.Extra);
 
@@ -228,7 +230,7 @@ public sealed class SensorGrainTests
 
         Deliver(M0 + 30_000, ("v", 1));
         Assert.Equal(M0 + 70_000, _context.WakeAtMs);
-        Assert.Equal(M0 + 70_000, _grain.Current.WakeAtMs);
+        Assert.Equal(M0 + 70_000, _grain.View().WakeAtMs);
 
         Deliver(M0 + 90_000, ("v", 2));
         Assert.Equal(M0 + 70_000, _context.WakeAtMs);
@@ -248,7 +250,7 @@ public sealed class SensorGrainTests
 
         WakeAt(M0 + 70_000);
         Assert.Null(_context.WakeAtMs);
-        Assert.Null(_grain.Current.WakeAtMs);
+        Assert.Null(_grain.View().WakeAtMs);
     }
 
     [Fact]
@@ -272,7 +274,7 @@ public sealed class SensorGrainTests
                 (rule, Signal("r1", 1, "s1", true, M0 + 7_000, 40.5, "40.5 < 50")),
             ],
             _context.Sent);
-        Assert.Equal(M0 + 7_000, _grain.Current.Rules["r1"].SinceMs);
+        Assert.Equal(M0 + 7_000, _grain.View().Rules["r1"].SinceMs);
     }
 
     [Fact]
@@ -283,9 +285,9 @@ public sealed class SensorGrainTests
         Deliver(M0 + 1_000, ("hum", 10));   // M0 closed at M0+70s: late
 
         Assert.Empty(_context.Sent);
-        Assert.Equal(1, _grain.Current.LateCount);
-        Assert.Equal(60, _grain.Current.Latest["hum"].Value);
-        Assert.False(_grain.Current.Rules["r1"].Holding);
+        Assert.Equal(1, _grain.View().LateCount);
+        Assert.Equal(60, _grain.View().Latest["hum"].Value);
+        Assert.False(_grain.View().Rules["r1"].Holding);
     }
 
     [Fact]
@@ -371,16 +373,16 @@ public sealed class SensorGrainTests
                 (GrainId.Rule("r1"), Signal("r1", 2, "s1", true, M0 + 2_000, 48, "48 < 50")),
             ],
             _context.Sent);
-        Assert.Equal(3, _grain.Current.Rules["r1"].Version);
-        Assert.False(_grain.Current.Rules["r1"].Holding);
+        Assert.Equal(3, _grain.View().Rules["r1"].Version);
+        Assert.False(_grain.View().Rules["r1"].Holding);
 
         _context.Rules = RuleCatalog.From([Threshold("r1", "hum", ComparisonOperator.Less, 40, version: 4, enabled: false)]);
         Deliver(M0 + 4_000, ("hum", 10));
-        Assert.Empty(_grain.Current.Rules);
+        Assert.Empty(_grain.View().Rules);
 
         _context.Rules = RuleCatalog.Empty;
         Deliver(M0 + 5_000, ("hum", 10));
-        Assert.Empty(_grain.Current.Rules);
+        Assert.Empty(_grain.View().Rules);
         Assert.Equal(2, _context.Sent.Count);
     }
 
@@ -402,7 +404,7 @@ public sealed class SensorGrainTests
 
             context.StreamTimeMs = M0 + 10 * Minute;
             grain.Wake(context);
-            return Json(context.Emitted) + string.Join("|", context.Sent) + context.WakeAtMs + grain.Current.LateCount;
+            return Json(context.Emitted) + string.Join("|", context.Sent) + context.WakeAtMs + grain.View().LateCount;
         }
 
         Assert.Equal(Run(), Run());
