@@ -63,7 +63,7 @@ def table(folder):
     if os.path.exists(path):
         m = load(path)
         print(f"| managed memory per active sensor ({fmt(m.get('sensors'))} sensors) | **{fmt(m.get('bytesPerSensor'))} bytes** "
-              f"(grain state {fmt(m.get('stateBytesPerSensor'))}); apply path {fmt(m.get('allocatedBytesPerReading'), 1)} B/reading allocated | 1 |")
+              f"(grain state {fmt(m.get('grainStateBytesPerSensor'))}); apply path {fmt(m.get('allocatedBytesPerReading'), 1)} B/reading allocated | 1 |")
     path = os.path.join(folder, "parse.json")
     if os.path.exists(path):
         for name, f in load(path)["formats"].items():
