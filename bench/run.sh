@@ -23,6 +23,7 @@ operator_key=bench-operator-key
 device_key=bench-device-key
 embedded_port=5280
 durable_dir=$(mktemp -d /tmp/oiot-bench-XXXXXX)
+chmod 755 "$durable_dir" # PostgreSQL runs as the postgres user
 api_pid=
 
 log() { printf '[bench %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
