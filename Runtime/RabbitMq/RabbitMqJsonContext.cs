@@ -6,10 +6,12 @@ namespace Runtime.RabbitMq;
 /// <summary>
 /// Source-generated JSON of what goes over RabbitMQ: inbox entries (one message each, polymorphic on "$type")
 /// and live grain outputs. Nulls are omitted; non-finite doubles are written as names, as in checkpoints.
+/// A reading's metrics and attributes are [name, value] pairs (<see cref="MetricValueConverter"/>).
 /// </summary>
 [JsonSourceGenerationOptions(
     DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
-    NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals)]
+    NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
+    Converters = [typeof(MetricValueConverter), typeof(AttributeValueConverter)])]
 [JsonSerializable(typeof(InboxEntry))]
 [JsonSerializable(typeof(GrainOutput))]
 public sealed partial class RabbitMqJsonContext : JsonSerializerContext;

@@ -1,0 +1,49 @@
+using System.Text;
+using System.Text.Json;
+using Grains.Abstractions;
+using Runtime.RabbitMq;
+
+namespace Runtime.Tests;
+
+public sealed class InboxEntryJsonTests
+{
+    [Fact]
+    public void A_telemetry_entry_is_written_with_name_value_pairs_and_reads_back_exactly()
+    {
+        InboxEntry entry = new TelemetryEntry(
+        [
+            new Reading
+            {
+                SensorId = "s-1", TimestampMs = 1_700_000_000_123,
+                Metrics = [new("temperature", 21.5), new("nan", double.NaN), new("up", double.PositiveInfinity), new("down", double.NegativeInfinity)],
+                Attributes = [new("light", "on")],
+                Metadata = new SensorMetadata { Model = "m", Location = "roof" },
+            },
+            new Reading { SensorId = "s-2", TimestampMs = 5, Metrics = [] },
+        ], "key-1");
+
+        var json = Encoding.UTF8.GetString(JsonSerializer.SerializeToUtf8Bytes(entry, RabbitMqJsonContext.Default.InboxEntry));
+
+        Assert.Equal(
+            """{"$type":"telemetry","Readings":[{"SensorId":"s-1","TimestampMs":1700000000123,"Metrics":[["temperature",21.5],["nan","NaN"],["up","Infinity"],["down","-Infinity"]],"Attributes":[["light","on"]],"Metadata":{"Model":"m","Location":"roof"}},{"SensorId":"s-2","TimestampMs":5,"Metrics":[]}],"IdempotencyKey":"key-1"}""",
+            json);
+        var back = (TelemetryEntry)JsonSerializer.Deserialize(Encoding.UTF8.GetBytes(json), RabbitMqJsonContext.Default.InboxEntry)!;
+        Assert.Equal("key-1", back.IdempotencyKey);
+        Assert.Equal(((TelemetryEntry)entry).Readings[0].Metrics, back.Readings[0].Metrics);
+        Assert.Equal(((TelemetryEntry)entry).Readings[0].Attributes, back.Readings[0].Attributes);
+        Assert.Equal("roof", back.Readings[0].Metadata!.Location);
+        Assert.Empty(back.Readings[1].Metrics);
+        Assert.Null(back.Readings[1].Attributes);
+    }
+
+    [Theory]
+    [InlineData("""{"$type":"telemetry","Readings":[{"SensorId":"s","TimestampMs":1,"Metrics":[{"Name":"t","Value":1}]}]}""", "A metric must be an array [name, value].")]
+    [InlineData("""{"$type":"telemetry","Readings":[{"SensorId":"s","TimestampMs":1,"Metrics":[["t",1,2]]}]}""", "A metric must be an array of two elements [name, value].")]
+    [InlineData("""{"$type":"telemetry","Readings":[{"SensorId":"s","TimestampMs":1,"Metrics":[["t","warm"]]}]}""", "A metric's value must be a number, \"NaN\", \"Infinity\" or \"-Infinity\".")]
+    [InlineData("""{"$type":"telemetry","Readings":[{"SensorId":"s","TimestampMs":1,"Metrics":[],"Attributes":[["light",1]]}]}""", "An attribute's value must be a string.")]
+    public void A_malformed_pair_is_refused_with_what_was_wrong(string json, string message)
+    {
+        var error = Assert.Throws<JsonException>(() => JsonSerializer.Deserialize(Encoding.UTF8.GetBytes(json), RabbitMqJsonContext.Default.InboxEntry));
+        Assert.StartsWith(message, error.Message, StringComparison.Ordinal);
+    }
+}
