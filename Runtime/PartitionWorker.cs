@@ -42,6 +42,8 @@ public sealed partial class PartitionWorker
     private long _streamTimeMs;
     private int _recordsSinceCheckpoint;
     private long _lastCheckpointTicks;
+    private Task? _commit;
+    private readonly CancellationTokenSource _commits = new();
     private bool _tickPending;
     private long _readingsApplied;
     private long _alertsOpened;
@@ -111,7 +113,8 @@ public sealed partial class PartitionWorker
             while (!cancellationToken.IsCancellationRequested)
             {
                 records.Clear();
-                var wait = _options.TicksEnabled ? Min(_options.TickInterval, _options.CheckpointInterval) : _options.CheckpointInterval;
+                var wait = _commit is not null ? CommitPoll
+                    : _options.TicksEnabled ? Min(_options.TickInterval, _options.CheckpointInterval) : _options.CheckpointInterval;
                 var n = await reader.ReadAsync(records, _options.ReadBatchSize, wait, cancellationToken).ConfigureAwait(false);
                 if (n > 0)
                 {
@@ -129,28 +132,49 @@ public sealed partial class PartitionWorker
                 {
                     await AppendTickIfDueAsync(cancellationToken).ConfigureAwait(false);
                 }
+                if (_commit is { IsCompleted: true })
+                {
+                    await CompleteCommitAsync().ConfigureAwait(false); // a fenced commit stops the worker here
+                    DeactivateIdle();
+                }
                 if (_recordsSinceCheckpoint >= _options.CheckpointMaxRecords
                     || (_recordsSinceCheckpoint > 0 && _time.GetElapsedTime(_lastCheckpointTicks) >= _options.CheckpointInterval))
                 {
-                    await CheckpointAsync(cancellationToken).ConfigureAwait(false);
+                    // One commit in flight at most: the next capture waits for the previous commit (backpressure while
+                    // the store is slow or down). With none in flight every clean grain is stored, so idle ones can go.
+                    await CompleteCommitAsync().ConfigureAwait(false);
                     DeactivateIdle();
+                    _commit = CommitAsync(Capture());
                 }
             }
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
         }
-        if (finalCheckpoint())
+        if (!finalCheckpoint())
         {
-            // A stop can interrupt the hand-off of an applied batch; its messages must reach the log before the offset moves past it.
-            // Both retry while a server is down, but not for ever: after a lease time the stop goes on without the final
-            // checkpoint (OperationCanceledException), and the next owner replays from the last one.
-            using var limit = new CancellationTokenSource(_options.LeaseDuration, _time);
-            await FlushOutgoingAsync(limit.Token).ConfigureAwait(false);
-            await CheckpointAsync(limit.Token).ConfigureAwait(false);
-            LogHandedOver(_logger, _partition, _epoch, _nextOffset);
+            // Stopped without a hand-over (the silo is going away): the next owner replays from the last commit.
+            await _commits.CancelAsync().ConfigureAwait(false);
+            if (_commit is { } abandoned)
+            {
+                await abandoned.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            }
+            return;
         }
+        // A stop can interrupt the hand-off of an applied batch; its messages must reach the log before the offset moves past it.
+        // Both retry while a server is down, but not for ever: after a lease time the stop goes on without the final
+        // checkpoint (OperationCanceledException), and the next owner replays from the last one.
+        using var limit = new CancellationTokenSource(_options.LeaseDuration, _time);
+        using var stopCommits = limit.Token.Register(_commits.Cancel);
+        await FlushOutgoingAsync(limit.Token).ConfigureAwait(false);
+        await CompleteCommitAsync().ConfigureAwait(false);
+        _commit = CommitAsync(Capture());
+        await CompleteCommitAsync().ConfigureAwait(false);
+        LogHandedOver(_logger, _partition, _epoch, _nextOffset);
     }
+
+    /// <summary>How long an idle worker waits for the log while a commit is in flight, so that it completes the commit promptly.</summary>
+    private static readonly TimeSpan CommitPoll = TimeSpan.FromMilliseconds(10);
 
     private static TimeSpan Min(TimeSpan a, TimeSpan b) => a < b ? a : b;
 
@@ -459,26 +483,27 @@ public sealed partial class PartitionWorker
         }
     }
 
-    /// <summary>Commits offset, dirty grain states and outputs in one fenced transaction; retries while the store is down.</summary>
-    private async Task CheckpointAsync(CancellationToken cancellationToken)
+    /// <summary>
+    /// Takes what the next checkpoint writes: offset, stream time, the dirty grains' serialized states and the outputs
+    /// since the last capture. The grains count as clean from here on: the checkpoint holds their state as of now.
+    /// </summary>
+    private Checkpoint Capture()
     {
-        Checkpoint checkpoint;
-        Activation[] written;
         lock (_gate)
         {
-            written = _dirty.ToArray();
-            var grains = new GrainRecord[written.Length];
-            var outputs = new List<GrainOutput>(_checkpointOutputs.Count + written.Length);
+            var grains = new GrainRecord[_dirty.Count];
+            var outputs = new List<GrainOutput>(_checkpointOutputs.Count + _dirty.Count);
             outputs.AddRange(_checkpointOutputs);
-            for (var i = 0; i < written.Length; i++)
+            for (var i = 0; i < grains.Length; i++)
             {
-                var a = written[i];
+                var a = _dirty[i];
                 grains[i] = new GrainRecord(a.Id, _hosting.Serialize(a.Grain), a.WakeAtMs,
                     a.Received is null ? null : new Dictionary<int, MessageId>(a.Received));
                 if (a.Grain.Snapshot() is { } snapshot)
                 {
                     outputs.Add(snapshot);
                 }
+                a.Dirty = false;
             }
             // Keys older than the window can no longer match (stream time only grows): forget them here and in the store.
             var forgetBefore = _streamTimeMs - (long)_options.IdempotencyWindow.TotalMilliseconds;
@@ -486,9 +511,26 @@ public sealed partial class PartitionWorker
             {
                 _appliedKeys.Remove(old);
             }
-            checkpoint = new Checkpoint(_partition, _epoch, _nextOffset, _streamTimeMs,
+            var checkpoint = new Checkpoint(_partition, _epoch, _nextOffset, _streamTimeMs,
                 _rulesChanged ? _rules.All.ToArray() : null, grains, outputs, _newKeys.ToArray(), forgetBefore);
+            _dirty.Clear();
+            _checkpointOutputs.Clear();
+            _newKeys.Clear();
+            _rulesChanged = false;
+            _recordsSinceCheckpoint = 0;
+            _lastCheckpointTicks = _time.GetTimestamp();
+            return checkpoint;
         }
+    }
+
+    /// <summary>
+    /// Commits a captured checkpoint in one fenced transaction, retrying while the store is down, while the worker goes
+    /// on applying the log. Cancelled only by <see cref="_commits"/>: a stop lets the commit in flight finish, since the
+    /// final checkpoint's offset counts on it.
+    /// </summary>
+    private async Task CommitAsync(Checkpoint checkpoint)
+    {
+        var cancellationToken = _commits.Token;
         for (var attempt = 1; ; attempt++)
         {
             bool committed;
@@ -509,21 +551,17 @@ public sealed partial class PartitionWorker
             }
             break;
         }
-        // Nothing is applied while the worker checkpoints (one loop does both), so all of it was written.
-        lock (_gate)
-        {
-            foreach (var a in written)
-            {
-                a.Dirty = false;
-            }
-            _dirty.Clear();
-            _checkpointOutputs.Clear();
-            _newKeys.Clear();
-            _rulesChanged = false;
-            _recordsSinceCheckpoint = 0;
-        }
         Volatile.Write(ref _committedOffset, checkpoint.NextOffset);
-        _lastCheckpointTicks = _time.GetTimestamp();
+    }
+
+    /// <summary>Waits for the commit in flight, if any; throws what it threw (a fenced checkpoint stops the worker).</summary>
+    private async Task CompleteCommitAsync()
+    {
+        if (_commit is { } commit)
+        {
+            _commit = null;
+            await commit.ConfigureAwait(false);
+        }
     }
 
     private void DeactivateIdle()
