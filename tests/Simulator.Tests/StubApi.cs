@@ -10,11 +10,15 @@ using Microsoft.Extensions.Logging;
 
 namespace Simulator.Tests;
 
-/// <summary>A minimal Kestrel app on a free loopback port answering POST /api/v1/telemetry as the handler says.</summary>
+/// <summary>
+/// A minimal Kestrel app on a free loopback port answering POST /api/v1/telemetry as the handler says, and
+/// GET /api/v1/cluster as the cluster handler says when one is given.
+/// </summary>
 public sealed class StubApi : IAsyncDisposable
 {
     private readonly WebApplication _app;
     private int _requests;
+    private int _clusterPolls;
 
     private StubApi(WebApplication app) => _app = app;
 
@@ -25,8 +29,14 @@ public sealed class StubApi : IAsyncDisposable
 
     public int RequestCount => Volatile.Read(ref _requests);
 
+    /// <summary>Every GET /api/v1/cluster as received: number (from 1), API key, <see cref="Stopwatch.GetTimestamp"/> on arrival.</summary>
+    public ConcurrentQueue<(int Number, string? Key, long Timestamp)> ClusterPolls { get; } = new();
+
+    public int ClusterPollCount => Volatile.Read(ref _clusterPolls);
+
     /// <param name="handler">From the request number (1, 2, …) and the readings in its body, the response.</param>
-    public static async Task<StubApi> StartAsync(Func<int, int, IResult> handler)
+    /// <param name="cluster">From the poll number (1, 2, …) of GET /api/v1/cluster, the response (not mapped when null).</param>
+    public static async Task<StubApi> StartAsync(Func<int, int, IResult> handler, Func<int, IResult>? cluster = null)
     {
         var builder = WebApplication.CreateBuilder();
         builder.Logging.ClearProviders();
@@ -41,6 +51,16 @@ public sealed class StubApi : IAsyncDisposable
             stub.Requests.Enqueue((number, readings, http.Request.Headers["X-Api-Key"].ToString(), http.Request.ContentType, clock.Elapsed, http.Request.Headers["Idempotency-Key"].ToString()));
             return handler(number, readings);
         });
+        if (cluster is not null)
+        {
+            app.MapGet("/api/v1/cluster", (HttpContext http) =>
+            {
+                var at = Stopwatch.GetTimestamp();
+                var number = Interlocked.Increment(ref stub._clusterPolls);
+                stub.ClusterPolls.Enqueue((number, http.Request.Headers["X-Api-Key"].ToString(), at));
+                return cluster(number);
+            });
+        }
         await app.StartAsync();
         var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
         stub.Url = new Uri(address);
@@ -67,6 +87,14 @@ public sealed class StubApi : IAsyncDisposable
 
     public static IResult Accepted(int accepted, params (int Index, string Error)[] rejected) =>
         Results.Json(new { accepted, rejected = rejected.Select(r => new { index = r.Index, error = r.Error }) }, statusCode: 202);
+
+    /// <summary>A GET /api/v1/cluster body whose partition map has one partition per lag, as the Api's (other fields elided).</summary>
+    public static IResult Cluster(params long[] lags) =>
+        Results.Json(new
+        {
+            silos = new[] { new { id = "silo-1", status = "alive" } },
+            partitionMap = lags.Select((lag, partition) => new { partition, owner = "silo-1", endOffset = 100 + lag, committedOffset = 100, lag }),
+        });
 
     public static IResult Unavailable(int retryAfterSeconds) => new RetryAfterResult(retryAfterSeconds);
 
