@@ -43,6 +43,8 @@ public sealed partial class PartitionWorker
     private int _recordsSinceCheckpoint;
     private long _lastCheckpointTicks;
     private Task? _commit;
+    private int _activeSensors;
+    private int _activeRules;
     private readonly CancellationTokenSource _commits = new();
     private bool _tickPending;
     private long _readingsApplied;
@@ -80,9 +82,20 @@ public sealed partial class PartitionWorker
     /// <summary>"Opened" alert events the grains of this worker emitted; only grows.</summary>
     public long AlertsOpened => Volatile.Read(ref _alertsOpened);
 
-    public int ActivationCount(string grainType)
+    /// <summary>Active grains of <paramref name="grainType"/>; read without waiting for the batch being applied.</summary>
+    public int ActivationCount(string grainType) =>
+        grainType == GrainTypes.Sensor ? Volatile.Read(ref _activeSensors) : grainType == GrainTypes.Rule ? Volatile.Read(ref _activeRules) : 0;
+
+    private void CountActivation(GrainId id, int delta)
     {
-        lock (_gate) return _activations.Keys.Count(id => id.Type == grainType);
+        if (id.Type == GrainTypes.Sensor)
+        {
+            Interlocked.Add(ref _activeSensors, delta);
+        }
+        else if (id.Type == GrainTypes.Rule)
+        {
+            Interlocked.Add(ref _activeRules, delta);
+        }
     }
 
     /// <summary>Runs until cancelled. With <paramref name="finalCheckpoint"/> set at that point, checkpoints before returning.</summary>
@@ -256,6 +269,7 @@ public sealed partial class PartitionWorker
                     WakeAtMs = record?.WakeAtMs,
                     Received = record?.Received is { } received ? new Dictionary<int, MessageId>(received) : null,
                 };
+                CountActivation(id, 1);
             }
         }
     }
@@ -581,6 +595,7 @@ public sealed partial class PartitionWorker
                 foreach (var id in idle)
                 {
                     _activations.Remove(id);
+                    CountActivation(id, -1);
                 }
                 LogDeactivated(_logger, _partition, idle.Count);
             }

@@ -146,8 +146,9 @@ public sealed partial class SiloNode : IAsyncDisposable
         {
             try
             {
-                await HeartbeatAsync(cancellationToken).ConfigureAwait(false);
+                // Leases first: a slow heartbeat must not let them lapse.
                 await RenewAsync(cancellationToken).ConfigureAwait(false);
+                await HeartbeatAsync(cancellationToken).ConfigureAwait(false);
                 await BalanceAsync(cancellationToken).ConfigureAwait(false);
             }
             catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
