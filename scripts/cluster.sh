@@ -20,7 +20,7 @@ api_port=${API_PORT:-5080}
 silo_base=${SILO_PORT_BASE:-5090}
 silos=${SILOS:-3}
 pg_bin=/usr/lib/postgresql/15/bin
-node="oiot-cluster@localhost"
+node="oiot-cluster-$rabbit_port@localhost"
 pg_conn="Host=127.0.0.1;Port=$pg_port;Database=orleansiot;Username=postgres"
 amqp="amqp://guest:guest@127.0.0.1:$rabbit_port/"
 
