@@ -6,7 +6,7 @@
 #   bench/run.sh parse memory     only those parts (any of: parse memory embedded durable)
 #
 # Settings (environment): BENCH_RUNS=3 runs per ingest figure, BENCH_SECONDS=10 seconds per run,
-# BENCH_SENSORS=10000 simulated sensors, BENCH_MEMORY_SENSORS=1000000, BENCH_PROBES=150 alert samples.
+# BENCH_SENSORS=10000 simulated sensors, BENCH_MEMORY_SENSORS=1000000, BENCH_PROBES=200 alert samples.
 # Ports: embedded Api 5280, durable Api 5281 with PostgreSQL 55532, RabbitMQ 55772 and one silo on 5391.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,7 +15,7 @@ runs=${BENCH_RUNS:-3}
 seconds=${BENCH_SECONDS:-10}
 sensors=${BENCH_SENSORS:-10000}
 memory_sensors=${BENCH_MEMORY_SENSORS:-1000000}
-probes=${BENCH_PROBES:-150}
+probes=${BENCH_PROBES:-200}
 parts=${*:-parse memory embedded durable}
 out="$root/bench/results/$(date -u +%Y%m%dT%H%M%SZ)"
 mkdir -p "$out"
