@@ -412,11 +412,27 @@ public sealed class SensorGrain : IGrain
     /// <summary>Fills the slot of every metric and attribute of the reading, giving new names new slots (one layout change per reading).</summary>
     private void ResolveSlots(MetricValue[] metrics, AttributeValue[] attributes, Span<int> metricSlots, Span<int> attributeSlots, bool late)
     {
-        List<string>? added = null;
-        var layout = _state.Metrics;
-        for (var i = 0; i < metrics.Length; i++)
+        if (ResolveSlots(metrics, static m => m.Name, _state.Metrics, metricSlots) is { } addedMetrics)
         {
-            var name = metrics[i].Name;
+            AddMetrics(addedMetrics, late);
+        }
+
+        if (ResolveSlots(attributes, static a => a.Name, _state.AttributeNames, attributeSlots) is { } addedAttributes)
+        {
+            AddAttributes(addedAttributes);
+        }
+    }
+
+    /// <summary>
+    /// The slot of each item's name in <paramref name="layout"/> (a name not in it gets the next free slot, in order
+    /// of first appearance); returns the names to add to the layout, or null when there are none.
+    /// </summary>
+    private static List<string>? ResolveSlots<T>(T[] items, Func<T, string> nameOf, string[] layout, Span<int> slots)
+    {
+        List<string>? added = null;
+        for (var i = 0; i < items.Length; i++)
+        {
+            var name = nameOf(items[i]);
             var slot = i < layout.Length && string.Equals(layout[i], name, StringComparison.Ordinal) ? i : SlotOf(layout, name);
             if (slot < 0)
             {
@@ -431,40 +447,10 @@ public sealed class SensorGrain : IGrain
                 slot = layout.Length + index;
             }
 
-            metricSlots[i] = slot;
+            slots[i] = slot;
         }
 
-        if (added is not null)
-        {
-            AddMetrics(added, late);
-        }
-
-        added = null;
-        var attributeLayout = _state.AttributeNames;
-        for (var i = 0; i < attributes.Length; i++)
-        {
-            var name = attributes[i].Name;
-            var slot = i < attributeLayout.Length && string.Equals(attributeLayout[i], name, StringComparison.Ordinal) ? i : SlotOf(attributeLayout, name);
-            if (slot < 0)
-            {
-                added ??= [];
-                var index = added.IndexOf(name);
-                if (index < 0)
-                {
-                    index = added.Count;
-                    added.Add(name);
-                }
-
-                slot = attributeLayout.Length + index;
-            }
-
-            attributeSlots[i] = slot;
-        }
-
-        if (added is not null)
-        {
-            AddAttributes(added);
-        }
+        return added;
     }
 
     private void AddMetrics(List<string> added, bool late)
