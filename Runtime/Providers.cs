@@ -111,8 +111,11 @@ public interface IReadStore
 
     Task<SensorSummary?> GetSensorAsync(string sensorId, CancellationToken cancellationToken);
 
-    /// <summary>Closed minutes of the sensor with MinuteMs in [fromMs, toMs), ordered by minute.</summary>
-    Task<IReadOnlyList<MinuteAggregate>> GetAggregatesAsync(string sensorId, long fromMs, long toMs, CancellationToken cancellationToken);
+    /// <summary>
+    /// Closed minutes of the sensor with MinuteMs in [fromMs, toMs), ordered by minute; with <paramref name="metric"/>,
+    /// only that metric's statistics and only the minutes that have it.
+    /// </summary>
+    Task<IReadOnlyList<MinuteAggregate>> GetAggregatesAsync(string sensorId, long fromMs, long toMs, string? metric, CancellationToken cancellationToken);
 
     /// <summary>Alerts newest first (by opening time).</summary>
     Task<IReadOnlyList<Alert>> QueryAlertsAsync(AlertQuery query, CancellationToken cancellationToken);

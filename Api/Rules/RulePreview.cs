@@ -72,7 +72,7 @@ public sealed class RulePreview(IReadStore store, IOptions<SensorGrainOptions> o
         var alerts = new List<Alert>();
         foreach (var sensor in sensors)
         {
-            var minutes = await store.GetAggregatesAsync(sensor.SensorId, fromMs, toMs, ct);
+            var minutes = await store.GetAggregatesAsync(sensor.SensorId, fromMs, toMs, null, ct);
             if (minutes.Count > 0)
             {
                 alerts.AddRange(RuleReplay.ReplaySensor(rule!, sensor.SensorId, sensor.Metadata, minutes, endMs, options.Value));

@@ -63,7 +63,7 @@ public static class SensorEndpoints
                 {
                     return NotFound(id);
                 }
-                var minutes = await store.GetAggregatesAsync(id, fromMs, toMs, ct);
+                var minutes = await store.GetAggregatesAsync(id, fromMs, toMs, metric, ct);
                 var points = new List<MetricPointDto>();
                 foreach (var minute in minutes)
                 {

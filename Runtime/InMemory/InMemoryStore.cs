@@ -274,12 +274,16 @@ public sealed class InMemoryStore(TimeProvider time) : ILeaseStore, ICheckpointS
         lock (_gate) return Task.FromResult(_sensors.GetValueOrDefault(sensorId));
     }
 
-    public Task<IReadOnlyList<MinuteAggregate>> GetAggregatesAsync(string sensorId, long fromMs, long toMs, CancellationToken cancellationToken)
+    public Task<IReadOnlyList<MinuteAggregate>> GetAggregatesAsync(string sensorId, long fromMs, long toMs, string? metric,
+        CancellationToken cancellationToken)
     {
         lock (_gate)
         {
             IReadOnlyList<MinuteAggregate> result = _aggregates.TryGetValue(sensorId, out var minutes)
-                ? minutes.Values.Where(a => a.MinuteMs >= fromMs && a.MinuteMs < toMs).ToArray()
+                ? minutes.Values.Where(a => a.MinuteMs >= fromMs && a.MinuteMs < toMs)
+                    .Select(a => metric is null ? a : a with { Metrics = a.Metrics.Where(m => m.Metric == metric).ToArray() })
+                    .Where(a => a.Metrics.Length > 0)
+                    .ToArray()
                 : [];
             return Task.FromResult(result);
         }

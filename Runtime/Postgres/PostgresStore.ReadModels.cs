@@ -2,6 +2,7 @@ using System.Text;
 using System.Text.Json;
 using Grains.Abstractions;
 using Npgsql;
+using NpgsqlTypes;
 
 namespace Runtime.Postgres;
 
@@ -57,11 +58,12 @@ public sealed partial class PostgresStore
         return rows.Count == 0 ? null : rows[0];
     }
 
-    public async Task<IReadOnlyList<MinuteAggregate>> GetAggregatesAsync(string sensorId, long fromMs, long toMs, CancellationToken cancellationToken)
+    public async Task<IReadOnlyList<MinuteAggregate>> GetAggregatesAsync(string sensorId, long fromMs, long toMs, string? metric,
+        CancellationToken cancellationToken)
     {
         var rows = await QueryAsync("""
             SELECT minute_ms, metric, count, min, max, sum, first, last FROM minute_aggregates
-            WHERE sensor_id = $1 AND minute_ms >= $2 AND minute_ms < $3
+            WHERE sensor_id = $1 AND minute_ms >= $2 AND minute_ms < $3 AND ($4::text IS NULL OR metric = $4)
             ORDER BY minute_ms, metric
             """, r => (MinuteMs: r.GetInt64(0), Metric: new MetricAggregate
             {
@@ -72,7 +74,7 @@ public sealed partial class PostgresStore
                 Sum = r.GetDouble(5),
                 First = r.GetDouble(6),
                 Last = r.GetDouble(7),
-            }), cancellationToken, P(sensorId), P(fromMs), P(toMs)).ConfigureAwait(false);
+            }), cancellationToken, P(sensorId), P(fromMs), P(toMs), P(metric, NpgsqlDbType.Text)).ConfigureAwait(false);
         var result = new List<MinuteAggregate>();
         for (var i = 0; i < rows.Count;)
         {

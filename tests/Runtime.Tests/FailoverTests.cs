@@ -123,7 +123,7 @@ public sealed class FailoverTests
     {
         for (var s = 0; s < Sensors; s++)
         {
-            var stored = await cluster.Store.GetAggregatesAsync(SensorId(s), T0, T0 + 3_600_000, CancellationToken.None);
+            var stored = await cluster.Store.GetAggregatesAsync(SensorId(s), T0, T0 + 3_600_000, null, CancellationToken.None);
             Assert.Equal(Seconds / 60, stored.Count);
             for (var minute = 0; minute < Seconds / 60; minute++)
             {

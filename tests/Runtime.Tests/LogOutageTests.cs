@@ -62,7 +62,7 @@ public sealed class LogOutageTests
             log.Refusing = false;
             await Eventually.Until(async () => (await store.QueryAlertsAsync(new AlertQuery(AlertState.Open, HotRule.Id, hot, null, null, 10), None)).Count == 1,
                 TimeSpan.FromSeconds(10), "the alert opened once the signal went out");
-            await Eventually.Until(async () => (await store.GetAggregatesAsync(cold, old - 60_000, old + 60_000, None)).Count == 1,
+            await Eventually.Until(async () => (await store.GetAggregatesAsync(cold, old - 60_000, old + 60_000, null, None)).Count == 1,
                 TimeSpan.FromSeconds(10), "the old minute closed once the tick went out");
 
             // Neither worker died: both partitions are still run with the epochs they started with.

@@ -183,7 +183,7 @@ public sealed class IdempotencyTests
         await cluster.Gateway.TickAsync(T0 + 5 * 60_000, CancellationToken.None);
         await cluster.WaitForQuiescenceAsync();
 
-        var minute = Assert.Single(await cluster.Store.GetAggregatesAsync("idem", T0, T0 + 60_000, CancellationToken.None));
+        var minute = Assert.Single(await cluster.Store.GetAggregatesAsync("idem", T0, T0 + 60_000, null, CancellationToken.None));
         Assert.Equal((3L, 7.0), (minute.Metrics[0].Count, minute.Metrics[0].Sum));
     }
 }

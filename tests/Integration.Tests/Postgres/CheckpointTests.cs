@@ -37,7 +37,7 @@ public sealed class CheckpointTests(PostgresServer server, ITestOutputHelper out
         Assert.Equal((42L, T0 + 5_000, "hot"), (checkpoint!.NextOffset, checkpoint.StreamTimeMs, Assert.Single(checkpoint.Rules).Id));
         Assert.Equal("current", Encoding.UTF8.GetString((await store.LoadGrainsAsync(1, [GrainId.Sensor("s1")], None))[GrainId.Sensor("s1")].State));
         Assert.Equal("current", (await store.GetSensorAsync("s1", None))!.Attributes!["tag"]);
-        Assert.Equal(2, (await store.GetAggregatesAsync("s1", T0, T0 + 60_000, None)).Single().Metrics.Length);
+        Assert.Equal(2, (await store.GetAggregatesAsync("s1", T0, T0 + 60_000, null, None)).Single().Metrics.Length);
         Assert.Equal(AlertState.Open, (await store.GetAlertAsync("alert-1", None))!.State);
         Assert.Equal(["cmd-1"], (await store.TakePendingCommandsAsync("s1", None)).Select(c => c.CommandId));
 
@@ -143,11 +143,11 @@ public sealed class CheckpointTests(PostgresServer server, ITestOutputHelper out
 
         Assert.Equal(8L, await store.DeleteExpiredAggregatesAsync(None)); // 2 old minutes x 2 sensors x 2 metrics
         Assert.Equal(0L, await store.DeleteExpiredAggregatesAsync(None));
-        Assert.Equal([cutoff, cutoff + 60_000], (await store.GetAggregatesAsync("s1", 0, long.MaxValue, None)).Select(a => a.MinuteMs));
+        Assert.Equal([cutoff, cutoff + 60_000], (await store.GetAggregatesAsync("s1", 0, long.MaxValue, null, None)).Select(a => a.MinuteMs));
 
         clock.Now = now.AddMinutes(1);
         Assert.Equal(4L, await store.DeleteExpiredAggregatesAsync(None));
-        Assert.Equal([cutoff + 60_000], (await store.GetAggregatesAsync("s2", 0, long.MaxValue, None)).Select(a => a.MinuteMs));
+        Assert.Equal([cutoff + 60_000], (await store.GetAggregatesAsync("s2", 0, long.MaxValue, null, None)).Select(a => a.MinuteMs));
     }
 
     /// <summary>Not a timed assertion: measures one large checkpoint and checks that all of it was written.</summary>

@@ -180,7 +180,7 @@ public sealed class EndToEndTests(PostgresServer server)
     {
         for (var s = 0; s < Sensors; s++)
         {
-            var stored = await store.GetAggregatesAsync(SensorId(s), T0, T0 + 3_600_000, None);
+            var stored = await store.GetAggregatesAsync(SensorId(s), T0, T0 + 3_600_000, null, None);
             Assert.Equal(Enumerable.Range(0, Seconds / 60).Select(m => T0 + m * 60_000L), stored.Select(a => a.MinuteMs));
             for (var minute = 0; minute < Seconds / 60; minute++)
             {

@@ -59,7 +59,10 @@ public sealed class StoreParity<TExpected, TActual>(TExpected expected, TActual 
             await BothAsync($"GetSensor({id})", s => s.GetSensorAsync(id, None));
             foreach (var (from, to) in new[] { (long.MinValue, long.MaxValue), (t0 + 60_000, t0 + 180_000), (t0 + 120_000, t0 + 120_000), (t0 + 1, t0 + 60_001) })
             {
-                await BothAsync($"GetAggregates({id}, {from}, {to})", s => s.GetAggregatesAsync(id, from, to, None));
+                foreach (var metric in new[] { null, "temperature", "humidity", "no-such-metric" })
+                {
+                    await BothAsync($"GetAggregates({id}, {from}, {to}, {metric})", s => s.GetAggregatesAsync(id, from, to, metric, None));
+                }
             }
         }
         foreach (var state in new AlertState?[] { null, AlertState.Open, AlertState.Resolved })
@@ -141,7 +144,8 @@ public sealed class StoreParity<TExpected, TActual>(TExpected expected, TActual 
         public Task<IReadOnlyDictionary<int, long>> CommittedOffsetsAsync(CancellationToken ct) => inner.CommittedOffsetsAsync(ct);
         public Task<Page<SensorSummary>> ListSensorsAsync(string? search, int offset, int limit, CancellationToken ct) => inner.ListSensorsAsync(search, offset, limit, ct);
         public Task<SensorSummary?> GetSensorAsync(string sensorId, CancellationToken ct) => inner.GetSensorAsync(sensorId, ct);
-        public Task<IReadOnlyList<MinuteAggregate>> GetAggregatesAsync(string sensorId, long fromMs, long toMs, CancellationToken ct) => inner.GetAggregatesAsync(sensorId, fromMs, toMs, ct);
+        public Task<IReadOnlyList<MinuteAggregate>> GetAggregatesAsync(string sensorId, long fromMs, long toMs, string? metric, CancellationToken ct) =>
+            inner.GetAggregatesAsync(sensorId, fromMs, toMs, metric, ct);
         public Task<IReadOnlyList<Alert>> QueryAlertsAsync(AlertQuery query, CancellationToken ct) => inner.QueryAlertsAsync(query, ct);
         public Task<Alert?> GetAlertAsync(string alertId, CancellationToken ct) => inner.GetAlertAsync(alertId, ct);
         public Task<IReadOnlyList<DeviceCommand>> TakePendingCommandsAsync(string deviceId, CancellationToken ct) => inner.TakePendingCommandsAsync(deviceId, ct);
