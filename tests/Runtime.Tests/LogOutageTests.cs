@@ -15,16 +15,7 @@ public sealed class LogOutageTests
 {
     private static readonly CancellationToken None = CancellationToken.None;
 
-    private static readonly RuleDefinition HotRule = new()
-    {
-        Id = "hot",
-        Name = "Hot",
-        Enabled = true,
-        Severity = Severity.Major,
-        Version = 1,
-        Target = new RuleTarget { Kind = TargetKind.All },
-        Condition = new RuleCondition { Kind = ConditionKind.Threshold, Metric = "temperature", Source = ConditionSource.Raw, Operator = ComparisonOperator.Greater, Value = 30 },
-    };
+    private static readonly RuleDefinition HotRule = global::Tests.Shared.KnownInput.HotRule;
 
     [Fact]
     public async Task A_worker_waits_for_the_log_instead_of_dying_when_its_appends_are_refused()

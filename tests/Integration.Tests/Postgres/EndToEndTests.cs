@@ -5,6 +5,7 @@ using Runtime;
 using Runtime.Hosting;
 using Runtime.InMemory;
 using Runtime.Postgres;
+using Tests.Shared;
 
 namespace Integration.Tests.Postgres;
 
@@ -17,35 +18,11 @@ namespace Integration.Tests.Postgres;
 public sealed class EndToEndTests(PostgresServer server)
 {
     private const int Partitions = 4;
-    private const int Sensors = 12;
     private const int Seconds = 180;
     private static readonly CancellationToken None = CancellationToken.None;
-    private static readonly long T0 = DateTimeOffset.Parse("2026-01-05T10:00:00Z").ToUnixTimeMilliseconds();
-
-    private static readonly RuleDefinition HotRule = new()
-    {
-        Id = "hot",
-        Name = "Hot",
-        Enabled = true,
-        Severity = Severity.Major,
-        Version = 1,
-        Target = new RuleTarget { Kind = TargetKind.All },
-        Condition = new RuleCondition { Kind = ConditionKind.Threshold, Metric = "temperature", Source = ConditionSource.Raw, Operator = ComparisonOperator.Greater, Value = 30 },
-    };
-
-    private static string SensorId(int s) => $"e2e-{s:00}";
-
-    /// <summary>Exactly representable values, so sums are exact whatever the grouping.</summary>
-    private static double Temperature(int s, int k) => 20 + (k * 7 + s * 3) % 15 + (k % 2) * 0.5;
-
-    private static double Humidity(int s, int k) => 40 + (k + s) % 20;
-
-    private static Reading[] Second(int k) => Enumerable.Range(0, Sensors).Select(s => new Reading
-    {
-        SensorId = SensorId(s),
-        TimestampMs = T0 + k * 1000L,
-        Metrics = [new MetricValue("temperature", Temperature(s, k)), new MetricValue("humidity", Humidity(s, k))],
-    }).ToArray();
+    private static readonly KnownInput Input = new("e2e", sensors: 12, seconds: Seconds);
+    private static readonly RuleDefinition HotRule = KnownInput.HotRule;
+    private static readonly long T0 = KnownInput.T0;
 
     [Fact]
     public async Task Two_silos_on_postgres_count_every_reading_once_and_open_every_alert_once_across_a_kill()
@@ -97,7 +74,7 @@ public sealed class EndToEndTests(PostgresServer server)
             var victimPartitions = victim.OwnedPartitions.ToArray();
 
             await gateway.BroadcastRuleChangeAsync(HotRule.Id, HotRule, None);
-            await PostAsync(gateway, 0, Seconds / 2);
+            await Input.PostAsync(gateway, 0, Seconds / 2);
             await Eventually.Until(async () =>
             {
                 foreach (var p in victimPartitions)
@@ -110,7 +87,7 @@ public sealed class EndToEndTests(PostgresServer server)
                 return true;
             }, TimeSpan.FromSeconds(30), "the victim applied all it was sent");
             await victim.KillAsync();
-            await PostAsync(gateway, Seconds / 2, Seconds);
+            await Input.PostAsync(gateway, Seconds / 2, Seconds);
 
             await Eventually.Until(() => survivor.OwnedPartitions.Count == Partitions, TimeSpan.FromSeconds(30), "the survivor took every partition");
             await gateway.TickAsync(T0 + 10 * 60_000, None);
@@ -132,9 +109,11 @@ public sealed class EndToEndTests(PostgresServer server)
             // Taken over at least once (a loaded machine may renew late and cycle a lease more than once).
             Assert.All(victimPartitions, p => Assert.True(leases[p].Epoch >= 2, $"partition {p} epoch {leases[p].Epoch}"));
             Assert.Equal(["silo-0", "silo-1"], (await reader.SilosAsync(None)).Select(s => s.SiloId));
-            await AssertExactAggregatesAsync(reader);
-            await AssertAlertsOpenedOnceAsync(reader, published);
-            Assert.Equal(Enumerable.Range(0, Sensors).Select(SensorId), (await reader.ListSensorsAsync(null, 0, 100, None)).Items.Select(s => s.SensorId));
+            await Input.AssertExactAggregatesAsync(reader);
+            List<GrainOutput> outputs;
+            lock (published) outputs = published.ToList();
+            await Input.AssertAlertsOpenedOnceAsync(reader, outputs);
+            Assert.Equal(Enumerable.Range(0, Input.Sensors).Select(Input.SensorId), (await reader.ListSensorsAsync(null, 0, 100, None)).Items.Select(s => s.SensorId));
             // The takeover really replayed the victim's unsaved work: its outputs were published again, with the same ids.
             List<string> ids;
             lock (published) ids = published.Select(o => o.Id).ToList();
@@ -166,74 +145,5 @@ public sealed class EndToEndTests(PostgresServer server)
         };
         configure(options);
         return new SiloNode(options, log, store, store, live, hosting, TimeProvider.System, NullLoggerFactory.Instance);
-    }
-
-    private static async Task PostAsync(GrainGateway gateway, int from, int to)
-    {
-        for (var k = from; k < to; k++)
-        {
-            await gateway.AppendTelemetryAsync(Second(k), None);
-        }
-    }
-
-    private static async Task AssertExactAggregatesAsync(PostgresStore store)
-    {
-        for (var s = 0; s < Sensors; s++)
-        {
-            var stored = await store.GetAggregatesAsync(SensorId(s), T0, T0 + 3_600_000, null, None);
-            Assert.Equal(Enumerable.Range(0, Seconds / 60).Select(m => T0 + m * 60_000L), stored.Select(a => a.MinuteMs));
-            for (var minute = 0; minute < Seconds / 60; minute++)
-            {
-                var ks = Enumerable.Range(minute * 60, 60).ToArray();
-                var aggregate = stored[minute];
-                Assert.Equal(["humidity", "temperature"], aggregate.Metrics.Select(m => m.Metric));
-                AssertMetric(ks.Select(k => Humidity(s, k)).ToArray(), aggregate.Metrics[0]);
-                AssertMetric(ks.Select(k => Temperature(s, k)).ToArray(), aggregate.Metrics[1]);
-            }
-        }
-
-        static void AssertMetric(double[] values, MetricAggregate actual)
-        {
-            Assert.Equal(values.Length, actual.Count);
-            Assert.Equal(values.Min(), actual.Min);
-            Assert.Equal(values.Max(), actual.Max);
-            Assert.Equal(values.Sum(), actual.Sum);
-            Assert.Equal(values[0], actual.First);
-            Assert.Equal(values[^1], actual.Last);
-        }
-    }
-
-    private static async Task AssertAlertsOpenedOnceAsync(PostgresStore store, List<GrainOutput> published)
-    {
-        var alerts = await store.QueryAlertsAsync(new AlertQuery(null, "hot", null, null, null, 100_000), None);
-        List<AlertEvent> opened;
-        lock (published) opened = published.OfType<AlertEvent>().Where(e => e.Kind == AlertEventKind.Opened).ToList();
-        var expectedTotal = 0;
-        for (var s = 0; s < Sensors; s++)
-        {
-            // Expected incidents: each time the raw condition starts holding, in the order the sensor sent readings.
-            var expectedStarts = new List<long>();
-            var holding = false;
-            for (var k = 0; k < Seconds; k++)
-            {
-                var now = Temperature(s, k) > 30;
-                if (now && !holding)
-                {
-                    expectedStarts.Add(T0 + k * 1000L);
-                }
-                holding = now;
-            }
-            expectedTotal += expectedStarts.Count;
-            var mine = alerts.Where(a => a.SensorId == SensorId(s)).OrderBy(a => a.StartedAtMs).ToList();
-            Assert.Equal(expectedStarts, mine.Select(a => a.StartedAtMs));
-            Assert.Equal(mine.Select(a => AlertIds.For("hot", 1, SensorId(s), a.StartedAtMs)), mine.Select(a => a.Id));
-            // Every incident was resolved when the condition stopped holding, except one still holding at the end.
-            Assert.Equal(mine.Select((_, i) => i == mine.Count - 1 && holding ? AlertState.Open : AlertState.Resolved), mine.Select(a => a.State));
-            // Every "opened" published (replays included) belongs to one of those incidents.
-            var openedIds = opened.Where(e => e.Alert.SensorId == SensorId(s)).Select(e => e.Alert.Id).Distinct().Order().ToList();
-            Assert.Equal(mine.Select(a => a.Id).Order().ToList(), openedIds);
-        }
-        Assert.Equal(expectedTotal, alerts.Count);
-        Assert.True(expectedTotal > Sensors, "the input must open several alerts per sensor");
     }
 }
