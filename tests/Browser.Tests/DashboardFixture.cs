@@ -10,6 +10,7 @@ using Microsoft.Extensions.DependencyInjection;
 using OpenQA.Selenium;
 using OpenQA.Selenium.Chrome;
 using Runtime;
+using Tests.Shared;
 
 namespace Browser.Tests;
 
@@ -206,13 +207,7 @@ public sealed class DashboardFixture : IAsyncLifetime
     {
         protected override void ConfigureWebHost(IWebHostBuilder builder)
         {
-            builder.UseEnvironment("Development");
-            builder.UseSetting("Demo:Enabled", "false");
-            builder.UseSetting("Silo:Partitions", "2");
-            builder.UseSetting("Silo:TicksEnabled", "false");
-            builder.UseSetting("Silo:CheckpointInterval", "00:00:00.050");
-            builder.UseSetting("Silo:LeaseDuration", "00:00:02");
-            builder.UseSetting("Silo:RenewInterval", "00:00:00.200");
+            builder.UseTestApiSettings();
         }
     }
 }

@@ -7,6 +7,7 @@ using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Mvc.Testing;
 using Microsoft.Extensions.DependencyInjection;
+using Tests.Shared;
 
 namespace Simulator.Tests;
 
@@ -140,13 +141,7 @@ public sealed class AlertProbeTests : IAsyncLifetime
     {
         protected override void ConfigureWebHost(IWebHostBuilder builder)
         {
-            builder.UseEnvironment("Development");
-            builder.UseSetting("Demo:Enabled", "false");
-            builder.UseSetting("Silo:Partitions", "2");
-            builder.UseSetting("Silo:TicksEnabled", "false");
-            builder.UseSetting("Silo:CheckpointInterval", "00:00:00.050");
-            builder.UseSetting("Silo:LeaseDuration", "00:00:02");
-            builder.UseSetting("Silo:RenewInterval", "00:00:00.200");
+            builder.UseTestApiSettings();
         }
     }
 }

@@ -3,6 +3,7 @@ using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Mvc.Testing;
 using Microsoft.Extensions.DependencyInjection;
 using Runtime;
+using Tests.Shared;
 
 namespace Api.Tests.Integration;
 
@@ -30,13 +31,7 @@ public class ApiFactory : WebApplicationFactory<Program>
 
     protected override void ConfigureWebHost(IWebHostBuilder builder)
     {
-        builder.UseEnvironment("Development");
-        builder.UseSetting("Demo:Enabled", "false");
-        builder.UseSetting("Silo:Partitions", "2");
-        builder.UseSetting("Silo:TicksEnabled", "false");
-        builder.UseSetting("Silo:CheckpointInterval", "00:00:00.050");
-        builder.UseSetting("Silo:LeaseDuration", "00:00:02");
-        builder.UseSetting("Silo:RenewInterval", "00:00:00.200");
+        builder.UseTestApiSettings();
         builder.UseSetting("Telemetry:MaxBodyBytes", MaxBodyBytes.ToString(System.Globalization.CultureInfo.InvariantCulture));
         builder.UseSetting("Auth:Keys:2:Name", RestrictedKeyName);
         builder.UseSetting("Auth:Keys:2:Key", RestrictedDeviceKey);
