@@ -14,15 +14,7 @@ var totalRate = new Option<double?>("--total-rate") { Description = "Open-loop r
 var duration = new Option<TimeSpan?>("--duration")
 {
     Description = "How long to send, e.g. 30s, 5m (default 30s; at most 1h with --count alone)",
-    CustomParser = result =>
-    {
-        if (SimulatorSettings.TryParseDuration(result.Tokens[0].Value, out var value))
-        {
-            return value;
-        }
-        result.AddError($"--duration: '{result.Tokens[0].Value}' is not a duration such as 500ms, 30s, 5m or 1h");
-        return null;
-    },
+    CustomParser = result => ParseDuration(result, "--duration"),
 };
 var count = new Option<long?>("--count") { Description = "Total readings to send" };
 var concurrency = new Option<int>("--concurrency") { Description = "Requests in flight at most (and connections)", DefaultValueFactory = _ => 16 };
@@ -39,7 +31,7 @@ var alertProbe = new Option<int?>("--alert-probe") { Description = "Send no load
 var probeInterval = new Option<TimeSpan?>("--probe-interval")
 {
     Description = "Pause between probe samples (default 100ms)",
-    CustomParser = result => SimulatorSettings.TryParseDuration(result.Tokens[0].Value, out var value) ? value : null,
+    CustomParser = result => ParseDuration(result, "--probe-interval"),
 };
 var dryRun = new Option<bool>("--dry-run") { Description = "Only generate the payloads on one thread and report readings/s (no HTTP)" };
 
@@ -146,3 +138,13 @@ root.SetAction(async (parse, cancellationToken) =>
 
 return await root.Parse(args).InvokeAsync(
     new InvocationConfiguration { ProcessTerminationTimeout = new SimulatorSettings().DrainTimeout + TimeSpan.FromSeconds(5) });
+
+static TimeSpan? ParseDuration(System.CommandLine.Parsing.ArgumentResult result, string option)
+{
+    if (SimulatorSettings.TryParseDuration(result.Tokens[0].Value, out var value))
+    {
+        return value;
+    }
+    result.AddError($"{option}: '{result.Tokens[0].Value}' is not a duration such as 500ms, 30s, 5m or 1h");
+    return null;
+}
