@@ -75,12 +75,21 @@ public sealed record ClusterResponse(
     IReadOnlyList<PartitionDto> PartitionMap,
     IReadOnlyDictionary<string, int> Activations);
 
-/// <summary>A silo as of its last heartbeat; <see cref="ReadingsApplied"/> and <see cref="AlertsOpened"/> count since <see cref="StartedAt"/>.</summary>
-public sealed record SiloDto(string Id, string Address, string Status, DateTimeOffset StartedAt, DateTimeOffset LastHeartbeat,
-    IReadOnlyList<int> Partitions, IReadOnlyDictionary<string, int> Activations, long ReadingsApplied, long AlertsOpened);
+/// <summary>
+/// An Orleans silo of the cluster's membership: its address (<see cref="Id"/>), status (active, joining, shutting down,
+/// stopping, dead), start and last "I am alive" time, the partitions whose readers it runs, its activations per grain
+/// type, and the readings those readers applied since they started there.
+/// </summary>
+public sealed record SiloDto(string Id, string Name, string HostName, string Status, DateTimeOffset StartedAt, DateTimeOffset? LastHeartbeat,
+    IReadOnlyList<int> Partitions, IReadOnlyDictionary<string, int> Activations, long ReadingsApplied);
 
-public sealed record PartitionDto(int Partition, string? Owner, long Epoch, DateTimeOffset? LeaseExpiresAt, long CommittedOffset,
-    long EndOffset, long Lag);
+/// <summary>
+/// A partition of the log as its reader reports it: the silo running it (null: no reader answered), since when, the
+/// committed position (everything below is durably applied), the position read, the log's end and the lag (end minus
+/// committed), readings applied by this reader, sensors it schedules, and its last checkpoint.
+/// </summary>
+public sealed record PartitionDto(int Partition, string? Owner, DateTimeOffset? ActiveSince, long? CommittedOffset, long? AppliedOffset,
+    long? EndOffset, long? Lag, long? ReadingsApplied, int? Sensors, DateTimeOffset? LastCheckpointAt);
 
 /// <summary>The cluster load of the last minutes, one point per sample, oldest first; <see cref="Silos"/> lists every silo with a rate in some point.</summary>
 public sealed record ClusterMetricsResponse(double SampleIntervalSeconds, double HistorySeconds, IReadOnlyList<string> Silos,

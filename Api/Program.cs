@@ -22,9 +22,19 @@ builder.Services.ConfigureHttpJsonOptions(o =>
 });
 builder.Services.AddOpenApi();
 builder.Services.AddApiKeyAuth(builder.Configuration, builder.Environment);
-// Embedded: this process co-hosts the silo. Durable: silos run as their own processes (dotnet run --project Silo).
-builder.Services.AddCluster(builder.Configuration,
-    hostSilo: RuntimeServiceCollectionExtensions.ModeOf(builder.Configuration) == ClusterMode.Embedded);
+builder.Configuration.AddClusterDefaults();
+builder.Services.AddClusterServices(builder.Configuration);
+if (ClusterHosting.ModeOf(builder.Configuration) == ClusterMode.Embedded)
+{
+    // Embedded: this process co-hosts an Orleans silo (loopback, in-memory grain storage, log and read models).
+    builder.UseOrleans(silo => silo.AddOrleansIotSilo(builder.Configuration));
+}
+else
+{
+    // Durable: the grains run in silo processes (dotnet run --project Silo); this node is an Orleans client of them, so
+    // Api nodes scale and restart without moving a grain.
+    builder.UseOrleansClient(client => client.AddOrleansIotClient(builder.Configuration));
+}
 builder.Services.AddExceptionHandler<ServerUnavailableHandler>();
 builder.Services.AddOptions<TelemetryOptions>().Bind(builder.Configuration.GetSection("Telemetry"))
     .Validate(o => o.MaxBodyBytes is >= 1024 and <= 256 * 1024 * 1024, "Telemetry:MaxBodyBytes must be between 1 KiB and 256 MiB")
@@ -38,7 +48,6 @@ builder.Services.AddHostedService<LiveEventForwarder>();
 builder.Services.AddClusterMetrics(builder.Configuration);
 builder.Services.AddSingleton<SensorQueries>();
 builder.Services.AddSingleton<RulePreview>();
-builder.Services.AddHttpClient(SensorQueries.SiloClient, c => c.Timeout = TimeSpan.FromSeconds(1));
 builder.Services.AddHealthChecks().AddCheck<ClusterReadyCheck>("cluster", tags: ["ready"]);
 builder.Services.AddDemoFleet(builder.Configuration);
 

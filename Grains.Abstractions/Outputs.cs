@@ -11,98 +11,110 @@ namespace Grains.Abstractions;
 [JsonDerivedType(typeof(AlertEvent), "alert")]
 [JsonDerivedType(typeof(DeviceCommand), "command")]
 [JsonDerivedType(typeof(SensorSummary), "sensor")]
+[GenerateSerializer, Alias("oiot.GrainOutput")]
 public abstract record GrainOutput
 {
     public abstract string Id { get; }
 }
 
 /// <summary>The final aggregates of one sensor's UTC minute, one entry per numeric metric.</summary>
+[GenerateSerializer, Alias("oiot.MinuteAggregate")]
 public sealed record MinuteAggregate : GrainOutput
 {
-    public required string SensorId { get; init; }
+    [Id(0)] public required string SensorId { get; init; }
 
     /// <summary>Start of the minute, epoch milliseconds (a multiple of 60,000).</summary>
-    public required long MinuteMs { get; init; }
+    [Id(1)] public required long MinuteMs { get; init; }
 
-    public required MetricAggregate[] Metrics { get; init; }
+    [Id(2)] public required MetricAggregate[] Metrics { get; init; }
 
     public override string Id => $"{SensorId}@{MinuteMs}";
 }
 
+[GenerateSerializer, Alias("oiot.MetricAggregate")]
 public sealed record MetricAggregate
 {
-    public required string Metric { get; init; }
-    public required long Count { get; init; }
-    public required double Min { get; init; }
-    public required double Max { get; init; }
-    public required double Sum { get; init; }
+    [Id(0)] public required string Metric { get; init; }
+    [Id(1)] public required long Count { get; init; }
+    [Id(2)] public required double Min { get; init; }
+    [Id(3)] public required double Max { get; init; }
+    [Id(4)] public required double Sum { get; init; }
     public double Avg => Count == 0 ? 0 : Sum / Count;
-    public required double First { get; init; }
-    public required double Last { get; init; }
+    [Id(5)] public required double First { get; init; }
+    [Id(6)] public required double Last { get; init; }
 }
 
 [JsonConverter(typeof(JsonStringEnumConverter<AlertEventKind>))]
+[GenerateSerializer, Alias("oiot.AlertEventKind")]
 public enum AlertEventKind { Opened, Resolved, Acknowledged }
 
 [JsonConverter(typeof(JsonStringEnumConverter<AlertState>))]
+[GenerateSerializer, Alias("oiot.AlertState")]
 public enum AlertState { Open, Resolved }
 
 /// <summary>An alert lifecycle event with the alert as it is after the event.</summary>
+[GenerateSerializer, Alias("oiot.AlertEvent")]
 public sealed record AlertEvent : GrainOutput
 {
-    public required AlertEventKind Kind { get; init; }
-    public required Alert Alert { get; init; }
+    [Id(0)] public required AlertEventKind Kind { get; init; }
+    [Id(1)] public required Alert Alert { get; init; }
 
     public override string Id => $"{Alert.Id}/{Kind}";
 }
 
+[GenerateSerializer, Alias("oiot.Alert")]
 public sealed record Alert
 {
     /// <summary>Deterministic: derived from rule id, rule version, sensor id and incident start (see <see cref="AlertIds"/>).</summary>
-    public required string Id { get; init; }
-    public required string RuleId { get; init; }
-    public required string RuleName { get; init; }
-    public required long RuleVersion { get; init; }
-    public required string SensorId { get; init; }
-    public required Severity Severity { get; init; }
-    public required AlertState State { get; init; }
+    [Id(0)] public required string Id { get; init; }
+    [Id(1)] public required string RuleId { get; init; }
+    [Id(2)] public required string RuleName { get; init; }
+    [Id(3)] public required long RuleVersion { get; init; }
+    [Id(4)] public required string SensorId { get; init; }
+    [Id(5)] public required Severity Severity { get; init; }
+    [Id(6)] public required AlertState State { get; init; }
 
     /// <summary>When the condition started holding (event time, epoch ms).</summary>
-    public required long StartedAtMs { get; init; }
-    public required long OpenedAtMs { get; init; }
-    public long? ResolvedAtMs { get; init; }
-    public string? ResolvedReason { get; init; }
-    public long? AcknowledgedAtMs { get; init; }
-    public string? AcknowledgedBy { get; init; }
+    [Id(7)] public required long StartedAtMs { get; init; }
+    [Id(8)] public required long OpenedAtMs { get; init; }
+    [Id(9)] public long? ResolvedAtMs { get; init; }
+    [Id(10)] public string? ResolvedReason { get; init; }
+    [Id(11)] public long? AcknowledgedAtMs { get; init; }
+    [Id(12)] public string? AcknowledgedBy { get; init; }
 
-    public double? Value { get; init; }
-    public double? Threshold { get; init; }
-    public required string Message { get; init; }
+    [Id(13)] public double? Value { get; init; }
+    [Id(14)] public double? Threshold { get; init; }
+    [Id(15)] public required string Message { get; init; }
 }
 
 /// <summary>A command queued for a device, produced by a rule's control action.</summary>
+[GenerateSerializer, Alias("oiot.DeviceCommand")]
 public sealed record DeviceCommand : GrainOutput
 {
-    public required string CommandId { get; init; }
-    public required string DeviceId { get; init; }
-    public required string Command { get; init; }
-    public Dictionary<string, string>? Parameters { get; init; }
-    public required string RuleId { get; init; }
-    public required string AlertId { get; init; }
-    public required long CreatedAtMs { get; init; }
+    [Id(0)] public required string CommandId { get; init; }
+    [Id(1)] public required string DeviceId { get; init; }
+    [Id(2)] public required string Command { get; init; }
+    [Id(3)] public Dictionary<string, string>? Parameters { get; init; }
+    [Id(4)] public required string RuleId { get; init; }
+    [Id(5)] public required string AlertId { get; init; }
+    [Id(6)] public required long CreatedAtMs { get; init; }
 
     public override string Id => CommandId;
 }
 
 /// <summary>The read model of a sensor: what the sensor list shows.</summary>
+[GenerateSerializer, Alias("oiot.SensorSummary")]
 public sealed record SensorSummary : GrainOutput
 {
-    public required string SensorId { get; init; }
-    public required long LastSeenMs { get; init; }
-    public SensorMetadata? Metadata { get; init; }
-    public required Dictionary<string, double> Latest { get; init; }
-    public Dictionary<string, string>? Attributes { get; init; }
-    public required long LateCount { get; init; }
+    [Id(0)] public required string SensorId { get; init; }
+    [Id(1)] public required long LastSeenMs { get; init; }
+    [Id(2)] public SensorMetadata? Metadata { get; init; }
+    [Id(3)] public required Dictionary<string, double> Latest { get; init; }
+    [Id(4)] public Dictionary<string, string>? Attributes { get; init; }
+    [Id(5)] public required long LateCount { get; init; }
+
+    /// <summary>The offset of the sensor's partition log the summary reflects: a summary never replaces a newer one.</summary>
+    [Id(6)] public long AppliedOffset { get; init; } = -1;
 
     public override string Id => SensorId;
 }

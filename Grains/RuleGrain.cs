@@ -1,358 +1,105 @@
 using Grains.Abstractions;
+using Orleans.Concurrency;
 
 namespace Grains;
 
 /// <summary>
-/// One grain per alert rule: turns the condition signals of sensor grains into the alert lifecycle per
-/// (rule, sensor): pending for forMinutes, open, acknowledged, resolved, cooldown. Emits alert events and the
-/// rule's control action as a device command. Time is event time of signals and stream time of wake-ups.
+/// The Orleans grain of one alert rule: a thin shell around <see cref="RuleLogic"/>. Every call applies its change at
+/// once (outputs are published live), then waits for a commit that writes the outputs to the read models and then the
+/// state; calls that arrive while a commit runs share the next one, so a storm of signals from many sensors costs a few
+/// writes. When a commit fails, the activation deactivates without writing and its callers fail: sensors resend what
+/// they sent, the next activation reloads the stored state.
 /// </summary>
-public sealed class RuleGrain : IGrain
+[GrainType("rule"), Reentrant]
+public sealed class RuleGrain : Grain, IRuleGrain, IGrainEffects
 {
-    private const long MinuteMs = 60_000;
+    private readonly IPersistentState<RuleState> _storage;
+    private readonly IOutputSink _outputs;
+    private readonly List<GrainOutput> _unwritten = [];
+    private readonly GroupCommit _commit;
+    private RuleLogic _logic = null!;
+    private bool _broken;
 
-    private readonly string _ruleId;
-    private readonly RuleState _state;
-
-    public RuleGrain(string ruleId, RuleState? state)
+    public RuleGrain([PersistentState("rule", GrainStorage.Name)] IPersistentState<RuleState> storage, IOutputSink outputs)
     {
-        ArgumentNullException.ThrowIfNull(ruleId);
-        _ruleId = ruleId;
-        _state = state ?? new RuleState { RuleId = ruleId };
+        _storage = storage;
+        _outputs = outputs;
+        _commit = new GroupCommit(PersistAsync);
     }
 
-    /// <summary>The live state, for read-only queries and tests. Callers must not modify it.</summary>
-    public RuleState Current => _state;
-
-    public object State => _state;
-
-    public GrainOutput? Snapshot() => null;
-
-    public void Receive(GrainMessage message, IGrainContext context)
+    public override Task OnActivateAsync(CancellationToken cancellationToken)
     {
-        switch (message)
+        _logic = new RuleLogic(this.GetPrimaryKeyString(), _storage.RecordExists ? _storage.State : null);
+        return Task.CompletedTask;
+    }
+
+    public async Task<long?> ReceiveAsync(SensorSignals signals)
+    {
+        ThrowIfBroken();
+        var due = _logic.Receive(signals, this);
+        await _commit.RunAsync();
+        return due;
+    }
+
+    public async Task DefineAsync(RuleDefinitionChange change)
+    {
+        ThrowIfBroken();
+        _logic.Define(change, this);
+        await _commit.RunAsync();
+    }
+
+    public async Task<AcknowledgeResult> AcknowledgeAsync(AcknowledgeAlert ack)
+    {
+        ThrowIfBroken();
+        var result = _logic.Acknowledge(ack, this);
+        if (result.Outcome == AcknowledgeOutcome.Acknowledged)
         {
-            case RuleDefinitionChanged changed when string.Equals(changed.RuleId, _ruleId, StringComparison.Ordinal):
-                Reconcile(changed.Rule, context);
-                break;
-            case ConditionSignal signal when string.Equals(signal.RuleId, _ruleId, StringComparison.Ordinal):
-                var rule = context.Rules.Find(_ruleId);
-                Reconcile(rule, context);
-                OnSignal(signal, rule, context);
-                break;
-            case AcknowledgeAlert ack:
-                Reconcile(context.Rules.Find(_ruleId), context);
-                OnAcknowledge(ack, context);
-                break;
+            await _commit.RunAsync();
         }
 
-        Advance(context);
-        RequestWake(context);
+        return result;
     }
 
-    public void Wake(IGrainContext context)
+    void IGrainEffects.Emit(GrainOutput output)
     {
-        Reconcile(context.Rules.Find(_ruleId), context);
-        Advance(context);
-        RequestWake(context);
+        _unwritten.Add(output);
+        _outputs.Publish(output);
     }
+
+    void IGrainEffects.Send(ConditionSignal signal) =>
+        throw new InvalidOperationException("A rule grain sends no signals.");
 
     /// <summary>
-    /// Brings the state in line with <paramref name="rule"/> (null: deleted). On deletion, or on a version other than
-    /// the state's, every active alert is resolved and every sensor reset; then the buffered signals of the new
-    /// version are applied in arrival order. An older version than the state's (a stale message) changes nothing.
+    /// Writes the outputs not yet written (again while calls interleaved during the write added more), then, in the same
+    /// turn, the state: the state never records an output that is not written.
     /// </summary>
-    private void Reconcile(RuleDefinition? rule, IGrainContext context)
+    private async Task PersistAsync()
     {
-        if (rule is null)
+        try
         {
-            ResolveAll("rule deleted", context);
-            _state.Sensors.Clear();
-            _state.Buffered.RemoveAll(s => s.RuleVersion <= _state.Version);
-            return;
-        }
-
-        if (rule.Version < _state.Version)
-        {
-            return;
-        }
-
-        if (rule.Version == _state.Version)
-        {
-            if (!rule.Enabled)
+            while (_unwritten.Count > 0)
             {
-                // Normally already handled when this version arrived; kept for a state created by an older build.
-                ResolveAll("rule disabled", context);
-                _state.Sensors.Clear();
+                var outputs = _unwritten.ToArray();
+                _unwritten.Clear();
+                await _outputs.WriteAsync(outputs, CancellationToken.None);
             }
 
-            return;
+            _storage.State = _logic.Current;
+            await _storage.WriteStateAsync();
         }
-
-        ResolveAll(rule.Enabled ? "rule changed" : "rule disabled", context);
-        _state.Sensors.Clear();
-        _state.Version = rule.Version;
-        var ready = _state.Buffered.Where(s => s.RuleVersion == rule.Version).ToList();
-        _state.Buffered.RemoveAll(s => s.RuleVersion <= rule.Version);
-        if (rule.Enabled)
+        catch
         {
-            foreach (var signal in ready)
-            {
-                Apply(signal, rule, context);
-            }
+            _broken = true;
+            DeactivateOnIdle();
+            throw;
         }
     }
 
-    private void OnSignal(ConditionSignal signal, RuleDefinition? rule, IGrainContext context)
+    private void ThrowIfBroken()
     {
-        if (signal.RuleVersion > _state.Version)
+        if (_broken)
         {
-            // The sensor's partition already knows a version this partition has not seen yet.
-            _state.Buffered.Add(signal);
-            return;
-        }
-
-        if (IsCurrent(rule) && signal.RuleVersion == _state.Version)
-        {
-            Apply(signal, rule!, context);
+            throw new InvalidOperationException($"Rule grain {this.GetPrimaryKeyString()} lost its state after a failure and is reloading; try again.");
         }
     }
-
-    private void Apply(ConditionSignal signal, RuleDefinition rule, IGrainContext context)
-    {
-        var sensorId = signal.SensorId;
-        if (!_state.Sensors.TryGetValue(sensorId, out var s))
-        {
-            if (!signal.Holding)
-            {
-                return;
-            }
-
-            s = new RuleSensorState();
-            _state.Sensors[sensorId] = s;
-        }
-
-        // The signal proves the sensor's time reached its event time: fire the timers due by then first.
-        AdvanceSensor(sensorId, s, rule, signal.EventTimeMs, context);
-        s.LastValue = signal.Value;
-        s.LastMessage = signal.Message;
-
-        if (signal.Holding)
-        {
-            switch (s.Phase)
-            {
-                case AlertPhase.Idle:
-                    s.Holding = true;
-                    s.HoldingSinceMs = signal.EventTimeMs;
-                    Start(sensorId, s, rule, signal.EventTimeMs, context);
-                    break;
-                case AlertPhase.Cooldown when !s.Holding:
-                    s.Holding = true;
-                    s.HoldingSinceMs = signal.EventTimeMs;
-                    break;
-            }
-
-            // Pending, Active, or already holding in cooldown: only the last value changes.
-            return;
-        }
-
-        switch (s.Phase)
-        {
-            case AlertPhase.Pending:
-                s.Phase = AlertPhase.Idle;
-                s.PendingUntilMs = null;
-                break;
-            case AlertPhase.Active:
-                var resolvedAt = Math.Max(signal.EventTimeMs, s.Alert!.OpenedAtMs);
-                Resolve(s, resolvedAt, "condition cleared", context);
-                if (rule.CooldownSeconds > 0)
-                {
-                    s.Phase = AlertPhase.Cooldown;
-                    s.CooldownUntilMs = resolvedAt + rule.CooldownSeconds * 1000L;
-                }
-                else
-                {
-                    s.Phase = AlertPhase.Idle;
-                }
-
-                break;
-        }
-
-        s.Holding = false;
-        s.HoldingSinceMs = null;
-        if (s.Phase == AlertPhase.Idle && s.LastStartedAtMs is null)
-        {
-            _state.Sensors.Remove(sensorId);
-        }
-    }
-
-    /// <summary>The condition holds since <paramref name="sinceMs"/> and the sensor may alert: pending or open.</summary>
-    private void Start(string sensorId, RuleSensorState s, RuleDefinition rule, long sinceMs, IGrainContext context)
-    {
-        // A new incident never starts before the previous one ended, nor at the same instant (alert ids stay unique).
-        if (s.LastResolvedAtMs is { } resolved)
-        {
-            sinceMs = Math.Max(sinceMs, resolved);
-        }
-
-        if (s.LastStartedAtMs is { } started)
-        {
-            sinceMs = Math.Max(sinceMs, started + 1);
-        }
-
-        s.HoldingSinceMs = sinceMs;
-        var forMinutes = rule.Condition.Kind == ConditionKind.Threshold ? Math.Max(0, rule.Condition.ForMinutes) : 0;
-        if (forMinutes > 0)
-        {
-            s.Phase = AlertPhase.Pending;
-            s.PendingUntilMs = sinceMs + forMinutes * MinuteMs;
-        }
-        else
-        {
-            Open(sensorId, s, rule, sinceMs, sinceMs, context);
-        }
-    }
-
-    private void Open(string sensorId, RuleSensorState s, RuleDefinition rule, long startedAtMs, long openedAtMs, IGrainContext context)
-    {
-        var alertId = AlertIds.For(_ruleId, _state.Version, sensorId, startedAtMs);
-        var alert = new Alert
-        {
-            Id = alertId,
-            RuleId = _ruleId,
-            RuleName = rule.Name,
-            RuleVersion = _state.Version,
-            SensorId = sensorId,
-            Severity = rule.Severity,
-            State = AlertState.Open,
-            StartedAtMs = startedAtMs,
-            OpenedAtMs = openedAtMs,
-            Value = s.LastValue,
-            Threshold = rule.Condition.Kind == ConditionKind.Threshold ? rule.Condition.Value : null,
-            Message = s.LastMessage ?? "",
-        };
-        s.Phase = AlertPhase.Active;
-        s.PendingUntilMs = null;
-        s.CooldownUntilMs = null;
-        s.Alert = alert;
-        s.LastStartedAtMs = startedAtMs;
-        context.Emit(new AlertEvent { Kind = AlertEventKind.Opened, Alert = alert });
-
-        if (rule.ControlAction is { } action)
-        {
-            context.Emit(new DeviceCommand
-            {
-                CommandId = alertId + "/open",
-                DeviceId = action.DeviceId ?? sensorId,
-                Command = action.Command,
-                Parameters = action.Parameters is null ? null : new Dictionary<string, string>(action.Parameters, StringComparer.Ordinal),
-                RuleId = _ruleId,
-                AlertId = alertId,
-                CreatedAtMs = openedAtMs,
-            });
-        }
-    }
-
-    private static void Resolve(RuleSensorState s, long resolvedAtMs, string reason, IGrainContext context)
-    {
-        var alert = s.Alert! with { State = AlertState.Resolved, ResolvedAtMs = resolvedAtMs, ResolvedReason = reason };
-        s.Alert = null;
-        s.LastResolvedAtMs = resolvedAtMs;
-        context.Emit(new AlertEvent { Kind = AlertEventKind.Resolved, Alert = alert });
-    }
-
-    private void ResolveAll(string reason, IGrainContext context)
-    {
-        foreach (var sensorId in _state.Sensors.Keys.Order(StringComparer.Ordinal).ToList())
-        {
-            var s = _state.Sensors[sensorId];
-            if (s.Phase == AlertPhase.Active && s.Alert is { } alert)
-            {
-                Resolve(s, Math.Max(context.StreamTimeMs, alert.OpenedAtMs), reason, context);
-            }
-        }
-    }
-
-    private void OnAcknowledge(AcknowledgeAlert ack, IGrainContext context)
-    {
-        foreach (var sensorId in _state.Sensors.Keys.Order(StringComparer.Ordinal))
-        {
-            var s = _state.Sensors[sensorId];
-            if (s.Phase == AlertPhase.Active
-                && s.Alert is { AcknowledgedAtMs: null } alert
-                && string.Equals(alert.Id, ack.AlertId, StringComparison.Ordinal))
-            {
-                s.Alert = alert with { AcknowledgedAtMs = ack.AtMs, AcknowledgedBy = ack.By };
-                context.Emit(new AlertEvent { Kind = AlertEventKind.Acknowledged, Alert = s.Alert });
-                return;
-            }
-        }
-    }
-
-    /// <summary>Fires every pending open and cooldown end due by stream time, sensors in ordinal order.</summary>
-    private void Advance(IGrainContext context)
-    {
-        var rule = context.Rules.Find(_ruleId);
-        if (!IsCurrent(rule))
-        {
-            return;
-        }
-
-        foreach (var sensorId in _state.Sensors.Keys.Order(StringComparer.Ordinal).ToList())
-        {
-            var s = _state.Sensors[sensorId];
-            AdvanceSensor(sensorId, s, rule!, context.StreamTimeMs, context);
-            if (s.Phase == AlertPhase.Idle && !s.Holding && s.LastStartedAtMs is null)
-            {
-                _state.Sensors.Remove(sensorId);
-            }
-        }
-    }
-
-    private void AdvanceSensor(string sensorId, RuleSensorState s, RuleDefinition rule, long upToMs, IGrainContext context)
-    {
-        while (true)
-        {
-            if (s.Phase == AlertPhase.Pending && s.PendingUntilMs is { } openAt && openAt <= upToMs)
-            {
-                Open(sensorId, s, rule, s.HoldingSinceMs ?? openAt, openAt, context);
-            }
-            else if (s.Phase == AlertPhase.Cooldown && s.CooldownUntilMs is { } until && until <= upToMs)
-            {
-                s.Phase = AlertPhase.Idle;
-                s.CooldownUntilMs = null;
-                if (s.Holding)
-                {
-                    Start(sensorId, s, rule, Math.Max(s.HoldingSinceMs ?? until, until), context);
-                }
-            }
-            else
-            {
-                return;
-            }
-        }
-    }
-
-    private void RequestWake(IGrainContext context)
-    {
-        long? next = null;
-        foreach (var s in _state.Sensors.Values)
-        {
-            var due = s.Phase switch
-            {
-                AlertPhase.Pending => s.PendingUntilMs,
-                AlertPhase.Cooldown => s.CooldownUntilMs,
-                _ => null,
-            };
-            if (due is { } d && (next is null || d < next))
-            {
-                next = d;
-            }
-        }
-
-        _state.WakeAtMs = next;
-        context.WakeAt(next);
-    }
-
-    private bool IsCurrent(RuleDefinition? rule) => rule is { Enabled: true } && rule.Version == _state.Version;
 }

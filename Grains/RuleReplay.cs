@@ -3,11 +3,11 @@ using Grains.Abstractions;
 namespace Grains;
 
 /// <summary>
-/// Replays a rule over stored closed minute aggregates with the real grain logic: a <see cref="SensorGrain"/> turns
-/// each minute into condition signals (<see cref="SensorGrain.ReplayClosedMinute"/>) and a <see cref="RuleGrain"/>
-/// turns the signals into alerts (forMinutes, cooldown, resolution), in the order and at the stream times the live
-/// cluster applies them: a minute is evaluated when stream time reaches its end plus the allowed lateness, and the
-/// rule grain's timers fire when stream time reaches them. Nothing is stored; the alerts are returned.
+/// Replays a rule over stored closed minute aggregates with the real grain logic: a <see cref="SensorLogic"/> turns
+/// each minute into condition signals (<see cref="SensorLogic.ReplayClosedMinute"/>) and a <see cref="RuleLogic"/>
+/// turns the signals into alerts (forMinutes, cooldown, resolution), as the live cluster does: when a minute closes its
+/// signals reach the rule with the sensor's time for minute conditions (the start of the next minute), which opens the
+/// pending alerts due by then. Nothing is stored; the alerts are returned.
 /// </summary>
 /// <remarks>
 /// A rule grain keeps independent state per sensor and its timers only depend on that sensor's signals, so each
@@ -77,32 +77,24 @@ public static class RuleReplay
         ArgumentNullException.ThrowIfNull(options);
 
         var catalog = RuleCatalog.Empty.With(rule);
-        var sensor = new SensorGrain(sensorId, new SensorState(sensorId) { Metadata = metadata }, options);
-        var ruleGrain = new RuleGrain(rule.Id, null);
-        var sensorContext = new ReplayContext(GrainId.Sensor(sensorId), catalog);
-        var ruleContext = new ReplayContext(GrainId.Rule(rule.Id), catalog);
+        var sensor = new SensorLogic(sensorId, new SensorState(sensorId) { Metadata = metadata }, options);
+        var ruleLogic = new RuleLogic(rule.Id, null);
+        var sensorEffects = new Effects();
+        var ruleEffects = new Effects();
+        ruleLogic.Define(new RuleDefinitionChange(rule.Id, rule, long.MinValue), ruleEffects);
 
         foreach (var minute in minutes.OrderBy(m => m.MinuteMs))
         {
-            var closedAt = minute.MinuteMs + MinuteMs + options.AllowedLatenessMs;
-            FireTimers(ruleGrain, ruleContext, closedAt);
-            sensorContext.StreamTimeMs = Math.Max(sensorContext.StreamTimeMs, closedAt);
-            ruleContext.StreamTimeMs = Math.Max(ruleContext.StreamTimeMs, closedAt);
-            sensor.ReplayClosedMinute(minute, sensorContext);
-            foreach (var (target, message) in sensorContext.TakeSent())
-            {
-                if (target == ruleContext.Id)
-                {
-                    ruleGrain.Receive(message, ruleContext);
-                }
-            }
+            sensor.ReplayClosedMinute(minute, catalog, sensorEffects);
+            ruleLogic.Receive(new SensorSignals(sensorId, [.. sensorEffects.Sent], minute.MinuteMs + MinuteMs), ruleEffects);
+            sensorEffects.Sent.Clear();
         }
 
-        FireTimers(ruleGrain, ruleContext, endMs);
+        ruleLogic.Receive(new SensorSignals(sensorId, [], endMs), ruleEffects);
 
         var alerts = new Dictionary<string, Alert>(StringComparer.Ordinal);
         var order = new List<string>();
-        foreach (var output in ruleContext.Emitted)
+        foreach (var output in ruleEffects.Emitted)
         {
             if (output is AlertEvent e)
             {
@@ -118,42 +110,14 @@ public static class RuleReplay
         return order.Select(id => alerts[id]).ToArray();
     }
 
-    /// <summary>Advances the rule grain's stream time to each due wake-up up to <paramref name="upToMs"/> and wakes it.</summary>
-    private static void FireTimers(RuleGrain grain, ReplayContext context, long upToMs)
+    private sealed class Effects : IGrainEffects
     {
-        while (context.WakeAtMs is { } due && due <= upToMs)
-        {
-            context.StreamTimeMs = Math.Max(context.StreamTimeMs, due);
-            context.WakeAtMs = null;
-            grain.Wake(context);
-        }
-    }
-
-    private sealed class ReplayContext(GrainId id, RuleCatalog rules) : IGrainContext
-    {
-        private readonly List<(GrainId Target, GrainMessage Message)> _sent = [];
-
-        public GrainId Id { get; } = id;
-
-        public long StreamTimeMs { get; set; } = long.MinValue;
-
-        public RuleCatalog Rules { get; } = rules;
-
-        public long? WakeAtMs { get; set; }
-
         public List<GrainOutput> Emitted { get; } = [];
 
-        public void Send(GrainId target, GrainMessage message) => _sent.Add((target, message));
+        public List<ConditionSignal> Sent { get; } = [];
 
         public void Emit(GrainOutput output) => Emitted.Add(output);
 
-        public void WakeAt(long? timeMs) => WakeAtMs = timeMs;
-
-        public List<(GrainId Target, GrainMessage Message)> TakeSent()
-        {
-            var sent = _sent.ToList();
-            _sent.Clear();
-            return sent;
-        }
+        public void Send(ConditionSignal signal) => Sent.Add(signal);
     }
 }

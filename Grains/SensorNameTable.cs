@@ -2,8 +2,7 @@ namespace Grains;
 
 /// <summary>
 /// Strings and metric-name layouts shared by the sensor grains of one silo, so that a million sensors sending the same
-/// metric names, attribute values and metadata hold one copy of each. Owned by the <see cref="GrainFactory"/> (one per
-/// silo, not static). Sharing never changes behaviour: a grain gets back a string or layout equal to the one it asked
+/// metric names, attribute values and metadata hold one copy of each. One per silo (a service of the silo, not static). Sharing never changes behaviour: a grain gets back a string or layout equal to the one it asked
 /// for. Thread-safe; lookups happen only when a sensor sees something new. Bounded: past <see cref="MaxEntries"/>
 /// entries (or for strings longer than <see cref="MaxSharedLength"/>) the caller's own instance is returned unshared.
 /// </summary>

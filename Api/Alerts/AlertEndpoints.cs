@@ -39,7 +39,7 @@ public static class AlertEndpoints
             .Produces<AlertDto[]>()
             .ProducesValidationProblem();
 
-        alerts.MapPost("/{id}/ack", async Task<IResult> (string id, ClaimsPrincipal user, IReadStore store, GrainGateway gateway,
+        alerts.MapPost("/{id}/ack", async Task<IResult> (string id, ClaimsPrincipal user, IReadStore store, IGrainFactory grains,
                 TimeProvider time, CancellationToken ct) =>
             {
                 var alert = await store.GetAlertAsync(id, ct);
@@ -57,15 +57,19 @@ public static class AlertEndpoints
                     return TypedResults.Problem(statusCode: StatusCodes.Status409Conflict, title: "Alert acknowledged",
                         detail: $"Alert '{id}' was already acknowledged by {alert.AcknowledgedBy}.");
                 }
-                await gateway.SendAsync(GrainId.Rule(alert.RuleId), new AcknowledgeAlert
+                var result = await grains.GetGrain<IRuleGrain>(alert.RuleId)
+                    .AcknowledgeAsync(new AcknowledgeAlert(id, user.Identity?.Name ?? "operator", time.GetUtcNow().ToUnixTimeMilliseconds()))
+                    .WaitAsync(ct);
+                return result.Outcome switch
                 {
-                    AlertId = id,
-                    By = user.Identity?.Name ?? "operator",
-                    AtMs = time.GetUtcNow().ToUnixTimeMilliseconds(),
-                }, ct);
-                return TypedResults.Accepted($"/api/v1/alerts?ruleId={Uri.EscapeDataString(alert.RuleId)}", alert.ToDto());
+                    AcknowledgeOutcome.Acknowledged => TypedResults.Accepted($"/api/v1/alerts?ruleId={Uri.EscapeDataString(alert.RuleId)}", result.Alert!.ToDto()),
+                    AcknowledgeOutcome.AlreadyAcknowledged => TypedResults.Problem(statusCode: StatusCodes.Status409Conflict, title: "Alert acknowledged",
+                        detail: $"Alert '{id}' was already acknowledged by {result.Alert!.AcknowledgedBy}."),
+                    _ => TypedResults.Problem(statusCode: StatusCodes.Status409Conflict, title: "Alert resolved",
+                        detail: $"Alert '{id}' was resolved; only open alerts can be acknowledged."),
+                };
             })
-            .WithSummary("Acknowledge an open alert; the 'acknowledged' live event follows")
+            .WithSummary("Acknowledge an open alert (once: a second acknowledgement gets 409); the 'acknowledged' live event follows")
             .Produces<AlertDto>(StatusCodes.Status202Accepted)
             .ProducesProblem(StatusCodes.Status404NotFound)
             .ProducesProblem(StatusCodes.Status409Conflict);

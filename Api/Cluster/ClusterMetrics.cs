@@ -1,12 +1,12 @@
+using Grains.Abstractions;
 using Microsoft.Extensions.Options;
-using Runtime;
 
 namespace Api.Cluster;
 
 /// <summary>Settings of the cluster load history (section "ClusterMetrics").</summary>
 public sealed class ClusterMetricsOptions
 {
-    /// <summary>How often the silos' heartbeat counters are sampled.</summary>
+    /// <summary>How often the partitions' counters are sampled.</summary>
     public TimeSpan SampleInterval { get; set; } = TimeSpan.FromSeconds(2);
 
     /// <summary>How far back the history goes.</summary>
@@ -29,30 +29,39 @@ public sealed class ClusterMetricsOptions
 
 /// <summary>
 /// Keeps the last minutes of cluster load in memory, so that the dashboard shows a history as soon as it opens. Every
-/// <see cref="ClusterMetricsOptions.SampleInterval"/> it reads the silos' heartbeats from the lease store (the
-/// co-hosted silo's in embedded mode, every silo's PostgreSQL row in durable mode) and turns the growth of their
-/// cumulative counters into rates: a silo's readings/s is (readings now − readings before) / (heartbeat now −
-/// heartbeat before), so the rate is exact for the span the counters were measured over, whatever the sampling jitter.
-/// A silo that restarted (another StartedAt) counts from its start; a silo with no new heartbeat since the last sample
-/// has no rate in that sample and adds nothing to the totals.
+/// <see cref="ClusterMetricsOptions.SampleInterval"/> it asks every partition's reader for its counter of readings applied
+/// and turns the growth of each counter into a rate, attributed to the silo running that reader: (readings now − readings
+/// at the last sample) / (time between the samples). A reader that started since the last sample (a new activation after
+/// a silo died, say) counts from its start. Alerts opened per minute are the distinct alerts this node saw opened live in
+/// the span, per minute.
 /// </summary>
-public sealed partial class ClusterMetricsSampler(ILeaseStore leases, TimeProvider time, IOptions<ClusterMetricsOptions> options,
+public sealed partial class ClusterMetricsSampler(ClusterView cluster, TimeProvider time, IOptions<ClusterMetricsOptions> options,
     ILogger<ClusterMetricsSampler> logger) : BackgroundService
 {
     private readonly ClusterMetricsOptions _options = options.Value;
     private readonly Lock _gate = new();
     private readonly Queue<ClusterMetricsPointDto> _points = new();
-    private readonly Dictionary<string, SiloInfo> _baseline = new(StringComparer.Ordinal);
+    private readonly Dictionary<int, PartitionStatus> _baseline = [];
+    private readonly HashSet<string> _openedSinceLastSample = new(StringComparer.Ordinal);
     private DateTimeOffset? _lastSample;
 
-    /// <summary>Reads the silos' heartbeats once and records a point (from the second sample on).</summary>
+    /// <summary>An output seen live by this node: an opened alert counts in the next point.</summary>
+    public void Observe(GrainOutput output)
+    {
+        if (output is AlertEvent { Kind: AlertEventKind.Opened } opened)
+        {
+            lock (_gate) _openedSinceLastSample.Add(opened.Alert.Id);
+        }
+    }
+
+    /// <summary>Reads the partitions' counters once and records a point (from the second sample on).</summary>
     public async Task SampleAsync(CancellationToken cancellationToken)
     {
-        var silos = await leases.SilosAsync(cancellationToken).ConfigureAwait(false);
+        var partitions = await cluster.PartitionsAsync(cancellationToken).ConfigureAwait(false);
         var now = time.GetUtcNow();
         lock (_gate)
         {
-            Record(now, silos);
+            Record(now, partitions);
         }
     }
 
@@ -79,7 +88,7 @@ public sealed partial class ClusterMetricsSampler(ILeaseStore leases, TimeProvid
             }
             catch (Exception e)
             {
-                // The store may be down for a while (durable mode): the history has a gap, the next sample goes on.
+                // The cluster may not answer for a while: the history has a gap, the next sample goes on.
                 LogSampleFailed(logger, e);
             }
             try
@@ -93,45 +102,45 @@ public sealed partial class ClusterMetricsSampler(ILeaseStore leases, TimeProvid
         }
     }
 
-    private void Record(DateTimeOffset now, IReadOnlyList<SiloInfo> silos)
+    internal void Record(DateTimeOffset now, IReadOnlyList<PartitionStatus?> partitions)
     {
         var bySilo = new Dictionary<string, double>(StringComparer.Ordinal);
-        double readingsPerSecond = 0, alertsPerMinute = 0;
-        foreach (var silo in silos)
+        double readingsPerSecond = 0;
+        foreach (var status in partitions)
         {
-            _baseline.TryGetValue(silo.SiloId, out var before);
-            var restarted = before is not null && before.StartedAt != silo.StartedAt;
-            if (before is not null && !restarted)
+            if (status is null)
             {
-                var seconds = (silo.LastHeartbeat - before.LastHeartbeat).TotalSeconds;
-                if (seconds <= 0)
-                {
-                    continue; // no heartbeat since the last sample: nothing measured, the baseline stays
-                }
-                var readings = Math.Max(0, silo.ReadingsApplied - before.ReadingsApplied) / seconds;
-                bySilo[silo.SiloId] = readings;
-                readingsPerSecond += readings;
-                alertsPerMinute += Math.Max(0, silo.AlertsOpened - before.AlertsOpened) / seconds * 60;
+                continue;
             }
-            else if (_lastSample is { } last && (restarted || silo.StartedAt >= last)
-                && (silo.LastHeartbeat - silo.StartedAt).TotalSeconds is var sinceStart && sinceStart > 0)
+
+            double? rate = null;
+            if (_baseline.TryGetValue(status.Partition, out var before) && before.Silo == status.Silo && before.ActivatedAt == status.ActivatedAt)
             {
-                // Started since the last sample (or restarted): everything it counted happened since its start.
-                var readings = silo.ReadingsApplied / sinceStart;
-                bySilo[silo.SiloId] = readings;
-                readingsPerSecond += readings;
-                alertsPerMinute += silo.AlertsOpened / sinceStart * 60;
+                var seconds = (now - _lastSample!.Value).TotalSeconds;
+                rate = seconds > 0 ? Math.Max(0, status.ReadingsApplied - before.ReadingsApplied) / seconds : null;
             }
-            _baseline[silo.SiloId] = silo;
+            else if (_lastSample is { } last)
+            {
+                // A reader that started since the last sample: everything it counted happened since it started.
+                var seconds = (now - (status.ActivatedAt > last ? status.ActivatedAt : last)).TotalSeconds;
+                rate = seconds > 0 ? status.ReadingsApplied / seconds : null;
+            }
+
+            if (rate is { } r)
+            {
+                bySilo[status.Silo] = bySilo.GetValueOrDefault(status.Silo) + r;
+                readingsPerSecond += r;
+            }
+
+            _baseline[status.Partition] = status;
         }
-        foreach (var gone in _baseline.Keys.Where(id => !silos.Any(s => s.SiloId == id)).ToList())
+
+        if (_lastSample is { } previous && (now - previous).TotalSeconds is var span && span > 0)
         {
-            _baseline.Remove(gone);
+            _points.Enqueue(new ClusterMetricsPointDto(now, readingsPerSecond, _openedSinceLastSample.Count / span * 60, bySilo));
         }
-        if (_lastSample is not null)
-        {
-            _points.Enqueue(new ClusterMetricsPointDto(now, readingsPerSecond, alertsPerMinute, bySilo));
-        }
+
+        _openedSinceLastSample.Clear();
         _lastSample = now;
         while (_points.Count > 0 && _points.Peek().Time <= now - _options.History)
         {
@@ -151,6 +160,7 @@ public static class ClusterMetricsRegistration
         services.AddOptions<ClusterMetricsOptions>().Bind(configuration.GetSection("ClusterMetrics"))
             .Validate(o => o.Validate().Count == 0, "ClusterMetrics settings are not valid: SampleInterval 0.1 s to 1 min, History SampleInterval to 24 h")
             .ValidateOnStart();
+        services.AddSingleton<ClusterView>();
         services.AddSingleton<ClusterMetricsSampler>();
         services.AddHostedService(sp => sp.GetRequiredService<ClusterMetricsSampler>());
         return services;

@@ -38,7 +38,7 @@ public static class DemoServiceCollectionExtensions
 /// overheats for the first 20 s of every minute from start and the warehouse's first sensor goes silent for 3 of
 /// every 6 minutes, so the demo rules open and resolve alerts from the first seconds on.
 /// </summary>
-public sealed partial class DemoFleet(GrainGateway gateway, IRuleStore rules, TimeProvider time,
+public sealed partial class DemoFleet(InboxWriter inbox, IRuleStore rules, TimeProvider time,
     Microsoft.Extensions.Options.IOptions<DemoOptions> options, ILogger<DemoFleet> logger) : BackgroundService
 {
     private const int Seed = 42;
@@ -60,7 +60,7 @@ public sealed partial class DemoFleet(GrainGateway gateway, IRuleStore rules, Ti
         // Anomalies run from start on, so the history is quiet.
         for (var t = start.AddMinutes(-10); t < start; t = t.AddSeconds(10))
         {
-            await gateway.AppendTelemetryAsync(Fleet(fleet, metadata, t.ToUnixTimeMilliseconds()), stoppingToken);
+            await inbox.AppendTelemetryAsync(Fleet(fleet, metadata, t.ToUnixTimeMilliseconds()), null, stoppingToken);
         }
         using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(options.Value.IntervalMs), time);
         do
@@ -68,7 +68,7 @@ public sealed partial class DemoFleet(GrainGateway gateway, IRuleStore rules, Ti
             var readings = Fleet(fleet, metadata, time.GetUtcNow().ToUnixTimeMilliseconds());
             if (readings.Count > 0)
             {
-                await gateway.AppendTelemetryAsync(readings, stoppingToken);
+                await inbox.AppendTelemetryAsync(readings, null, stoppingToken);
             }
         }
         while (await timer.WaitForNextTickAsync(stoppingToken));
@@ -132,7 +132,7 @@ public sealed partial class DemoFleet(GrainGateway gateway, IRuleStore rules, Ti
             var versioned = rule with { Version = await rules.NextVersionAsync(ct) };
             if (await rules.TryCreateAsync(versioned, ct))
             {
-                await gateway.BroadcastRuleChangeAsync(versioned.Id, versioned, ct);
+                await inbox.AppendRuleChangeAsync(versioned.Id, versioned, ct);
             }
         }
     }

@@ -34,7 +34,7 @@ public static class TelemetryEndpoints
         return routes;
     }
 
-    private static async Task<IResult> PostAsync(HttpContext http, GrainGateway gateway, IOptions<TelemetryOptions> options,
+    private static async Task<IResult> PostAsync(HttpContext http, InboxWriter inbox, IOptions<TelemetryOptions> options,
         TimeProvider time, CancellationToken cancellationToken)
     {
         var request = http.Request;
@@ -99,7 +99,7 @@ public static class TelemetryEndpoints
                 detail: rejected.Count == 0 ? "The body holds no reading." : $"All {rejected.Count} readings were rejected; see 'rejected'.",
                 extensions: new Dictionary<string, object?> { ["rejected"] = rejected });
         }
-        await gateway.AppendTelemetryAsync(accepted, idempotencyKey.Length == 0 ? null : idempotencyKey, cancellationToken);
+        await inbox.AppendTelemetryAsync(accepted, idempotencyKey.Length == 0 ? null : idempotencyKey, cancellationToken);
         rejected.Sort((a, b) => a.Index.CompareTo(b.Index));
         return TypedResults.Accepted((string?)null, new TelemetryResponse(accepted.Count, rejected));
     }

@@ -59,12 +59,14 @@ public sealed class LiveHub : Hub
 }
 
 /// <summary>Forwards the live events of the cluster to the hub's clients.</summary>
-public sealed partial class LiveEventForwarder(ILiveEvents events, IHubContext<LiveHub> hub, ILogger<LiveEventForwarder> logger) : BackgroundService
+public sealed partial class LiveEventForwarder(ILiveEvents events, IHubContext<LiveHub> hub, Cluster.ClusterMetricsSampler metrics,
+    ILogger<LiveEventForwarder> logger) : BackgroundService
 {
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         await foreach (var output in events.SubscribeAsync(stoppingToken))
         {
+            metrics.Observe(output);
             try
             {
                 switch (output)

@@ -21,7 +21,7 @@ public static class RuleEndpoints
             .Produces<RuleResponse>()
             .ProducesProblem(StatusCodes.Status404NotFound);
 
-        rules.MapPost("/", async Task<IResult> (HttpRequest request, IRuleStore store, GrainGateway gateway, CancellationToken ct) =>
+        rules.MapPost("/", async Task<IResult> (HttpRequest request, IRuleStore store, InboxWriter inbox, CancellationToken ct) =>
             {
                 var (body, error) = await ReadAsync(request, RulesJsonContext.Default.RuleRequest, "the rule", ct);
                 if (error is not null)
@@ -38,7 +38,7 @@ public static class RuleEndpoints
                     return TypedResults.Problem(statusCode: StatusCodes.Status409Conflict, title: "Rule exists",
                         detail: $"A rule with id '{rule!.Id}' already exists; use PUT /api/v1/rules/{rule.Id} to change it.");
                 }
-                await gateway.BroadcastRuleChangeAsync(rule!.Id, rule, ct);
+                await inbox.AppendRuleChangeAsync(rule!.Id, rule, ct);
                 return TypedResults.Created($"/api/v1/rules/{Uri.EscapeDataString(rule.Id)}", RuleValidator.ToResponse(rule));
             })
             .WithSummary("Create a rule")
@@ -66,7 +66,7 @@ public static class RuleEndpoints
             .Produces<RulePreviewResponse>()
             .ProducesValidationProblem();
 
-        rules.MapPut("/{id}", async Task<IResult> (string id, HttpRequest request, IRuleStore store, GrainGateway gateway, CancellationToken ct) =>
+        rules.MapPut("/{id}", async Task<IResult> (string id, HttpRequest request, IRuleStore store, InboxWriter inbox, CancellationToken ct) =>
             {
                 var (body, error) = await ReadAsync(request, RulesJsonContext.Default.RuleRequest, "the rule", ct);
                 if (error is not null)
@@ -86,7 +86,7 @@ public static class RuleEndpoints
                 {
                     return NotFound(id);
                 }
-                await gateway.BroadcastRuleChangeAsync(rule!.Id, rule, ct);
+                await inbox.AppendRuleChangeAsync(rule!.Id, rule, ct);
                 return TypedResults.Ok(RuleValidator.ToResponse(rule));
             })
             .WithSummary("Replace a rule (enable or disable it with 'enabled')")
@@ -95,13 +95,13 @@ public static class RuleEndpoints
             .ProducesValidationProblem()
             .ProducesProblem(StatusCodes.Status404NotFound);
 
-        rules.MapDelete("/{id}", async Task<IResult> (string id, IRuleStore store, GrainGateway gateway, CancellationToken ct) =>
+        rules.MapDelete("/{id}", async Task<IResult> (string id, IRuleStore store, InboxWriter inbox, CancellationToken ct) =>
             {
                 if (!await store.TryDeleteAsync(id, ct))
                 {
                     return NotFound(id);
                 }
-                await gateway.BroadcastRuleChangeAsync(id, null, ct);
+                await inbox.AppendRuleChangeAsync(id, null, ct);
                 return TypedResults.NoContent();
             })
             .WithSummary("Delete a rule; its open alerts are resolved")

@@ -1,8 +1,6 @@
 using Api.Auth;
-using Grains;
 using Grains.Abstractions;
 using Runtime;
-using Runtime.Hosting;
 
 namespace Api.Sensors;
 
@@ -36,7 +34,7 @@ public static class SensorEndpoints
 
         sensors.MapGet("/{id}", async Task<IResult> (string id, SensorQueries queries, CancellationToken ct) =>
                 await queries.DetailAsync(id, ct) is { } detail ? TypedResults.Ok(detail) : NotFound(id))
-            .WithSummary("Latest values, last readings, the current partial minute and late count; live from the owning silo when it can be reached")
+            .WithSummary("Latest values, last readings, the current partial minute and late count, live from the sensor's grain")
             .Produces<SensorDetail>()
             .ProducesProblem(StatusCodes.Status404NotFound);
 
@@ -108,85 +106,30 @@ public static class SensorEndpoints
         TypedResults.Problem(statusCode: StatusCodes.Status404NotFound, title: "Sensor not found", detail: $"No reading of sensor '{id}' has been received.");
 }
 
-/// <summary>
-/// Reads a sensor live from the silo that owns it: the co-hosted silo in embedded mode, else the owner found in
-/// the leases, over its internal endpoint. When the owner cannot answer, from the last checkpoint. The response
-/// says which ("live" or "checkpoint").
-/// </summary>
-public sealed partial class SensorQueries(IServiceProvider services, ICheckpointStore checkpoints, ILeaseStore leases, IInboxLog log,
-    GrainHosting hosting, IReadStore store, IHttpClientFactory http, TimeProvider time, ILogger<SensorQueries> logger)
+/// <summary>Reads a sensor live from its grain, wherever Orleans runs it (activated from its stored state when idle).</summary>
+public sealed class SensorQueries(IGrainFactory grains, IReadStore store)
 {
-    public const string SiloClient = "silo";
-
-    private readonly SiloNode? _silo = services.GetService<SiloNode>();
+    /// <summary>How long a live read waits (a call to a silo that just died waits until Orleans declares it dead).</summary>
+    private static readonly TimeSpan ReadTimeout = TimeSpan.FromSeconds(10);
 
     public async Task<SensorDetail?> DetailAsync(string sensorId, CancellationToken ct)
     {
-        var id = GrainId.Sensor(sensorId);
-        if (_silo is not null)
-        {
-            var (found, detail) = await _silo.QueryAsync(id, g => ToDetail((SensorGrain)g, "live"), ct);
-            if (found)
-            {
-                return detail;
-            }
-        }
-        else if (await ReadFromOwnerAsync(id, ct) is { } live)
-        {
-            return live.Length == 0 ? null : ToDetail((SensorGrain)hosting.Activate(id, live), "live");
-        }
-        var partition = Partitioner.PartitionOf(sensorId, log.Partitions);
-        var stored = await checkpoints.LoadGrainsAsync(partition, [id], ct);
-        return stored.TryGetValue(id, out var record) ? ToDetail((SensorGrain)hosting.Activate(id, record.State), "checkpoint") : null;
+        var view = await grains.GetGrain<ISensorGrain>(sensorId).GetViewAsync().WaitAsync(ReadTimeout, ct);
+        return view is null ? null : ToDetail(view, "live");
     }
 
     public async Task<bool> ExistsAsync(string sensorId, CancellationToken ct) =>
         await store.GetSensorAsync(sensorId, ct) is not null || await DetailAsync(sensorId, ct) is not null;
 
-    /// <summary>The grain state from the owning silo; empty when the owner says it has none; null when it cannot answer.</summary>
-    private async Task<byte[]?> ReadFromOwnerAsync(GrainId id, CancellationToken ct)
-    {
-        var partition = Partitioner.PartitionOf(id.Key, log.Partitions);
-        var now = time.GetUtcNow();
-        var lease = (await leases.LeasesAsync(ct)).FirstOrDefault(l => l.Partition == partition && l.Owner is not null && l.ExpiresAt > now);
-        var owner = lease is null ? null : (await leases.SilosAsync(ct)).FirstOrDefault(s => s.SiloId == lease.Owner);
-        if (owner is null || string.IsNullOrEmpty(owner.Address))
-        {
-            return null;
-        }
-        try
-        {
-            using var response = await http.CreateClient(SiloClient).GetAsync(
-                $"{owner.Address.TrimEnd('/')}{SiloEndpoints.StatePath}/{Uri.EscapeDataString(id.Type)}/{Uri.EscapeDataString(id.Key)}", ct);
-            if (response.StatusCode == System.Net.HttpStatusCode.NotFound)
-            {
-                return [];
-            }
-            return response.IsSuccessStatusCode ? await response.Content.ReadAsByteArrayAsync(ct) : null;
-        }
-        catch (Exception e) when (e is HttpRequestException or TaskCanceledException && !ct.IsCancellationRequested)
-        {
-            LogOwnerUnreachable(logger, owner.SiloId, owner.Address, e.Message);
-            return null;
-        }
-    }
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Silo {SiloId} at {Address} did not answer a live query ({Reason}); answering from the checkpoint")]
-    private static partial void LogOwnerUnreachable(ILogger logger, string siloId, string address, string reason);
-
-    private static SensorDetail ToDetail(SensorGrain grain, string source)
-    {
-        var s = grain.View();
-        return new SensorDetail(
-            s.SensorId,
-            source,
-            Map.Time(s.LastSeenMs),
-            s.Metadata,
-            s.Latest.OrderBy(p => p.Key, StringComparer.Ordinal).ToDictionary(p => p.Key, p => p.Value.Value),
-            s.Attributes.Count == 0 ? null : s.Attributes.OrderBy(p => p.Key, StringComparer.Ordinal).ToDictionary(p => p.Key, p => p.Value.Value),
-            s.LastReadings.Select(r => new ReadingDto(Map.Time(r.TimestampMs), r.Metrics, r.Attributes, r.Late)).ToArray(),
-            grain.CurrentMinute()?.ToDto(),
-            s.LateCount,
-            Map.Time(s.LastLate?.TimestampMs));
-    }
+    private static SensorDetail ToDetail(SensorView s, string source) => new(
+        s.SensorId,
+        source,
+        Map.Time(s.LastSeenMs),
+        s.Metadata,
+        s.Latest.OrderBy(p => p.Key, StringComparer.Ordinal).ToDictionary(p => p.Key, p => p.Value.Value),
+        s.Attributes.Count == 0 ? null : s.Attributes.OrderBy(p => p.Key, StringComparer.Ordinal).ToDictionary(p => p.Key, p => p.Value.Value),
+        s.LastReadings.Select(r => new ReadingDto(Map.Time(r.TimestampMs), r.Metrics, r.Attributes, r.Late)).ToArray(),
+        s.CurrentMinute?.ToDto(),
+        s.LateCount,
+        Map.Time(s.LastLate?.TimestampMs));
 }

@@ -2,8 +2,8 @@ namespace Runtime.InMemory;
 
 /// <summary>
 /// The embedded inbox log: one in-process list per partition, shared by every silo of the process. Entries below a
-/// partition's committed checkpoint are dropped by <see cref="Trim"/> (no open reader still needs them), so the log
-/// holds only what a takeover would replay, not the whole history.
+/// partition's committed position are dropped (<see cref="Committed"/>, when no open reader still needs them), so the log
+/// holds only what a replay would read again, not the whole history.
 /// </summary>
 public sealed class InMemoryInboxLog(int partitions) : IInboxLog
 {
@@ -23,7 +23,7 @@ public sealed class InMemoryInboxLog(int partitions) : IInboxLog
         ValueTask.FromResult(_logs[partition].End);
 
     /// <summary>Drops the partition's entries below <paramref name="beforeOffset"/> that no open reader has yet to read.</summary>
-    public void Trim(int partition, long beforeOffset) => _logs[partition].Trim(beforeOffset);
+    public void Committed(int partition, long beforeOffset) => _logs[partition].Trim(beforeOffset);
 
     /// <summary>The first offset the partition still holds.</summary>
     public long StartOffset(int partition) => _logs[partition].Start;

@@ -3,18 +3,13 @@ using Grains.Abstractions;
 namespace Runtime.InMemory;
 
 /// <summary>
-/// The embedded store: leases, checkpoints, rules and read models in process memory behind one lock, so a
-/// checkpoint is atomic with the epoch check that fences it, exactly as the PostgreSQL transaction is.
+/// The embedded store: rules and read models in process memory behind one lock. Outputs are applied as the PostgreSQL
+/// store upserts them: by id, a sensor's summary only when it is not older than the stored one, an alert never back
+/// from resolved to open, a command once.
 /// </summary>
-public sealed class InMemoryStore(TimeProvider time) : ILeaseStore, ICheckpointStore, IReadStore, IRuleStore
+public sealed class InMemoryStore(TimeProvider time) : IReadModelWriter, IReadStore, IRuleStore
 {
     private readonly Lock _gate = new();
-    private int _partitions;
-    private Lease[] _leases = [];
-    private readonly Dictionary<string, SiloInfo> _silos = new(StringComparer.Ordinal);
-    private readonly Dictionary<int, PartitionCheckpoint> _checkpoints = [];
-    private readonly Dictionary<int, Dictionary<string, long>> _appliedKeys = [];
-    private readonly Dictionary<int, Dictionary<GrainId, GrainRecord>> _grains = [];
     private readonly SortedDictionary<string, SensorSummary> _sensors = new(StringComparer.Ordinal);
     private readonly Dictionary<string, SortedDictionary<long, MinuteAggregate>> _aggregates = new(StringComparer.Ordinal);
     private readonly Dictionary<string, Alert> _alerts = new(StringComparer.Ordinal);
@@ -29,206 +24,24 @@ public sealed class InMemoryStore(TimeProvider time) : ILeaseStore, ICheckpointS
         public long? DeliveredAtMs { get; set; }
     }
 
-    // ---- membership and leases
-
-    public Task EnsureClusterAsync(int partitions, CancellationToken cancellationToken)
+    public Task WriteAsync(IReadOnlyList<GrainOutput> outputs, CancellationToken cancellationToken)
     {
         lock (_gate)
         {
-            if (_partitions == 0)
-            {
-                _partitions = partitions;
-                _leases = Enumerable.Range(0, partitions).Select(p => new Lease(p, null, 0, DateTimeOffset.MinValue)).ToArray();
-            }
-            else if (_partitions != partitions)
-            {
-                throw new InvalidOperationException(
-                    $"The cluster was created with {_partitions} partitions; this silo is configured with {partitions}.");
-            }
-        }
-        return Task.CompletedTask;
-    }
-
-    public Task HeartbeatAsync(SiloInfo silo, CancellationToken cancellationToken)
-    {
-        lock (_gate) _silos[silo.SiloId] = silo;
-        return Task.CompletedTask;
-    }
-
-    public Task LeaveAsync(string siloId, CancellationToken cancellationToken)
-    {
-        lock (_gate) _silos.Remove(siloId);
-        return Task.CompletedTask;
-    }
-
-    public Task<IReadOnlyList<SiloInfo>> SilosAsync(CancellationToken cancellationToken)
-    {
-        lock (_gate) return Task.FromResult<IReadOnlyList<SiloInfo>>(_silos.Values.OrderBy(s => s.SiloId, StringComparer.Ordinal).ToArray());
-    }
-
-    public Task<IReadOnlyList<Lease>> LeasesAsync(CancellationToken cancellationToken)
-    {
-        lock (_gate) return Task.FromResult<IReadOnlyList<Lease>>(_leases.ToArray());
-    }
-
-    public Task<Lease?> TryAcquireAsync(int partition, string siloId, TimeSpan duration, CancellationToken cancellationToken)
-    {
-        lock (_gate)
-        {
-            var now = time.GetUtcNow();
-            var lease = _leases[partition];
-            if (lease.Owner is not null && lease.ExpiresAt > now)
-            {
-                return Task.FromResult<Lease?>(null);
-            }
-            var taken = new Lease(partition, siloId, lease.Epoch + 1, now + duration);
-            _leases[partition] = taken;
-            return Task.FromResult<Lease?>(taken);
-        }
-    }
-
-    public Task<bool> RenewAsync(int partition, string siloId, long epoch, TimeSpan duration, CancellationToken cancellationToken)
-    {
-        lock (_gate)
-        {
-            var lease = _leases[partition];
-            var now = time.GetUtcNow();
-            if (lease.Owner != siloId || lease.Epoch != epoch || lease.ExpiresAt <= now)
-            {
-                return Task.FromResult(false);
-            }
-            _leases[partition] = lease with { ExpiresAt = now + duration };
-            return Task.FromResult(true);
-        }
-    }
-
-    public Task ReleaseAsync(int partition, string siloId, long epoch, CancellationToken cancellationToken)
-    {
-        lock (_gate)
-        {
-            var lease = _leases[partition];
-            if (lease.Owner == siloId && lease.Epoch == epoch)
-            {
-                _leases[partition] = lease with { Owner = null, ExpiresAt = DateTimeOffset.MinValue };
-            }
-        }
-        return Task.CompletedTask;
-    }
-
-    // ---- checkpoints
-
-    public Task<PartitionCheckpoint?> LoadPartitionAsync(int partition, CancellationToken cancellationToken)
-    {
-        lock (_gate)
-        {
-            var checkpoint = _checkpoints.GetValueOrDefault(partition);
-            return Task.FromResult(checkpoint is null ? null : checkpoint with
-            {
-                AppliedKeys = _appliedKeys.TryGetValue(partition, out var keys)
-                    ? keys.Select(k => new AppliedKey(k.Key, k.Value)).OrderBy(k => k.AtMs).ThenBy(k => k.Key, StringComparer.Ordinal).ToArray()
-                    : [],
-            });
-        }
-    }
-
-    public Task<IReadOnlyDictionary<GrainId, GrainRecord>> LoadGrainsAsync(int partition, IReadOnlyCollection<GrainId> ids, CancellationToken cancellationToken)
-    {
-        lock (_gate)
-        {
-            var found = new Dictionary<GrainId, GrainRecord>();
-            if (_grains.TryGetValue(partition, out var grains))
-            {
-                foreach (var id in ids)
-                {
-                    if (grains.TryGetValue(id, out var record))
-                    {
-                        found[id] = record;
-                    }
-                }
-            }
-            return Task.FromResult<IReadOnlyDictionary<GrainId, GrainRecord>>(found);
-        }
-    }
-
-    public Task<IReadOnlyList<GrainId>> LoadGrainIdsAsync(int partition, string grainType, CancellationToken cancellationToken)
-    {
-        lock (_gate)
-        {
-            IReadOnlyList<GrainId> ids = _grains.TryGetValue(partition, out var grains)
-                ? grains.Keys.Where(id => id.Type == grainType).ToArray()
-                : [];
-            return Task.FromResult(ids);
-        }
-    }
-
-    public Task<IReadOnlyList<(GrainId Id, long WakeAtMs)>> LoadWakeupsAsync(int partition, CancellationToken cancellationToken)
-    {
-        lock (_gate)
-        {
-            IReadOnlyList<(GrainId, long)> wakeups = _grains.TryGetValue(partition, out var grains)
-                ? grains.Values.Where(g => g.WakeAtMs is not null).Select(g => (g.Id, g.WakeAtMs!.Value)).ToArray()
-                : [];
-            return Task.FromResult(wakeups);
-        }
-    }
-
-    /// <summary>Raised after a checkpoint committed: the partition and the offset it will resume from.</summary>
-    public event Action<int, long>? CheckpointCommitted;
-
-    public Task<bool> CommitAsync(Checkpoint checkpoint, CancellationToken cancellationToken)
-    {
-        lock (_gate)
-        {
-            var lease = _leases[checkpoint.Partition];
-            if (lease.Epoch != checkpoint.Epoch || lease.Owner is null)
-            {
-                return Task.FromResult(false);
-            }
-            var previous = _checkpoints.GetValueOrDefault(checkpoint.Partition);
-            _checkpoints[checkpoint.Partition] = new PartitionCheckpoint(checkpoint.Partition, checkpoint.NextOffset,
-                checkpoint.StreamTimeMs, checkpoint.Rules ?? previous?.Rules ?? []);
-            if (!_grains.TryGetValue(checkpoint.Partition, out var grains))
-            {
-                _grains[checkpoint.Partition] = grains = [];
-            }
-            foreach (var grain in checkpoint.Grains)
-            {
-                grains[grain.Id] = grain;
-            }
-            if (!_appliedKeys.TryGetValue(checkpoint.Partition, out var keys))
-            {
-                _appliedKeys[checkpoint.Partition] = keys = new(StringComparer.Ordinal);
-            }
-            foreach (var key in checkpoint.NewKeys ?? [])
-            {
-                keys.TryAdd(key.Key, key.AtMs);
-            }
-            foreach (var old in keys.Where(k => k.Value < checkpoint.ForgetKeysBeforeMs).Select(k => k.Key).ToList())
-            {
-                keys.Remove(old);
-            }
-            foreach (var output in checkpoint.Outputs)
+            foreach (var output in outputs)
             {
                 Apply(output);
             }
         }
-        CheckpointCommitted?.Invoke(checkpoint.Partition, checkpoint.NextOffset);
-        return Task.FromResult(true);
-    }
 
-    public Task<IReadOnlyDictionary<int, long>> CommittedOffsetsAsync(CancellationToken cancellationToken)
-    {
-        lock (_gate)
-        {
-            return Task.FromResult<IReadOnlyDictionary<int, long>>(_checkpoints.ToDictionary(c => c.Key, c => c.Value.NextOffset));
-        }
+        return Task.CompletedTask;
     }
 
     private void Apply(GrainOutput output)
     {
         switch (output)
         {
-            case SensorSummary sensor:
+            case SensorSummary sensor when !_sensors.TryGetValue(sensor.SensorId, out var stored) || stored.AppliedOffset <= sensor.AppliedOffset:
                 _sensors[sensor.SensorId] = sensor;
                 break;
             case MinuteAggregate aggregate:
@@ -238,7 +51,7 @@ public sealed class InMemoryStore(TimeProvider time) : ILeaseStore, ICheckpointS
                 }
                 minutes[aggregate.MinuteMs] = aggregate;
                 break;
-            case AlertEvent alert:
+            case AlertEvent alert when Supersedes(alert.Alert, _alerts.GetValueOrDefault(alert.Alert.Id)):
                 _alerts[alert.Alert.Id] = alert.Alert;
                 break;
             case DeviceCommand command when _commandIds.Add(command.CommandId):
@@ -250,6 +63,12 @@ public sealed class InMemoryStore(TimeProvider time) : ILeaseStore, ICheckpointS
                 break;
         }
     }
+
+    /// <summary>An alert replaces the stored one unless that one is further along (resolved, or acknowledged while this is not).</summary>
+    internal static bool Supersedes(Alert alert, Alert? stored) =>
+        stored is null
+        || (stored.State != AlertState.Resolved || alert.State == AlertState.Resolved)
+        && (stored.AcknowledgedAtMs is null || alert.AcknowledgedAtMs is not null || alert.State == AlertState.Resolved);
 
     // ---- read models
 

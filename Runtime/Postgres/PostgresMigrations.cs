@@ -5,16 +5,9 @@ namespace Runtime.Postgres;
 /// released, never changes: a change of schema is a new script with the next number.
 /// </summary>
 /// <remarks>
-/// Times of the records (minutes, alerts, commands, wake-ups, stream time) are epoch-millisecond bigints, as in the
-/// records. Lease expiry and delivery times are timestamptz computed with the database clock (now()), so the
-/// clocks of the silos never decide who owns a partition. Ids are COLLATE "C" so that ORDER BY is ordinal, as in
-/// the in-memory store.
-/// <para>
-/// Grain state is bytea, not jsonb: it is the grain's UTF-8 JSON exactly as GrainHosting serialized it, an opaque
-/// blob to the store. bytea round-trips it byte for byte and costs no parsing on the checkpoint path (hundreds of
-/// states per commit), while jsonb would re-parse every state, reorder its keys and refuse a \u0000 in a string.
-/// Nothing queries inside a state; what the Api queries is in the read-model tables.
-/// </para>
+/// Times of the records (minutes, alerts, commands) are epoch-millisecond bigints, as in the records; delivery times are
+/// timestamptz from the database clock (now()). Ids are COLLATE "C" so that ORDER BY is ordinal, as in the in-memory
+/// store. Scripts 1, 3 and 4 made the tables of the runtime that preceded Orleans; script 6 drops them.
 /// </remarks>
 internal static class PostgresMigrations
 {
@@ -36,7 +29,19 @@ internal static class PostgresMigrations
         (3, "idempotency keys of applied telemetry", V3AppliedKeys),
         (4, "load counters of the silos in their heartbeat", V4SiloCounters),
         (5, "command history per device", V5CommandHistory),
+        (6, "grains on Orleans: the home-made runtime's tables go, sensors carry their applied offset", V6Orleans),
     ];
+
+    /// <summary>
+    /// Orleans now holds membership (Redis clustering) and grain state (Redis storage), and each partition's reader stores
+    /// its position as grain state: membership, leases, checkpoints, grains and applied keys are dropped. The cluster row
+    /// stays (the partition count every node checks). A sensor's row records the log offset it reflects, so an older
+    /// summary (a replay, a paused silo) never replaces a newer one.
+    /// </summary>
+    private const string V6Orleans = """
+        DROP TABLE membership, leases, checkpoints, grains, applied_keys;
+        ALTER TABLE sensors ADD COLUMN applied_offset bigint NOT NULL DEFAULT -1;
+        """;
 
     private const string V4SiloCounters = """
         ALTER TABLE membership

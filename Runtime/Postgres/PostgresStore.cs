@@ -24,11 +24,11 @@ public sealed class PostgresUnavailableException(string message, Exception inner
 }
 
 /// <summary>
-/// The PostgreSQL provider: membership, partition leases, fenced checkpoints, grain states, rules and the read
-/// models (sensors, minute aggregates, alerts, commands), with the semantics of <see cref="InMemory.InMemoryStore"/>.
-/// Call <see cref="MigrateAsync"/> once at start; it is safe when several processes start at once.
+/// The PostgreSQL store: rules and the read models (sensors, minute aggregates, alerts, commands), with the semantics of
+/// <see cref="InMemory.InMemoryStore"/>. Call <see cref="MigrateAsync"/> once at start; it is safe when several processes
+/// start at once.
 /// </summary>
-public sealed partial class PostgresStore : ILeaseStore, ICheckpointStore, IReadStore, IRuleStore, IAsyncDisposable
+public sealed partial class PostgresStore : IReadModelWriter, IReadStore, IRuleStore, IAsyncDisposable
 {
     private readonly PostgresOptions _options;
     private readonly TimeProvider _time;

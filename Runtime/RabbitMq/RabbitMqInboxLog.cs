@@ -131,6 +131,11 @@ public sealed partial class RabbitMqInboxLog : IInboxLog, IAsyncDisposable
         }
     }
 
+    /// <summary>Streams keep their history by their own retention (age and size): a committed position deletes nothing.</summary>
+    public void Committed(int partition, long beforeOffset)
+    {
+    }
+
     public IInboxReader OpenReader(int partition, long fromOffset)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(partition);

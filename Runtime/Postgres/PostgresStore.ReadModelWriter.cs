@@ -7,160 +7,24 @@ namespace Runtime.Postgres;
 
 public sealed partial class PostgresStore
 {
-    public async Task<PartitionCheckpoint?> LoadPartitionAsync(int partition, CancellationToken cancellationToken)
-    {
-        var rows = await QueryAsync("SELECT next_offset, stream_time_ms, rules::text FROM checkpoints WHERE partition = $1",
-            r => new PartitionCheckpoint(partition, r.GetInt64(0), r.GetInt64(1),
-                JsonSerializer.Deserialize(r.GetString(2), PostgresJsonContext.Default.IReadOnlyListRuleDefinition)!),
-            cancellationToken, P(partition)).ConfigureAwait(false);
-        if (rows.Count == 0)
-        {
-            return null;
-        }
-        var keys = await QueryAsync("SELECT key, applied_ms FROM applied_keys WHERE partition = $1 ORDER BY applied_ms, key",
-            r => new AppliedKey(r.GetString(0), r.GetInt64(1)), cancellationToken, P(partition)).ConfigureAwait(false);
-        return rows[0] with { AppliedKeys = keys };
-    }
-
-    public async Task<IReadOnlyDictionary<GrainId, GrainRecord>> LoadGrainsAsync(int partition, IReadOnlyCollection<GrainId> ids,
-        CancellationToken cancellationToken)
-    {
-        if (ids.Count == 0)
-        {
-            return new Dictionary<GrainId, GrainRecord>();
-        }
-        var types = new string[ids.Count];
-        var keys = new string[ids.Count];
-        var i = 0;
-        foreach (var id in ids)
-        {
-            types[i] = id.Type;
-            keys[i++] = id.Key;
-        }
-        var rows = await QueryAsync("""
-            SELECT grain_type, grain_key, state, wake_at_ms, received::text FROM grains
-            WHERE partition = $1 AND (grain_type, grain_key) IN (SELECT * FROM unnest($2::text[], $3::text[]))
-            """, r => new GrainRecord(new GrainId(r.GetString(0), r.GetString(1)), r.GetFieldValue<byte[]>(2), GetNullable<long>(r, 3),
-                r.IsDBNull(4) ? null : JsonSerializer.Deserialize(r.GetString(4), PostgresJsonContext.Default.IReadOnlyDictionaryInt32MessageId)),
-            cancellationToken, P(partition), P(types), P(keys)).ConfigureAwait(false);
-        return rows.ToDictionary(g => g.Id);
-    }
-
-    public async Task<IReadOnlyList<GrainId>> LoadGrainIdsAsync(int partition, string grainType, CancellationToken cancellationToken) =>
-        await QueryAsync("SELECT grain_key FROM grains WHERE partition = $1 AND grain_type = $2 ORDER BY grain_key",
-            r => new GrainId(grainType, r.GetString(0)), cancellationToken, P(partition), P(grainType)).ConfigureAwait(false);
-
-    public async Task<IReadOnlyList<(GrainId Id, long WakeAtMs)>> LoadWakeupsAsync(int partition, CancellationToken cancellationToken) =>
-        await QueryAsync("""
-            SELECT grain_type, grain_key, wake_at_ms FROM grains
-            WHERE partition = $1 AND wake_at_ms IS NOT NULL ORDER BY wake_at_ms, grain_type, grain_key
-            """, r => (new GrainId(r.GetString(0), r.GetString(1)), r.GetInt64(2)), cancellationToken, P(partition)).ConfigureAwait(false);
-
-    public async Task<IReadOnlyDictionary<int, long>> CommittedOffsetsAsync(CancellationToken cancellationToken) =>
-        (await QueryAsync("SELECT partition, next_offset FROM checkpoints", r => (r.GetInt32(0), r.GetInt64(1)), cancellationToken)
-            .ConfigureAwait(false)).ToDictionary(c => c.Item1, c => c.Item2);
-
     /// <summary>
-    /// One transaction: the lease row is locked and checked against the checkpoint's epoch, then the checkpoint row,
-    /// the grain records and the outputs are written by one batch of set-based statements (arrays through unnest),
-    /// whatever the number of rows. Outputs upsert by their deterministic ids; within a checkpoint the last version
-    /// of a row wins (the first, for commands), exactly as applying them in order one by one.
+    /// Writes outputs in one transaction of set-based statements (arrays through unnest), whatever their number. They
+    /// upsert by their deterministic ids; within a call the last version of a row wins (the first, for commands), exactly
+    /// as applying them one by one. A sensor summary never replaces a newer one (by applied offset), an alert never goes
+    /// back from resolved or acknowledged, a command is inserted once: a replay or a paused writer cannot undo newer rows.
     /// </summary>
-    public async Task<bool> CommitAsync(Checkpoint checkpoint, CancellationToken cancellationToken)
+    public async Task WriteAsync(IReadOnlyList<GrainOutput> outputs, CancellationToken cancellationToken)
     {
-        await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
-        await using var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
-        await using (var command = new NpgsqlCommand("SELECT owner, epoch FROM leases WHERE partition = $1 FOR UPDATE", connection, transaction))
-        {
-            command.Parameters.Add(P(checkpoint.Partition));
-            await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
-            string? owner = null;
-            long? epoch = null;
-            if (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
-            {
-                owner = GetNullableString(reader, 0);
-                epoch = reader.GetInt64(1);
-            }
-            if (owner is null || epoch != checkpoint.Epoch)
-            {
-                LogFenced(_logger, checkpoint.Partition, checkpoint.Epoch, epoch, owner);
-                return false; // disposing the transaction rolls it back: nothing written
-            }
-        }
-
-        await using var batch = new NpgsqlBatch(connection, transaction);
-        batch.BatchCommands.Add(new NpgsqlBatchCommand("""
-            INSERT INTO checkpoints (partition, epoch, next_offset, stream_time_ms, rules)
-            VALUES ($1, $2, $3, $4, COALESCE($5, '[]'::jsonb))
-            ON CONFLICT (partition) DO UPDATE SET epoch = excluded.epoch, next_offset = excluded.next_offset,
-                stream_time_ms = excluded.stream_time_ms, rules = COALESCE($5, checkpoints.rules), committed_at = now()
-            """)
-        {
-            Parameters =
-            {
-                P(checkpoint.Partition), P(checkpoint.Epoch), P(checkpoint.NextOffset), P(checkpoint.StreamTimeMs),
-                Jsonb(checkpoint.Rules is null ? null : JsonSerializer.Serialize(checkpoint.Rules, PostgresJsonContext.Default.IReadOnlyListRuleDefinition)),
-            },
-        });
-        AddGrains(batch, checkpoint.Partition, checkpoint.Grains);
-        AddAppliedKeys(batch, checkpoint);
-        AddOutputs(batch, checkpoint.Outputs);
-        await batch.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
-        await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
-        return true;
-    }
-
-    private static void AddAppliedKeys(NpgsqlBatch batch, Checkpoint checkpoint)
-    {
-        if (checkpoint.NewKeys is { Count: > 0 } added)
-        {
-            batch.BatchCommands.Add(new NpgsqlBatchCommand("""
-                INSERT INTO applied_keys (partition, key, applied_ms)
-                SELECT $1, k.* FROM unnest($2::text[], $3::bigint[]) AS k ON CONFLICT (partition, key) DO NOTHING
-                """)
-            {
-                Parameters = { P(checkpoint.Partition), P(added.Select(k => k.Key).ToArray()), P(added.Select(k => k.AtMs).ToArray()) },
-            });
-        }
-        if (checkpoint.ForgetKeysBeforeMs > long.MinValue)
-        {
-            batch.BatchCommands.Add(new NpgsqlBatchCommand("DELETE FROM applied_keys WHERE partition = $1 AND applied_ms < $2")
-            {
-                Parameters = { P(checkpoint.Partition), P(checkpoint.ForgetKeysBeforeMs) },
-            });
-        }
-    }
-
-    private static void AddGrains(NpgsqlBatch batch, int partition, IReadOnlyList<GrainRecord> grains)
-    {
-        if (grains.Count == 0)
+        if (outputs.Count == 0)
         {
             return;
         }
-        var rows = LastPerKey(grains, g => g.Id);
-        var types = new string[rows.Count];
-        var keys = new string[rows.Count];
-        var states = new byte[rows.Count][];
-        var wakes = new long?[rows.Count];
-        var received = new string?[rows.Count];
-        for (var i = 0; i < rows.Count; i++)
-        {
-            var g = rows[i];
-            types[i] = g.Id.Type;
-            keys[i] = g.Id.Key;
-            states[i] = g.State;
-            wakes[i] = g.WakeAtMs;
-            received[i] = g.Received is null ? null : JsonSerializer.Serialize(g.Received, PostgresJsonContext.Default.IReadOnlyDictionaryInt32MessageId);
-        }
-        batch.BatchCommands.Add(new NpgsqlBatchCommand("""
-            INSERT INTO grains (partition, grain_type, grain_key, state, wake_at_ms, received)
-            SELECT $1, g.* FROM unnest($2::text[], $3::text[], $4::bytea[], $5::bigint[], $6::jsonb[]) AS g
-            ON CONFLICT (partition, grain_type, grain_key) DO UPDATE
-                SET state = excluded.state, wake_at_ms = excluded.wake_at_ms, received = excluded.received
-            """)
-        {
-            Parameters = { P(partition), P(types), P(keys), P(states, NpgsqlDbType.Array | NpgsqlDbType.Bytea), P(wakes), JsonbArray(received) },
-        });
+        await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+        await using var batch = new NpgsqlBatch(connection, transaction);
+        AddOutputs(batch, outputs);
+        await batch.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
     }
 
     private static void AddOutputs(NpgsqlBatch batch, IReadOnlyList<GrainOutput> outputs)
@@ -211,6 +75,7 @@ public sealed partial class PostgresStore
         var latest = new string?[rows.Count];
         var attributes = new string?[rows.Count];
         var late = new long[rows.Count];
+        var applied = new long[rows.Count];
         for (var i = 0; i < rows.Count; i++)
         {
             var s = rows[i];
@@ -222,16 +87,18 @@ public sealed partial class PostgresStore
             latest[i] = JsonSerializer.Serialize(s.Latest, PostgresJsonContext.Default.DictionaryStringDouble);
             attributes[i] = s.Attributes is null ? null : JsonSerializer.Serialize(s.Attributes, PostgresJsonContext.Default.DictionaryStringString);
             late[i] = s.LateCount;
+            applied[i] = s.AppliedOffset;
         }
         batch.BatchCommands.Add(new NpgsqlBatchCommand("""
-            INSERT INTO sensors (sensor_id, last_seen_ms, location, model, metadata, latest, attributes, late_count)
-            SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::jsonb[], $6::jsonb[], $7::jsonb[], $8::bigint[])
+            INSERT INTO sensors (sensor_id, last_seen_ms, location, model, metadata, latest, attributes, late_count, applied_offset)
+            SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::jsonb[], $6::jsonb[], $7::jsonb[], $8::bigint[], $9::bigint[])
             ON CONFLICT (sensor_id) DO UPDATE SET last_seen_ms = excluded.last_seen_ms, location = excluded.location,
                 model = excluded.model, metadata = excluded.metadata, latest = excluded.latest, attributes = excluded.attributes,
-                late_count = excluded.late_count
+                late_count = excluded.late_count, applied_offset = excluded.applied_offset
+            WHERE sensors.applied_offset <= excluded.applied_offset
             """)
         {
-            Parameters = { P(ids), P(lastSeen), P(locations), P(models), JsonbArray(metadata), JsonbArray(latest), JsonbArray(attributes), P(late) },
+            Parameters = { P(ids), P(lastSeen), P(locations), P(models), JsonbArray(metadata), JsonbArray(latest), JsonbArray(attributes), P(late), P(applied) },
         });
     }
 
@@ -339,6 +206,8 @@ public sealed partial class PostgresStore
                 resolved_at_ms = excluded.resolved_at_ms, resolved_reason = excluded.resolved_reason,
                 acknowledged_at_ms = excluded.acknowledged_at_ms, acknowledged_by = excluded.acknowledged_by,
                 value = excluded.value, threshold = excluded.threshold, message = excluded.message
+            WHERE (alerts.state <> 'Resolved' OR excluded.state = 'Resolved')
+                AND (alerts.acknowledged_at_ms IS NULL OR excluded.acknowledged_at_ms IS NOT NULL OR excluded.state = 'Resolved')
             """)
         {
             Parameters =

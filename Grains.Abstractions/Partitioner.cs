@@ -1,6 +1,6 @@
 using System.Text;
 
-namespace Runtime;
+namespace Grains.Abstractions;
 
 /// <summary>Maps a grain key to its partition with a fixed hash (FNV-1a 32 over UTF-8), identical on every node and run.</summary>
 public static class Partitioner

@@ -1,0 +1,100 @@
+using Grains.Abstractions;
+using Microsoft.Extensions.Options;
+using Runtime;
+
+namespace Api.Cluster;
+
+/// <summary>
+/// The cluster as Orleans and the partition readers report it: silos from the membership (Orleans' management grain),
+/// activations per grain type, and each partition's reader status (<see cref="IPartitionGrain.GetStatusAsync"/>).
+/// </summary>
+public sealed class ClusterView(IGrainFactory grains, IOptions<SiloOptions> silo)
+{
+    /// <summary>How long a partition's reader may take to answer (one on a silo that just died answers later, or never).</summary>
+    private static readonly TimeSpan StatusTimeout = TimeSpan.FromSeconds(3);
+
+    /// <summary>Short names of the grain types the system runs, as Orleans names their classes.</summary>
+    private static readonly (string Suffix, string Name)[] GrainTypes =
+        [("SensorGrain", "sensor"), ("RuleGrain", "rule"), ("PartitionGrain", "partition")];
+
+    /// <summary>Every partition's status, in partition order; null where the reader did not answer in time.</summary>
+    public async Task<PartitionStatus?[]> PartitionsAsync(CancellationToken ct)
+    {
+        var partitions = silo.Value.Partitions;
+        var calls = new Task<PartitionStatus?>[partitions];
+        for (var p = 0; p < partitions; p++)
+        {
+            calls[p] = StatusAsync(p, ct);
+        }
+
+        return await Task.WhenAll(calls);
+    }
+
+    public async Task<ClusterResponse> DescribeAsync(CancellationToken ct)
+    {
+        var management = grains.GetGrain<IManagementGrain>(0);
+        var hosts = await management.GetDetailedHosts(onlyActive: false).WaitAsync(ct);
+        var statistics = await management.GetSimpleGrainStatistics().WaitAsync(ct);
+        var partitions = await PartitionsAsync(ct);
+
+        var partitionDtos = partitions.Select((s, p) => s is null
+                ? new PartitionDto(p, null, null, null, null, null, null, null, null, null)
+                : new PartitionDto(p, s.Silo, s.ActivatedAt, s.CommittedOffset, s.AppliedOffset, s.EndOffset,
+                    s.EndOffset is { } end ? Math.Max(0, end - s.CommittedOffset) : null, s.ReadingsApplied, s.Sensors, s.LastCommitAt))
+            .ToArray();
+        var silos = hosts
+            .Where(h => h.Status != SiloStatus.Dead || h.IAmAliveTime > DateTime.UtcNow.AddMinutes(-15))
+            .OrderBy(h => h.SiloAddress)
+            .Select(h =>
+            {
+                var id = h.SiloAddress.ToParsableString();
+                var owned = partitions.Where(s => s?.Silo == id).Select(s => s!).ToArray();
+                return new SiloDto(id, h.SiloName, h.HostName, StatusName(h.Status), new DateTimeOffset(h.StartTime, TimeSpan.Zero),
+                    h.IAmAliveTime == default ? null : new DateTimeOffset(h.IAmAliveTime, TimeSpan.Zero),
+                    owned.Select(s => s.Partition).ToArray(),
+                    Activations(statistics.Where(s => s.SiloAddress.Equals(h.SiloAddress))),
+                    owned.Sum(s => s.ReadingsApplied));
+            })
+            .ToArray();
+        return new ClusterResponse(silo.Value.Partitions, silos, partitionDtos, Activations(statistics));
+    }
+
+    private async Task<PartitionStatus?> StatusAsync(int partition, CancellationToken ct)
+    {
+        try
+        {
+            return await grains.GetGrain<IPartitionGrain>(partition).GetStatusAsync().WaitAsync(StatusTimeout, ct);
+        }
+        catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
+        {
+            return null;
+        }
+    }
+
+    private static Dictionary<string, int> Activations(IEnumerable<SimpleGrainStatistic> statistics)
+    {
+        var counts = GrainTypes.ToDictionary(t => t.Name, _ => 0);
+        foreach (var statistic in statistics)
+        {
+            foreach (var (suffix, name) in GrainTypes)
+            {
+                if (statistic.GrainType.Contains(suffix, StringComparison.Ordinal) || statistic.GrainType == name)
+                {
+                    counts[name] += statistic.ActivationCount;
+                }
+            }
+        }
+
+        return counts;
+    }
+
+    private static string StatusName(SiloStatus status) => status switch
+    {
+        SiloStatus.Active => "active",
+        SiloStatus.Joining or SiloStatus.Created => "joining",
+        SiloStatus.ShuttingDown => "shutting down",
+        SiloStatus.Stopping => "stopping",
+        SiloStatus.Dead => "dead",
+        _ => "unknown",
+    };
+}

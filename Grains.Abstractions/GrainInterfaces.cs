@@ -1,0 +1,134 @@
+using Orleans.Concurrency;
+
+namespace Grains.Abstractions;
+
+/// <summary>
+/// One grain per sensor (keyed by sensor id). Its partition's log reader delivers the sensor's readings in log order with
+/// their offsets; the grain skips offsets it has applied, so a replayed log counts every reading once.
+/// </summary>
+[Alias("oiot.ISensorGrain")]
+public interface ISensorGrain : IGrainWithStringKey
+{
+    /// <summary>
+    /// Applies <see cref="SensorWork.Items"/> in order (each at its receipt time), then lets the sensor's clock run to
+    /// <see cref="SensorWork.ReceivedUpToMs"/>: minutes due close, offline rules fire, rule grains hear of the signals
+    /// (before this call returns). Outputs are published at once and written to the read models at the next flush.
+    /// </summary>
+    [Alias("apply")]
+    Task<SensorProgress> ApplyAsync(SensorWork work);
+
+    /// <summary>Writes the outputs not yet written, then the state; returns the log offset the stored state has applied.</summary>
+    [Alias("flush")]
+    Task<long> FlushAsync();
+
+    /// <summary>The sensor as it stands now; null when it never received a reading.</summary>
+    [Alias("view"), ReadOnly]
+    Task<SensorView?> GetViewAsync();
+}
+
+/// <summary>Readings of one sensor from its partition's log, and the receipt time its clock may run to afterwards.</summary>
+[GenerateSerializer, Immutable, Alias("oiot.SensorWork")]
+public sealed record SensorWork(
+    [property: Id(0)] SensorWorkItem[] Items,
+    [property: Id(1)] long ReceivedUpToMs,
+    [property: Id(2)] RuleCatalog Rules);
+
+/// <summary>A reading at <see cref="Offset"/> of its partition's log, appended at <see cref="ReceivedAtMs"/> (the Api's clock).</summary>
+[GenerateSerializer, Immutable, Alias("oiot.SensorWorkItem")]
+public readonly record struct SensorWorkItem(
+    [property: Id(0)] long Offset,
+    [property: Id(1)] long ReceivedAtMs,
+    [property: Id(2)] Reading Reading);
+
+/// <summary>
+/// Where a sensor stands after a call, for its partition's schedule: the last offset it applied, when (in receipt time)
+/// its clock must run again (a minute to close, an offline deadline, a rule's timer), and what an offline rule created
+/// later needs to plan for it without activating it.
+/// </summary>
+[GenerateSerializer, Immutable, Alias("oiot.SensorProgress")]
+public readonly record struct SensorProgress(
+    [property: Id(0)] long AppliedOffset,
+    [property: Id(1)] long? WakeAtMs,
+    [property: Id(2)] long ClockMs,
+    [property: Id(3)] long ClockReceivedAtMs,
+    [property: Id(4)] long? LastSeenMs,
+    [property: Id(5)] string? Location,
+    [property: Id(6)] string? Model);
+
+/// <summary>
+/// One grain per alert rule (keyed by rule id): the alert lifecycle of every sensor the rule targets. Calls return once
+/// their effects are durable (outputs written, then state).
+/// </summary>
+[Alias("oiot.IRuleGrain")]
+public interface IRuleGrain : IGrainWithStringKey
+{
+    /// <summary>Applies one sensor's signals in order, then its clock (when set); returns when the rule next needs that sensor's time.</summary>
+    [Alias("receive")]
+    Task<long?> ReceiveAsync(SensorSignals signals);
+
+    /// <summary>The rule was created, changed or deleted (at <see cref="RuleDefinitionChange.AtMs"/>).</summary>
+    [Alias("define")]
+    Task DefineAsync(RuleDefinitionChange change);
+
+    [Alias("ack")]
+    Task<AcknowledgeResult> AcknowledgeAsync(AcknowledgeAlert ack);
+}
+
+/// <summary>Signals of one sensor for one rule, in the order the sensor produced them, and the sensor's clock after them (null: not needed).</summary>
+[GenerateSerializer, Immutable, Alias("oiot.SensorSignals")]
+public sealed record SensorSignals(
+    [property: Id(0)] string SensorId,
+    [property: Id(1)] ConditionSignal[] Signals,
+    [property: Id(2)] long? TimeMs);
+
+/// <summary>A rule definition as of a point of the log: null when the rule was deleted.</summary>
+[GenerateSerializer, Immutable, Alias("oiot.RuleDefinitionChange")]
+public sealed record RuleDefinitionChange(
+    [property: Id(0)] string RuleId,
+    [property: Id(1)] RuleDefinition? Rule,
+    [property: Id(2)] long AtMs);
+
+/// <summary>An operator acknowledges an open alert.</summary>
+[GenerateSerializer, Immutable, Alias("oiot.AcknowledgeAlert")]
+public sealed record AcknowledgeAlert(
+    [property: Id(0)] string AlertId,
+    [property: Id(1)] string By,
+    [property: Id(2)] long AtMs);
+
+[GenerateSerializer, Alias("oiot.AcknowledgeOutcome")]
+public enum AcknowledgeOutcome { Acknowledged, AlreadyAcknowledged, NotOpen }
+
+/// <summary>What an acknowledgement did, with the alert as it stands after it (null when the rule holds no open alert with that id).</summary>
+[GenerateSerializer, Immutable, Alias("oiot.AcknowledgeResult")]
+public sealed record AcknowledgeResult(
+    [property: Id(0)] AcknowledgeOutcome Outcome,
+    [property: Id(1)] Alert? Alert);
+
+/// <summary>
+/// One grain per partition of the log (keyed by partition number): reads the partition in order and delivers it to the
+/// sensor and rule grains, and commits its read position only past effects that are durable. Orleans places it on one
+/// silo and activates it elsewhere when that silo dies; every silo keeps every partition grain active.
+/// </summary>
+[Alias("oiot.IPartitionGrain")]
+public interface IPartitionGrain : IGrainWithIntegerKey
+{
+    /// <summary>Activates the partition (its reader starts on activation) and returns.</summary>
+    [Alias("ensure")]
+    Task EnsureRunningAsync();
+
+    [Alias("status")]
+    Task<PartitionStatus> GetStatusAsync();
+}
+
+/// <summary>A partition as its reader sees it: where it runs and how far it got.</summary>
+[GenerateSerializer, Immutable, Alias("oiot.PartitionStatus")]
+public sealed record PartitionStatus(
+    [property: Id(0)] int Partition,
+    [property: Id(1)] string Silo,
+    [property: Id(2)] DateTimeOffset ActivatedAt,
+    [property: Id(3)] long CommittedOffset,
+    [property: Id(4)] long AppliedOffset,
+    [property: Id(5)] long? EndOffset,
+    [property: Id(6)] long ReadingsApplied,
+    [property: Id(7)] int Sensors,
+    [property: Id(8)] DateTimeOffset? LastCommitAt);

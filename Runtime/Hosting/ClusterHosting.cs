@@ -1,0 +1,254 @@
+using System.Net;
+using System.Net.Sockets;
+using Grains;
+using Grains.Abstractions;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Orleans.Configuration;
+using Orleans.Serialization;
+using Runtime.InMemory;
+using Runtime.Partitions;
+using Runtime.Postgres;
+using Runtime.RabbitMq;
+using StackExchange.Redis;
+
+namespace Runtime.Hosting;
+
+public enum ClusterMode { Embedded, Durable }
+
+/// <summary>
+/// How a process joins the system, by <c>Cluster:Mode</c>. <c>Embedded</c> (the default): one process, the Api co-hosts
+/// an Orleans silo on loopback with in-memory grain storage, log and read models. <c>Durable</c>: silo processes on Redis
+/// clustering and Redis grain storage, RabbitMQ stream queues as the log, PostgreSQL read models; Api nodes are Orleans
+/// clients of those silos. Sections: "Silo" (<see cref="SiloOptions"/>), "Grains" (<see cref="SensorGrainOptions"/>),
+/// "Orleans" (cluster and service ids, "Membership" bound to <see cref="ClusterMembershipOptions"/>), and in durable mode
+/// "Redis", "Postgres" and "RabbitMq".
+/// </summary>
+public static partial class ClusterHosting
+{
+    /// <summary>Membership settings that declare a dead silo within about 2 s (the Orleans defaults take 12 to 20 s).</summary>
+    private static readonly Dictionary<string, string?> FastMembership = new()
+    {
+        ["Orleans:Membership:ProbeTimeout"] = "00:00:01",
+        ["Orleans:Membership:NumMissedProbesLimit"] = "2",
+        ["Orleans:Membership:NumVotesForDeathDeclaration"] = "1",
+        ["Orleans:Membership:TableRefreshTimeout"] = "00:00:02",
+        ["Orleans:Membership:IAmAliveTablePublishTimeout"] = "00:00:05",
+    };
+
+    public static ClusterMode ModeOf(IConfiguration configuration) => configuration["Cluster:Mode"] switch
+    {
+        null or "" or "Embedded" or "embedded" => ClusterMode.Embedded,
+        "Durable" or "durable" => ClusterMode.Durable,
+        var other => throw new InvalidOperationException($"Cluster:Mode is '{other}'; it must be Embedded or Durable."),
+    };
+
+    /// <summary>
+    /// What Api nodes and silos share: the options, the log, the rule store and read models, live events, the
+    /// <see cref="InboxWriter"/>; in durable mode a start-up check that names an unreachable server (registered before
+    /// Orleans, so it runs first).
+    /// </summary>
+    public static IServiceCollection AddClusterServices(this IServiceCollection services, IConfiguration configuration)
+    {
+        var mode = ModeOf(configuration);
+        services.AddOptions<SiloOptions>().Bind(configuration.GetSection("Silo")).ValidateDataAnnotations().ValidateOnStart();
+        services.AddOptions<SensorGrainOptions>().Bind(configuration.GetSection("Grains"))
+            .Validate(o => o.AllowedLatenessMs is >= 0 and <= 3_600_000, "Grains:AllowedLatenessMs must be between 0 and 3600000")
+            .Validate(o => o.LastReadingsCount is >= 1 and <= 100, "Grains:LastReadingsCount must be between 1 and 100")
+            .ValidateOnStart();
+        services.AddSingleton(TimeProvider.System);
+        services.AddSingleton<InboxWriter>();
+        if (mode == ClusterMode.Embedded)
+        {
+            services.AddSingleton<IInboxLog>(sp => new InMemoryInboxLog(sp.GetRequiredService<IOptions<SiloOptions>>().Value.Partitions));
+            services.AddSingleton<InMemoryStore>();
+            services.AddStore<InMemoryStore>();
+            services.AddSingleton<ILiveEvents, InMemoryLiveEvents>();
+            return services;
+        }
+
+        services.AddOptions<RedisOptions>().Bind(configuration.GetSection("Redis"))
+            .Validate(o => !string.IsNullOrWhiteSpace(o.ConnectionString), "Redis:ConnectionString is required in durable mode")
+            .ValidateOnStart();
+        services.AddOptions<PostgresOptions>().Bind(configuration.GetSection("Postgres")).ValidateOnStart();
+        services.AddSingleton<IValidateOptions<PostgresOptions>, PostgresOptionsValidator>();
+        services.AddOptions<RabbitMqOptions>().Bind(configuration.GetSection("RabbitMq"))
+            .Validate(o => o.Validate().Count == 0, "RabbitMq settings are not valid")
+            .ValidateOnStart();
+        services.AddSingleton(sp => new PostgresStore(sp.GetRequiredService<IOptions<PostgresOptions>>().Value,
+            sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<PostgresStore>>()));
+        services.AddStore<PostgresStore>();
+        services.AddSingleton(sp => new RabbitMqInboxLog(sp.GetRequiredService<IOptions<RabbitMqOptions>>().Value,
+            sp.GetRequiredService<IOptions<SiloOptions>>().Value.Partitions, sp.GetRequiredService<ILoggerFactory>()));
+        services.AddSingleton<IInboxLog>(sp => sp.GetRequiredService<RabbitMqInboxLog>());
+        services.AddSingleton(sp => new RabbitMqLiveEvents(sp.GetRequiredService<IOptions<RabbitMqOptions>>().Value, sp.GetRequiredService<ILoggerFactory>()));
+        services.AddSingleton<ILiveEvents>(sp => sp.GetRequiredService<RabbitMqLiveEvents>());
+        services.AddHostedService<DurableStartup>();
+        return services;
+    }
+
+    /// <summary>
+    /// An Orleans silo of the system: the grains' storage, clustering and endpoints for the mode, partition placement,
+    /// idle collection after <see cref="SiloOptions.IdleDeactivation"/>, the output sink and the partition keeper.
+    /// </summary>
+    public static ISiloBuilder AddOrleansIotSilo(this ISiloBuilder silo, IConfiguration configuration)
+    {
+        var mode = ModeOf(configuration);
+        var siloOptions = configuration.GetSection("Silo").Get<SiloOptions>() ?? new SiloOptions();
+        ConfigureCluster(silo.Services, configuration, mode);
+        if (mode == ClusterMode.Embedded)
+        {
+            var port = siloOptions.Port != 0 ? siloOptions.Port : FreeLoopbackPort();
+            silo.UseLocalhostClustering(siloPort: port, gatewayPort: 0, serviceId: ServiceId(configuration), clusterId: ClusterId(configuration));
+            silo.AddMemoryGrainStorage(GrainStorage.Name, o => o.Configure<Serializer>((options, serializer) =>
+                options.GrainStorageSerializer = new BinaryGrainStorageSerializer(serializer)));
+        }
+        else
+        {
+            var redis = RedisConnection(configuration);
+            silo.UseRedisClustering(o => o.ConfigurationOptions = redis);
+            silo.AddRedisGrainStorage(GrainStorage.Name, o => o.Configure<Serializer>((options, serializer) =>
+            {
+                options.ConfigurationOptions = redis;
+                options.GrainStorageSerializer = new BinaryGrainStorageSerializer(serializer);
+            }));
+            var address = IPAddress.Parse(configuration["Silo:AdvertisedAddress"] is { Length: > 0 } advertised ? advertised : "127.0.0.1");
+            silo.ConfigureEndpoints(address, siloOptions.Port != 0 ? siloOptions.Port : 11111,
+                siloOptions.GatewayPort != 0 ? siloOptions.GatewayPort : 30000, listenOnAnyHostAddress: false);
+        }
+
+        silo.Services.AddOptions<ClusterMembershipOptions>().Bind(configuration.GetSection("Orleans:Membership"));
+        silo.Services.Configure<GrainCollectionOptions>(o =>
+        {
+            o.CollectionAge = siloOptions.IdleDeactivation;
+            o.CollectionQuantum = siloOptions.IdleDeactivation < TimeSpan.FromMinutes(2) ? siloOptions.IdleDeactivation / 2 : TimeSpan.FromMinutes(1);
+        });
+        silo.Services.AddPlacementDirector<PartitionPlacement, PartitionPlacementDirector>();
+        silo.Services.AddSingleton<SensorNameTable>();
+        silo.Services.AddSingleton<IOutputSink>(sp => new OutputSink(sp.GetRequiredService<ILiveEvents>(), sp.GetRequiredService<IReadModelWriter>()));
+        silo.Services.AddHostedService<PartitionKeeper>();
+        return silo;
+    }
+
+    /// <summary>An Orleans client of the durable cluster's silos (an Api node in durable mode).</summary>
+    public static IClientBuilder AddOrleansIotClient(this IClientBuilder client, IConfiguration configuration)
+    {
+        ConfigureCluster(client.Services, configuration, ClusterMode.Durable);
+        client.UseRedisClustering(o => o.ConfigurationOptions = RedisConnection(configuration));
+        return client;
+    }
+
+    /// <summary>The configuration with the fast membership defaults under what the process was given.</summary>
+    public static void AddClusterDefaults(this IConfigurationManager configuration) =>
+        configuration.Sources.Insert(0, new Microsoft.Extensions.Configuration.Memory.MemoryConfigurationSource { InitialData = FastMembership });
+
+    private static void ConfigureCluster(IServiceCollection services, IConfiguration configuration, ClusterMode mode) =>
+        services.Configure<ClusterOptions>(o =>
+        {
+            o.ClusterId = ClusterId(configuration);
+            o.ServiceId = ServiceId(configuration);
+        });
+
+    private static string ClusterId(IConfiguration configuration) => configuration["Orleans:ClusterId"] is { Length: > 0 } id ? id : "oiot";
+
+    private static string ServiceId(IConfiguration configuration) => configuration["Orleans:ServiceId"] is { Length: > 0 } id ? id : "oiot";
+
+    private static ConfigurationOptions RedisConnection(IConfiguration configuration)
+    {
+        var text = configuration["Redis:ConnectionString"];
+        if (string.IsNullOrWhiteSpace(text))
+        {
+            throw new InvalidOperationException("Redis:ConnectionString is required in durable mode (for example 127.0.0.1:6379).");
+        }
+
+        var options = ConfigurationOptions.Parse(text);
+        options.AbortOnConnectFail = false;
+        return options;
+    }
+
+    /// <summary>A free loopback port for the embedded silo's silo-to-silo endpoint (nothing connects to it from outside).</summary>
+    private static int FreeLoopbackPort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    private static void AddStore<T>(this IServiceCollection services) where T : class, IReadModelWriter, IReadStore, IRuleStore
+    {
+        services.AddSingleton<IReadModelWriter>(sp => sp.GetRequiredService<T>());
+        services.AddSingleton<IReadStore>(sp => sp.GetRequiredService<T>());
+        services.AddSingleton<IRuleStore>(sp => sp.GetRequiredService<T>());
+    }
+
+    /// <summary>
+    /// Durable mode start-up, before Orleans starts: Redis answers, the schema is migrated, the partition count is checked
+    /// against the cluster's, the streams and the live exchange are declared; any failure stops the process with a
+    /// message naming the server. Afterwards, expired minute aggregates are deleted every hour.
+    /// </summary>
+    private sealed partial class DurableStartup(PostgresStore store, RabbitMqInboxLog log, RabbitMqLiveEvents live,
+        IOptions<SiloOptions> silo, IOptions<RedisOptions> redis, ILogger<DurableStartup> logger) : BackgroundService
+    {
+        public override async Task StartAsync(CancellationToken cancellationToken)
+        {
+            var partitions = silo.Value.Partitions;
+            await redis.Value.CheckAsync(cancellationToken);
+            await store.MigrateAsync(cancellationToken);
+            await store.EnsureClusterAsync(partitions, cancellationToken);
+            await log.EnsureStreamsAsync(partitions, cancellationToken);
+            await live.EnsureExchangeAsync(cancellationToken);
+            LogReady(logger, partitions, log.Options.Describe());
+            await base.StartAsync(cancellationToken);
+        }
+
+        protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+        {
+            using var timer = new PeriodicTimer(TimeSpan.FromHours(1));
+            while (await timer.WaitForNextTickAsync(stoppingToken))
+            {
+                try
+                {
+                    await store.DeleteExpiredAggregatesAsync(stoppingToken);
+                }
+                catch (Exception e) when (e is not OperationCanceledException)
+                {
+                    LogRetentionFailed(logger, e);
+                }
+            }
+        }
+
+        [LoggerMessage(Level = LogLevel.Information, Message = "Durable cluster of {Partitions} partitions ready on {Broker}")]
+        private static partial void LogReady(ILogger logger, int partitions, string broker);
+
+        [LoggerMessage(Level = LogLevel.Warning, Message = "Deleting expired minute aggregates failed; trying again in an hour")]
+        private static partial void LogRetentionFailed(ILogger logger, Exception exception);
+    }
+}
+
+/// <summary>Redis, where the durable cluster keeps its membership and grain states (section "Redis").</summary>
+public sealed class RedisOptions
+{
+    /// <summary>A StackExchange.Redis configuration string, for example <c>127.0.0.1:6379</c>.</summary>
+    public string ConnectionString { get; set; } = "";
+
+    /// <summary>Connects and sends PING; a failure names the server (never a password).</summary>
+    public async Task CheckAsync(CancellationToken cancellationToken)
+    {
+        var options = ConfigurationOptions.Parse(ConnectionString);
+        var server = string.Join(", ", options.EndPoints.Select(e => e.ToString()));
+        options.AbortOnConnectFail = true;
+        options.ConnectTimeout = 5_000;
+        try
+        {
+            await using var connection = await ConnectionMultiplexer.ConnectAsync(options).WaitAsync(TimeSpan.FromSeconds(10), cancellationToken);
+            await connection.GetDatabase().PingAsync();
+        }
+        catch (Exception e) when (e is RedisException or TimeoutException or SocketException)
+        {
+            throw new InvalidOperationException($"Redis server {server} cannot be reached: {e.Message}", e);
+        }
+    }
+}

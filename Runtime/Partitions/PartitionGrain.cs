@@ -1,0 +1,317 @@
+using Grains;
+using Grains.Abstractions;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Orleans.Concurrency;
+using Orleans.Runtime;
+
+namespace Runtime.Partitions;
+
+/// <summary>
+/// The reader of one partition of the log: Orleans keeps one activation of it in the cluster (placed with the partition's
+/// sensors) and activates it on another silo when its silo dies (<see cref="PartitionKeeper"/> calls every partition
+/// grain from every silo). From its stored position it reads the log in order, hands each sensor its readings
+/// (<see cref="ISensorGrain.ApplyAsync"/>), wakes sensors whose clock must run, and tells a rule's grain when the rule
+/// changes. A checkpoint flushes every sensor it touched (outputs, then state) and only then stores the position; when a
+/// sensor's stored state turns out behind what it was given (its activation died with unwritten state), the reader
+/// replays from the stored position, and sensors skip the offsets they have.
+/// </summary>
+[GrainType(PartitionPlacementDirector.PartitionGrainType), PartitionPlacement, KeepAlive, Reentrant]
+public sealed partial class PartitionGrain(
+    [PersistentState("partition", GrainStorage.Name)] IPersistentState<PartitionState> storage,
+    IInboxLog log,
+    IOptions<SiloOptions> options,
+    TimeProvider time,
+    ILocalSiloDetails silo,
+    ILogger<PartitionGrain> logger) : Grain, IPartitionGrain
+{
+    /// <summary>How long a graceful deactivation waits for the final checkpoint before leaving the replay to the next activation.</summary>
+    private static readonly TimeSpan FinalCheckpointTimeout = TimeSpan.FromSeconds(5);
+
+    private readonly CancellationTokenSource _stop = new();
+
+    /// <summary>Sensors given work since the last checkpoint, with the greatest offset each was given (-1: only woken).</summary>
+    private readonly Dictionary<string, long> _touched = new(StringComparer.Ordinal);
+
+    private PartitionLogic _logic = null!;
+    private Task _loop = Task.CompletedTask;
+    private int _partition;
+    private DateTimeOffset _activatedAt;
+    private DateTimeOffset? _lastCommitAt;
+    private long _committedOffset;
+    private long _readingsApplied;
+    private long? _tickPendingMs;
+
+    public override Task OnActivateAsync(CancellationToken cancellationToken)
+    {
+        var partitions = options.Value.Partitions;
+        var key = this.GetPrimaryKeyLong();
+        if (key < 0 || key >= partitions)
+        {
+            throw new ArgumentOutOfRangeException(nameof(key), key, $"The log has {partitions} partitions (0 to {partitions - 1}).");
+        }
+
+        _partition = (int)key;
+        _activatedAt = time.GetUtcNow();
+        Load();
+        LogStarted(logger, _partition, _logic.NextOffset, silo.SiloAddress);
+        _loop = RunAsync(_stop.Token);
+        return Task.CompletedTask;
+    }
+
+    public override async Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
+    {
+        await _stop.CancelAsync();
+        await _loop.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing | ConfigureAwaitOptions.ContinueOnCapturedContext);
+    }
+
+    public Task EnsureRunningAsync() => Task.CompletedTask;
+
+    public async Task<PartitionStatus> GetStatusAsync()
+    {
+        long? end = null;
+        try
+        {
+            end = await log.EndOffsetAsync(_partition, CancellationToken.None).AsTask().WaitAsync(TimeSpan.FromSeconds(2));
+        }
+        catch (Exception e) when (e is TimeoutException or LogUnavailableException)
+        {
+            // The log cannot answer now: the status says so with a null end.
+        }
+
+        return new PartitionStatus(_partition, silo.SiloAddress.ToParsableString(), _activatedAt, _committedOffset, _logic.NextOffset, end,
+            _readingsApplied, _logic.SensorCount, _lastCommitAt);
+    }
+
+    private void Load()
+    {
+        var o = options.Value;
+        _logic = new PartitionLogic(_partition, o.Partitions, storage.State ?? new PartitionState(), o.IdempotencyWindow);
+        _committedOffset = _logic.NextOffset;
+        _touched.Clear();
+        _tickPendingMs = null;
+    }
+
+    /// <summary>Reads until deactivated; after a failure, waits and replays from the stored position. On a stop, a last checkpoint.</summary>
+    private async Task RunAsync(CancellationToken cancellationToken)
+    {
+        for (var failures = 0; !cancellationToken.IsCancellationRequested;)
+        {
+            try
+            {
+                await ReadAsync(cancellationToken);
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                break;
+            }
+            catch (Exception e)
+            {
+                failures++;
+                LogReplaying(logger, e, _partition, failures);
+                try
+                {
+                    await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(2_000, 100 * failures)), time, cancellationToken);
+                    await storage.ReadStateAsync();
+                    Load();
+                }
+                catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+                {
+                    return;
+                }
+                catch (Exception reload)
+                {
+                    LogReloadFailed(logger, reload, _partition);
+                }
+
+                continue;
+            }
+        }
+
+        if (_logic.NextOffset > _committedOffset || _touched.Count > 0)
+        {
+            try
+            {
+                await CheckpointAsync().WaitAsync(FinalCheckpointTimeout);
+                LogHandedOver(logger, _partition, _committedOffset);
+            }
+            catch (Exception e)
+            {
+                LogFinalCheckpointFailed(logger, e, _partition);
+            }
+        }
+    }
+
+    private async Task ReadAsync(CancellationToken cancellationToken)
+    {
+        var o = options.Value;
+        var records = new List<LogRecord>(o.ReadBatchSize);
+        var batch = new PartitionBatch();
+        var wait = o.TicksEnabled && o.TickInterval < o.CheckpointInterval ? o.TickInterval : o.CheckpointInterval;
+        var recordsSinceCheckpoint = 0;
+        var lastCheckpoint = time.GetTimestamp();
+        await using var reader = log.OpenReader(_partition, _logic.NextOffset);
+        while (true)
+        {
+            records.Clear();
+            var n = await reader.ReadAsync(records, o.ReadBatchSize, wait, cancellationToken);
+            for (var start = 0; start < n;)
+            {
+                batch.Clear();
+                start += _logic.Take(records, start, batch);
+                await DeliverAsync(batch);
+            }
+
+            if (_tickPendingMs <= _logic.ReceivedUpToMs)
+            {
+                _tickPendingMs = null;
+            }
+
+            await WakeDueAsync();
+            recordsSinceCheckpoint += n;
+            if (recordsSinceCheckpoint >= o.CheckpointMaxRecords
+                || ((_logic.NextOffset > _committedOffset || _touched.Count > 0) && time.GetElapsedTime(lastCheckpoint) >= o.CheckpointInterval))
+            {
+                await CheckpointAsync();
+                recordsSinceCheckpoint = 0;
+                lastCheckpoint = time.GetTimestamp();
+            }
+
+            if (n == 0)
+            {
+                await AppendTickIfDueAsync(cancellationToken);
+            }
+
+            cancellationToken.ThrowIfCancellationRequested();
+        }
+    }
+
+    /// <summary>Hands every sensor of the batch its readings (all sensors at once), then tells rule grains of a rule change.</summary>
+    private async Task DeliverAsync(PartitionBatch batch)
+    {
+        if (batch.Sensors.Count > 0)
+        {
+            var calls = new Task[batch.Sensors.Count];
+            var i = 0;
+            foreach (var (sensorId, items) in batch.Sensors)
+            {
+                calls[i++] = ApplyAsync(sensorId, new SensorWork([.. items], batch.ReceivedUpToMs, batch.Rules), items[^1].Offset);
+            }
+
+            await Task.WhenAll(calls);
+            _readingsApplied += batch.Readings;
+        }
+
+        foreach (var change in batch.RuleChanges)
+        {
+            await GrainFactory.GetGrain<IRuleGrain>(change.RuleId).DefineAsync(change);
+        }
+    }
+
+    /// <summary>Lets the clock of every sensor due by the receipt time reached run to it (minutes close, offline rules fire).</summary>
+    private async Task WakeDueAsync()
+    {
+        var due = _logic.TakeDue();
+        if (due.Count == 0)
+        {
+            return;
+        }
+
+        var work = new SensorWork([], _logic.ReceivedUpToMs, _logic.Rules);
+        var calls = new Task[due.Count];
+        for (var i = 0; i < due.Count; i++)
+        {
+            calls[i] = ApplyAsync(due[i], work, -1);
+        }
+
+        await Task.WhenAll(calls);
+    }
+
+    private async Task ApplyAsync(string sensorId, SensorWork work, long lastOffset)
+    {
+        var progress = await GrainFactory.GetGrain<ISensorGrain>(sensorId).ApplyAsync(work);
+        _logic.Progress(sensorId, progress);
+        _touched[sensorId] = Math.Max(lastOffset, _touched.GetValueOrDefault(sensorId, -1));
+    }
+
+    /// <summary>
+    /// Flushes every sensor touched since the last checkpoint (outputs, then state), checks that each stored what it was
+    /// given, then stores the partition's position. The store refuses the write when another activation of this partition
+    /// wrote since this one read (Orleans' ETag): the reader then reloads and replays.
+    /// </summary>
+    private async Task CheckpointAsync()
+    {
+        var touched = _touched.ToArray();
+        var flushes = new Task<long>[touched.Length];
+        for (var i = 0; i < touched.Length; i++)
+        {
+            flushes[i] = GrainFactory.GetGrain<ISensorGrain>(touched[i].Key).FlushAsync();
+        }
+
+        await Task.WhenAll(flushes);
+        for (var i = 0; i < touched.Length; i++)
+        {
+            if (flushes[i].Result < touched[i].Value)
+            {
+                throw new PartitionReplayException(_partition, touched[i].Key, touched[i].Value, flushes[i].Result);
+            }
+        }
+
+        storage.State = _logic.Capture();
+        await storage.WriteStateAsync();
+        _touched.Clear();
+        _committedOffset = _logic.NextOffset;
+        _lastCommitAt = time.GetUtcNow();
+        log.Committed(_partition, _committedOffset);
+    }
+
+    /// <summary>
+    /// When the partition is idle and a sensor is due by the wall clock, appends a tick: read back in log order, it moves
+    /// the partition's receipt time, so the decision is the log's and a replay makes the same one.
+    /// </summary>
+    private async Task AppendTickIfDueAsync(CancellationToken cancellationToken)
+    {
+        if (!options.Value.TicksEnabled || _tickPendingMs is not null || _logic.NextWakeMs is not { } due)
+        {
+            return;
+        }
+
+        var now = time.GetUtcNow().ToUnixTimeMilliseconds();
+        if (due > now || now <= _logic.ReceivedUpToMs)
+        {
+            return;
+        }
+
+        try
+        {
+            await log.AppendAsync(_partition, [new TickEntry(now)], cancellationToken);
+            _tickPendingMs = now;
+        }
+        catch (LogUnavailableException e)
+        {
+            LogTickFailed(logger, e, _partition); // tried again when next idle
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Partition {Partition} reads from offset {Offset} on silo {Silo}")]
+    private static partial void LogStarted(ILogger logger, int partition, long offset, SiloAddress silo);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Partition {Partition} checkpointed at offset {Offset} and stopped")]
+    private static partial void LogHandedOver(ILogger logger, int partition, long offset);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Partition {Partition} failed (attempt {Attempt}); replaying from its stored position")]
+    private static partial void LogReplaying(ILogger logger, Exception exception, int partition, int attempt);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Partition {Partition}: reading its stored position failed; trying again")]
+    private static partial void LogReloadFailed(ILogger logger, Exception exception, int partition);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Partition {Partition}: the last checkpoint before stopping failed; the next activation replays")]
+    private static partial void LogFinalCheckpointFailed(ILogger logger, Exception exception, int partition);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Partition {Partition}: appending a tick failed; trying again when idle")]
+    private static partial void LogTickFailed(ILogger logger, Exception exception, int partition);
+}
+
+/// <summary>A sensor's stored state is behind what its partition gave it: the partition replays from its stored position.</summary>
+public sealed class PartitionReplayException(int partition, string sensorId, long given, long stored)
+    : Exception($"Partition {partition}: sensor '{sensorId}' stored offset {stored} but was given offset {given}; replaying.");

@@ -1,0 +1,262 @@
+using Grains.Abstractions;
+
+namespace Runtime.Partitions;
+
+/// <summary>
+/// The decisions of a partition's reader, pure (no I/O, no clock reads): turns log records into work for sensor grains
+/// (each sensor's readings in log order), skips telemetry whose idempotency key it applied, keeps the rule catalog in log
+/// order, tracks the receipt time the partition has reached, and schedules sensors whose clock must run (a minute to
+/// close, an offline deadline, a rule timer) without new readings. It changes its <see cref="State"/> in place.
+/// </summary>
+public sealed class PartitionLogic
+{
+    private const long MinuteMs = 60_000;
+
+    private readonly int _partition;
+    private readonly int _partitions;
+    private readonly long _idempotencyWindowMs;
+    private readonly PartitionState _state;
+    private readonly SortedSet<(long WakeAtMs, string SensorId)> _schedule = new(ScheduleOrder.Instance);
+    private RuleCatalog _rules;
+
+    public PartitionLogic(int partition, int partitions, PartitionState state, TimeSpan idempotencyWindow)
+    {
+        ArgumentNullException.ThrowIfNull(state);
+        _partition = partition;
+        _partitions = partitions;
+        _idempotencyWindowMs = (long)idempotencyWindow.TotalMilliseconds;
+        _state = state;
+        _rules = RuleCatalog.From(state.Rules);
+        foreach (var (sensorId, entry) in state.Sensors)
+        {
+            if (entry.WakeAtMs is { } wake)
+            {
+                _schedule.Add((wake, sensorId));
+            }
+        }
+    }
+
+    /// <summary>The state to store: changed in place; <see cref="Capture"/> brings the catalog and keys up to date first.</summary>
+    public PartitionState State => _state;
+
+    public long NextOffset => _state.NextOffset;
+
+    public long ReceivedUpToMs => _state.ReceivedUpToMs;
+
+    public RuleCatalog Rules => _rules;
+
+    /// <summary>The earliest receipt time at which a sensor is due; null when none is.</summary>
+    public long? NextWakeMs => _schedule.Count == 0 ? null : _schedule.Min.WakeAtMs;
+
+    public int SensorCount => _state.Sensors.Count;
+
+    /// <summary>
+    /// Takes records from <paramref name="start"/> on into <paramref name="batch"/>, up to and including the first rule
+    /// change (whose effects need the work before it delivered first). Returns how many records it took.
+    /// </summary>
+    public int Take(IReadOnlyList<LogRecord> records, int start, PartitionBatch batch)
+    {
+        ArgumentNullException.ThrowIfNull(records);
+        ArgumentNullException.ThrowIfNull(batch);
+        batch.Rules = _rules;
+        var taken = 0;
+        for (var i = start; i < records.Count; i++)
+        {
+            var record = records[i];
+            taken++;
+            if (record.Offset < _state.NextOffset)
+            {
+                continue; // a reader that resumed before the committed position
+            }
+
+            _state.NextOffset = record.Offset + 1;
+            switch (record.Entry)
+            {
+                case TelemetryEntry telemetry:
+                    Advance(telemetry.ReceivedAtMs);
+                    if (telemetry.IdempotencyKey is { } key)
+                    {
+                        if (_state.AppliedKeys.TryGetValue(key, out var at) && _state.ReceivedUpToMs - at <= _idempotencyWindowMs)
+                        {
+                            batch.DuplicatesSkipped += telemetry.Readings.Length;
+                            break;
+                        }
+
+                        _state.AppliedKeys[key] = _state.ReceivedUpToMs;
+                    }
+
+                    foreach (var reading in telemetry.Readings)
+                    {
+                        batch.Add(reading.SensorId, new SensorWorkItem(record.Offset, telemetry.ReceivedAtMs, reading));
+                    }
+
+                    break;
+                case TickEntry tick:
+                    Advance(tick.TimeMs);
+                    break;
+                case RuleChangeEntry change:
+                    Advance(change.AtMs);
+                    ApplyRuleChange(change, batch);
+                    batch.ReceivedUpToMs = _state.ReceivedUpToMs;
+                    return taken;
+            }
+        }
+
+        batch.ReceivedUpToMs = _state.ReceivedUpToMs;
+        return taken;
+    }
+
+    /// <summary>Records where a sensor stands after a call, and when it is next due.</summary>
+    public void Progress(string sensorId, SensorProgress progress)
+    {
+        if (_state.Sensors.TryGetValue(sensorId, out var entry) && entry.WakeAtMs is { } previous)
+        {
+            _schedule.Remove((previous, sensorId));
+        }
+
+        if (progress.ClockMs == long.MinValue)
+        {
+            _state.Sensors.Remove(sensorId);
+            return;
+        }
+
+        _state.Sensors[sensorId] = new SensorEntry(progress.WakeAtMs, progress.ClockMs, progress.ClockReceivedAtMs, progress.LastSeenMs,
+            progress.Location, progress.Model);
+        if (progress.WakeAtMs is { } wake)
+        {
+            _schedule.Add((wake, sensorId));
+        }
+    }
+
+    /// <summary>The sensors due by the receipt time reached, in schedule order; they leave the schedule until their next progress.</summary>
+    public IReadOnlyList<string> TakeDue()
+    {
+        List<string>? due = null;
+        while (_schedule.Count > 0 && _schedule.Min.WakeAtMs <= _state.ReceivedUpToMs)
+        {
+            var (_, sensorId) = _schedule.Min;
+            _schedule.Remove(_schedule.Min);
+            _state.Sensors[sensorId] = _state.Sensors[sensorId] with { WakeAtMs = null };
+            (due ??= []).Add(sensorId);
+        }
+
+        return due ?? (IReadOnlyList<string>)[];
+    }
+
+    /// <summary>Brings the stored catalog up to date and forgets idempotency keys older than the window; returns the state to store.</summary>
+    public PartitionState Capture()
+    {
+        _state.Rules = _rules.All.ToArray();
+        var forgetBefore = _state.ReceivedUpToMs - _idempotencyWindowMs;
+        foreach (var (key, at) in _state.AppliedKeys)
+        {
+            if (at < forgetBefore)
+            {
+                _state.AppliedKeys.Remove(key);
+            }
+        }
+
+        return _state;
+    }
+
+    private void Advance(long receivedAtMs)
+    {
+        if (receivedAtMs > _state.ReceivedUpToMs)
+        {
+            _state.ReceivedUpToMs = receivedAtMs;
+        }
+    }
+
+    /// <summary>
+    /// Applies a rule change to the catalog. The rule's own grain hears of it when its id hashes to this partition. A new
+    /// or changed offline rule is planned for every sensor it targets from the sensor's entry: the sensor is woken at its
+    /// deadline, and only a sensor silent that long is activated.
+    /// </summary>
+    private void ApplyRuleChange(RuleChangeEntry change, PartitionBatch batch)
+    {
+        _rules = change.Rule is null ? _rules.Without(change.RuleId) : _rules.With(change.Rule);
+        if (Partitioner.PartitionOf(change.RuleId, _partitions) == _partition)
+        {
+            batch.RuleChanges.Add(new RuleDefinitionChange(change.RuleId, change.Rule, change.AtMs));
+        }
+
+        if (change.Rule is not { Enabled: true, Condition: { Kind: ConditionKind.Offline, Minutes: > 0 } } rule)
+        {
+            return;
+        }
+
+        var metadata = new SensorMetadata();
+        foreach (var (sensorId, entry) in _state.Sensors.ToList())
+        {
+            if (entry.LastSeenMs is not { } lastSeen
+                || !rule.Targets(sensorId, metadata with { Location = entry.Location, Model = entry.Model }))
+            {
+                continue;
+            }
+
+            var deadline = entry.ClockReceivedAtMs + Math.Max(0, lastSeen + rule.Condition.Minutes * MinuteMs - entry.ClockMs);
+            if (entry.WakeAtMs is { } wake && wake <= deadline)
+            {
+                continue;
+            }
+
+            if (entry.WakeAtMs is { } previous)
+            {
+                _schedule.Remove((previous, sensorId));
+            }
+
+            _state.Sensors[sensorId] = entry with { WakeAtMs = deadline };
+            _schedule.Add((deadline, sensorId));
+        }
+    }
+
+    /// <summary>Wake-ups by time, then sensor id (ordinal): the same order after every restart.</summary>
+    private sealed class ScheduleOrder : IComparer<(long WakeAtMs, string SensorId)>
+    {
+        public static readonly ScheduleOrder Instance = new();
+
+        public int Compare((long WakeAtMs, string SensorId) x, (long WakeAtMs, string SensorId) y)
+        {
+            var c = x.WakeAtMs.CompareTo(y.WakeAtMs);
+            return c != 0 ? c : string.CompareOrdinal(x.SensorId, y.SensorId);
+        }
+    }
+}
+
+/// <summary>The work of a run of log records: each sensor's readings in log order, the rule grains to tell of a change, and the receipt time reached.</summary>
+public sealed class PartitionBatch
+{
+    private readonly Dictionary<string, List<SensorWorkItem>> _sensors = new(StringComparer.Ordinal);
+
+    /// <summary>The catalog the readings of this batch are evaluated with (as of before a rule change that ends the batch).</summary>
+    public RuleCatalog Rules { get; set; } = RuleCatalog.Empty;
+
+    public IReadOnlyDictionary<string, List<SensorWorkItem>> Sensors => _sensors;
+
+    public List<RuleDefinitionChange> RuleChanges { get; } = [];
+
+    public long ReceivedUpToMs { get; set; }
+
+    public int Readings { get; private set; }
+
+    public int DuplicatesSkipped { get; set; }
+
+    public void Add(string sensorId, SensorWorkItem item)
+    {
+        if (!_sensors.TryGetValue(sensorId, out var items))
+        {
+            _sensors[sensorId] = items = [];
+        }
+
+        items.Add(item);
+        Readings++;
+    }
+
+    public void Clear()
+    {
+        _sensors.Clear();
+        RuleChanges.Clear();
+        Readings = 0;
+        DuplicatesSkipped = 0;
+    }
+}

@@ -1,0 +1,40 @@
+using Grains.Abstractions;
+
+namespace Runtime.Partitions;
+
+/// <summary>
+/// The stored state of a partition's reader (<see cref="PartitionGrain"/>): how far the partition is durably applied,
+/// and what the reader needs to go on from there without activating every sensor: the rule catalog as of that point,
+/// the idempotency keys it applied, and an entry per sensor it has seen with what its schedule needs.
+/// </summary>
+[GenerateSerializer, Alias("oiot.PartitionState")]
+public sealed class PartitionState
+{
+    /// <summary>The next log offset to read: everything below has effects that are durable.</summary>
+    [Id(0)] public long NextOffset { get; set; }
+
+    /// <summary>The greatest receipt time the partition has reached (telemetry receipt times and ticks).</summary>
+    [Id(1)] public long ReceivedUpToMs { get; set; } = long.MinValue;
+
+    /// <summary>The rule catalog as of <see cref="NextOffset"/>.</summary>
+    [Id(2)] public RuleDefinition[] Rules { get; set; } = [];
+
+    /// <summary>Idempotency keys of applied telemetry with the receipt time they were applied at, within the window.</summary>
+    [Id(3)] public Dictionary<string, long> AppliedKeys { get; set; } = new(StringComparer.Ordinal);
+
+    /// <summary>Every sensor of the partition that has a clock, by id.</summary>
+    [Id(4)] public Dictionary<string, SensorEntry> Sensors { get; set; } = new(StringComparer.Ordinal);
+}
+
+/// <summary>
+/// What a partition keeps of one sensor: when its clock must next run (receipt time; null: nothing due), and enough to
+/// plan an offline rule for it without activating it: its clock reading, last reading time and what rules target.
+/// </summary>
+[GenerateSerializer, Alias("oiot.SensorEntry")]
+public readonly record struct SensorEntry(
+    [property: Id(0)] long? WakeAtMs,
+    [property: Id(1)] long ClockMs,
+    [property: Id(2)] long ClockReceivedAtMs,
+    [property: Id(3)] long? LastSeenMs,
+    [property: Id(4)] string? Location,
+    [property: Id(5)] string? Model);
