@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the whole test suite. First installs, when missing, what the tests need from Debian's packages
-# (PostgreSQL, RabbitMQ, Chromium and its driver); that step needs root. The tests start private servers
+# (PostgreSQL, RabbitMQ, Redis, Chromium and its driver); that step needs root. The tests start private servers
 # of their own on free loopback ports and stop them afterwards.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -8,6 +8,7 @@ cd "$(dirname "$0")"
 need=()
 [ -x /usr/lib/postgresql/15/bin/initdb ] || need+=(postgresql)
 [ -x /usr/sbin/rabbitmq-server ] || need+=(rabbitmq-server)
+[ -x /usr/bin/redis-server ] || need+=(redis-server)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
 if [ ${#need[@]} -gt 0 ]; then

@@ -1,23 +1,21 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Net.Http.Json;
-using System.Net.WebSockets;
 using System.Text;
 using System.Text.Json;
+using Microsoft.AspNetCore.SignalR.Client;
 
 namespace Simulator;
 
 /// <summary>
 /// --alert-probe N: measures ingest-to-alert latency as an operator sees it. Creates a rule (probe &gt; 0.5 on one
-/// probe sensor, no cooldown), listens to the live hub over a WebSocket (SignalR JSON protocol, as the dashboard
-/// does), then N times posts a breaking reading and waits for the "opened" alert event of that sensor, then posts a
-/// normal reading and waits for "resolved". Latency is from just before the breaking POST to the event's arrival.
+/// probe sensor, no cooldown), listens to the live hub with the SignalR client (the key as access token, as the
+/// dashboard does), then N times posts a breaking reading and waits for the "opened" alert event of that sensor,
+/// then posts a normal reading and waits for "resolved". Latency is from just before the breaking POST to the event's arrival.
 /// Runs next to a load (another simulator) to measure at a given load; deletes its rule at the end.
 /// </summary>
 public sealed class AlertProbe(Uri baseUrl, string deviceKey, string operatorKey, int samples, TimeSpan interval)
 {
-    private const byte RecordSeparator = 0x1e;
-
     public string RuleId { get; } = "bench-probe-" + Guid.NewGuid().ToString("N")[..8];
 
     public string SensorId => RuleId + "-sensor";
@@ -40,13 +38,12 @@ public sealed class AlertProbe(Uri baseUrl, string deviceKey, string operatorKey
         var timeouts = 0;
         try
         {
-            using var socket = new ClientWebSocket();
-            var hub = new UriBuilder(baseUrl) { Scheme = baseUrl.Scheme == "https" ? "wss" : "ws", Path = "/hubs/live", Query = "access_token=" + Uri.EscapeDataString(operatorKey) }.Uri;
-            await socket.ConnectAsync(hub, cancellationToken).ConfigureAwait(false);
-            await socket.SendAsync(Encoding.UTF8.GetBytes("{\"protocol\":\"json\",\"version\":1}\u001e"), WebSocketMessageType.Text, true, cancellationToken).ConfigureAwait(false);
-            var events = new AlertEvents(socket, SensorId);
-            var receiving = Task.Run(() => events.ReceiveAsync(cancellationToken), cancellationToken);
-            await events.Handshake.WaitAsync(TimeSpan.FromSeconds(10), cancellationToken).ConfigureAwait(false);
+            var events = new AlertEvents(SensorId);
+            await using var hub = new HubConnectionBuilder()
+                .WithUrl(new Uri(baseUrl, "/hubs/live"), o => o.AccessTokenProvider = () => Task.FromResult<string?>(operatorKey))
+                .Build();
+            hub.On<JsonElement>("alert", events.Received);
+            await hub.StartAsync(cancellationToken).WaitAsync(TimeSpan.FromSeconds(10), cancellationToken).ConfigureAwait(false);
             // The rule change reaches the partitions through their logs: wait until a breaking reading opens an alert once.
             var time = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
             for (var i = 0; i < samples; i++)
@@ -73,8 +70,6 @@ public sealed class AlertProbe(Uri baseUrl, string deviceKey, string operatorKey
                 await WaitAsync(resolved, TimeSpan.FromSeconds(10), cancellationToken).ConfigureAwait(false);
                 await Task.Delay(interval, cancellationToken).ConfigureAwait(false);
             }
-            await socket.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, null, CancellationToken.None).ConfigureAwait(false);
-            await receiving.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
         }
         finally
         {
@@ -115,14 +110,11 @@ public sealed class AlertProbe(Uri baseUrl, string deviceKey, string operatorKey
 
     private static StringContent Json(string body) => new(body, Encoding.UTF8, "application/json");
 
-    /// <summary>Reads hub messages; completes the pending wait of an alert event kind for the probe sensor with its arrival time.</summary>
-    private sealed class AlertEvents(WebSocket socket, string sensorId)
+    /// <summary>Completes the pending wait of an alert event kind for the probe sensor with its arrival time.</summary>
+    private sealed class AlertEvents(string sensorId)
     {
         private readonly Lock _gate = new();
-        private readonly TaskCompletionSource _handshake = new(TaskCreationOptions.RunContinuationsAsynchronously);
         private (string Kind, TaskCompletionSource<long> Arrival)? _waiting;
-
-        public Task Handshake => _handshake.Task;
 
         public Task<long> Next(string kind)
         {
@@ -131,48 +123,14 @@ public sealed class AlertProbe(Uri baseUrl, string deviceKey, string operatorKey
             return arrival.Task;
         }
 
-        public async Task ReceiveAsync(CancellationToken cancellationToken)
+        public void Received(JsonElement alertEvent)
         {
-            var buffer = new byte[64 * 1024];
-            var pending = new List<byte>();
-            while (socket.State == WebSocketState.Open)
-            {
-                var result = await socket.ReceiveAsync(buffer, cancellationToken).ConfigureAwait(false);
-                var at = Stopwatch.GetTimestamp();
-                if (result.MessageType == WebSocketMessageType.Close)
-                {
-                    return;
-                }
-                pending.AddRange(buffer.AsSpan(0, result.Count));
-                int end;
-                while ((end = pending.IndexOf(RecordSeparator)) >= 0)
-                {
-                    var record = pending.GetRange(0, end).ToArray();
-                    pending.RemoveRange(0, end + 1);
-                    Dispatch(record, at);
-                }
-            }
-        }
-
-        private void Dispatch(byte[] record, long at)
-        {
-            if (!_handshake.Task.IsCompleted)
-            {
-                _handshake.TrySetResult();
-                return;
-            }
-            using var message = JsonDocument.Parse(record);
-            var root = message.RootElement;
-            if (!root.TryGetProperty("type", out var type) || type.GetInt32() != 1 || root.GetProperty("target").GetString() != "alert")
-            {
-                return;
-            }
-            var alertEvent = root.GetProperty("arguments")[0];
-            var kind = alertEvent.GetProperty("kind").GetString();
+            var at = Stopwatch.GetTimestamp();
             if (alertEvent.GetProperty("alert").GetProperty("sensorId").GetString() != sensorId)
             {
                 return;
             }
+            var kind = alertEvent.GetProperty("kind").GetString();
             lock (_gate)
             {
                 if (_waiting is { } waiting && waiting.Kind == kind)

@@ -7,7 +7,7 @@
 #
 # Settings (environment): BENCH_RUNS=3 runs per ingest figure, BENCH_SECONDS=10 seconds per run,
 # BENCH_SENSORS=10000 simulated sensors, BENCH_MEMORY_SENSORS=1000000, BENCH_PROBES=200 alert samples.
-# Ports: embedded Api 5280, durable Api 5281 with PostgreSQL 55532, RabbitMQ 55772 and one silo on 5391.
+# Ports: embedded Api 5280, durable Api 5281 with PostgreSQL 55532, RabbitMQ 55772, Redis 56479 and one silo on 5391.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -31,7 +31,7 @@ log() { printf '[bench %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 cleanup() {
   [ -n "$api_pid" ] && kill "$api_pid" 2>/dev/null || true
   if [ -d "$durable_dir" ]; then
-    OIOT_DIR=$durable_dir PG_PORT=55532 RABBIT_PORT=55772 API_PORT=5281 SILO_PORT_BASE=5390 scripts/cluster.sh stop >/dev/null 2>&1 || true
+    OIOT_DIR=$durable_dir PG_PORT=55532 RABBIT_PORT=55772 REDIS_PORT=56479 API_PORT=5281 SILO_PORT_BASE=5390 scripts/cluster.sh stop >/dev/null 2>&1 || true
     rm -rf "$durable_dir"
   fi
 }
@@ -109,8 +109,8 @@ for part in $parts; do
       kill "$api_pid"; wait "$api_pid" 2>/dev/null || true; api_pid=
       ;;
     durable)
-      log "durable: PostgreSQL, RabbitMQ, one silo and the Api (scripts/cluster.sh)"
-      export OIOT_DIR=$durable_dir PG_PORT=55532 RABBIT_PORT=55772 API_PORT=5281 SILO_PORT_BASE=5390 SILOS=1 SKIP_BUILD=1
+      log "durable: PostgreSQL, RabbitMQ, Redis, one silo and the Api (scripts/cluster.sh)"
+      export OIOT_DIR=$durable_dir PG_PORT=55532 RABBIT_PORT=55772 REDIS_PORT=56479 API_PORT=5281 SILO_PORT_BASE=5390 SILOS=1 SKIP_BUILD=1
       scripts/cluster.sh start >"$out/durable-start.log"
       url="http://127.0.0.1:5281"
       # scripts/cluster.sh runs the Development keys.
@@ -120,7 +120,7 @@ for part in $parts; do
       ingest durable "$url" 500 dev-device-key-change-me dev-operator-key-change-me
       latency durable "$url" dev-device-key-change-me dev-operator-key-change-me
       scripts/cluster.sh stop >/dev/null
-      unset OIOT_DIR PG_PORT RABBIT_PORT API_PORT SILO_PORT_BASE SILOS SKIP_BUILD
+      unset OIOT_DIR PG_PORT RABBIT_PORT REDIS_PORT API_PORT SILO_PORT_BASE SILOS SKIP_BUILD
       ;;
     *) log "unknown part '$part' (parse memory embedded durable)"; exit 2 ;;
   esac

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs the durable cluster on this machine, all on 127.0.0.1: a private PostgreSQL and RabbitMQ node,
-# three silo processes and one Api. Everything lives under $OIOT_DIR (default /tmp/orleansiot-cluster).
+# Runs the durable cluster on this machine, all on 127.0.0.1: a private PostgreSQL, RabbitMQ node and Redis
+# server, three silo processes and one Api. Everything lives under $OIOT_DIR (default /tmp/orleansiot-cluster).
 #
 #   scripts/cluster.sh start [--demo]   build, start the servers, the silos and the Api (http://127.0.0.1:5080)
 #   scripts/cluster.sh status           processes and the cluster view
@@ -8,7 +8,7 @@
 #   scripts/cluster.sh restart-silo N   SIGTERM silo N (final checkpoint, leases handed over), then start it again
 #   scripts/cluster.sh stop             stop everything started here
 #
-# Ports (override with the variables): PG_PORT=55432 RABBIT_PORT=55672 API_PORT=5080 SILO_PORT_BASE=5090.
+# Ports (override with the variables): PG_PORT=55432 RABBIT_PORT=55672 REDIS_PORT=56379 API_PORT=5080 SILO_PORT_BASE=5090.
 # SILOS=3 sets how many silo processes start; SKIP_BUILD=1 starts what is built.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,6 +16,7 @@ root=$(pwd)
 dir=${OIOT_DIR:-/tmp/orleansiot-cluster}
 pg_port=${PG_PORT:-55432}
 rabbit_port=${RABBIT_PORT:-55672}
+redis_port=${REDIS_PORT:-56379}
 api_port=${API_PORT:-5080}
 silo_base=${SILO_PORT_BASE:-5090}
 silos=${SILOS:-3}
@@ -23,6 +24,7 @@ pg_bin=/usr/lib/postgresql/15/bin
 node="oiot-cluster-$rabbit_port@localhost"
 pg_conn="Host=127.0.0.1;Port=$pg_port;Database=orleansiot;Username=postgres"
 amqp="amqp://guest:guest@127.0.0.1:$rabbit_port/"
+redis_conn="127.0.0.1:$redis_port"
 
 as_postgres() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 
@@ -32,7 +34,8 @@ rabbit_env() {
     RABBITMQ_MNESIA_BASE="$dir/rabbitmq/mnesia" RABBITMQ_LOG_BASE="$dir/rabbitmq/log" \
     RABBITMQ_CONFIG_FILE="$dir/rabbitmq/rabbitmq.conf" RABBITMQ_ENABLED_PLUGINS_FILE="$dir/rabbitmq/enabled_plugins" \
     RABBITMQ_CONF_ENV_FILE="$dir/rabbitmq/rabbitmq-env.conf" RABBITMQ_PID_FILE="$dir/rabbitmq/rabbitmq.pid" \
-    RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
+    RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}" \
+    ERL_CRASH_DUMP="$dir/rabbitmq/erl_crash.dump" # a node that fails to start writes it (default: the working directory)
 }
 
 wait_for() { # what, seconds, command...
@@ -59,20 +62,40 @@ start_rabbitmq() {
   mkdir -p "$dir/rabbitmq/mnesia" "$dir/rabbitmq/log"
   printf 'listeners.tcp.default = 127.0.0.1:%s\nloopback_users = none\n' "$rabbit_port" >"$dir/rabbitmq/rabbitmq.conf"
   echo '[].' >"$dir/rabbitmq/enabled_plugins"; : >"$dir/rabbitmq/rabbitmq-env.conf"
-  (rabbit_env; setsid /usr/lib/rabbitmq/bin/rabbitmq-server >"$dir/rabbitmq/console.log" 2>&1 &)
+  (rabbit_env; cd "$dir/rabbitmq" && setsid /usr/lib/rabbitmq/bin/rabbitmq-server >"$dir/rabbitmq/console.log" 2>&1 &)
   wait_for RabbitMQ 90 bash -c "exec 3<>/dev/tcp/127.0.0.1/$rabbit_port"
+}
+
+start_redis() {
+  # Grain state and cluster membership: the append-only file on, fsynced every second; no RDB snapshots.
+  mkdir -p "$dir/redis/data"
+  cat >"$dir/redis/redis.conf" <<CONF
+bind 127.0.0.1
+protected-mode yes
+port $redis_port
+daemonize no
+dir "$dir/redis/data"
+logfile "$dir/redis/redis.log"
+appendonly yes
+appendfsync everysec
+save ""
+CONF
+  (cd "$dir/redis" && setsid bash -c 'echo $$ >"$0"; exec "$@"' "$dir/redis.pid" \
+    redis-server "$dir/redis/redis.conf" >"$dir/redis/console.log" 2>&1 &)
+  # PING answers PONG once the append-only file is replayed.
+  wait_for Redis 30 bash -c "[ \"\$(redis-cli -h 127.0.0.1 -p $redis_port ping)\" = PONG ]"
 }
 
 start_silo() { # N
   local n=$1 port=$((silo_base + $1))
-  (cd "$root/Silo/bin/Release/net10.0" && setsid bash -c 'echo $$ >"$0"; exec "$@"' "$dir/silo-$n.pid" \
+  (cd "$root/Silo/bin/Release/net10.0" && Redis__ConnectionString="$redis_conn" setsid bash -c 'echo $$ >"$0"; exec "$@"' "$dir/silo-$n.pid" \
     dotnet Silo.dll --Urls="http://127.0.0.1:$port" --Silo:SiloId="silo-$n" \
     --Postgres:ConnectionString="$pg_conn" --RabbitMq:Uri="$amqp" >"$dir/silo-$n.log" 2>&1 &)
   wait_for "silo $n" 10 test -s "$dir/silo-$n.pid"
 }
 
 start_api() { # demo: true|false
-  (cd "$root/Api/bin/Release/net10.0" && ASPNETCORE_ENVIRONMENT=Development setsid bash -c 'echo $$ >"$0"; exec "$@"' "$dir/api.pid" \
+  (cd "$root/Api/bin/Release/net10.0" && ASPNETCORE_ENVIRONMENT=Development Redis__ConnectionString="$redis_conn" setsid bash -c 'echo $$ >"$0"; exec "$@"' "$dir/api.pid" \
     dotnet Api.dll --Urls="http://127.0.0.1:$api_port" \
     --Cluster:Mode=Durable --Postgres:ConnectionString="$pg_conn" --RabbitMq:Uri="$amqp" --Demo:Enabled="$1" \
     >"$dir/api.log" 2>&1 &)
@@ -96,6 +119,7 @@ case "${1:-}" in
     fi
     start_postgres
     start_rabbitmq
+    start_redis
     for n in $(seq "$silos"); do start_silo "$n"; done
     start_api "$demo"
     wait_for "the Api" 60 curl -sf "http://127.0.0.1:$api_port/health/ready"
@@ -104,6 +128,7 @@ case "${1:-}" in
   status)
     for f in "$dir"/*.pid; do [ -f "$f" ] && printf '%s %s %s\n' "$(basename "$f" .pid)" "$(cat "$f")" \
       "$(kill -0 "$(cat "$f")" 2>/dev/null && echo running || echo stopped)"; done
+    printf 'redis 127.0.0.1:%s ping: %s\n' "$redis_port" "$(redis-cli -h 127.0.0.1 -p "$redis_port" ping 2>/dev/null || echo 'no answer')"
     curl -s -H 'X-Api-Key: dev-operator-key-change-me' "http://127.0.0.1:$api_port/api/v1/cluster"; echo
     ;;
   kill-silo) stop_pid "$dir/silo-$2.pid" KILL ;;
@@ -112,6 +137,7 @@ case "${1:-}" in
     stop_pid "$dir/api.pid" TERM
     for f in "$dir"/silo-*.pid; do stop_pid "$f" TERM; done
     (rabbit_env; /usr/lib/rabbitmq/bin/rabbitmqctl -n "$node" stop >/dev/null 2>&1 || true)
+    stop_pid "$dir/redis.pid" TERM # like SHUTDOWN: the append-only file is written and fsynced
     [ -d "$dir/pg/data" ] && as_postgres "$pg_bin/pg_ctl" -D "$dir/pg/data" -m fast -w stop >/dev/null 2>&1 || true
     echo "cluster stopped (data kept in $dir; remove it to start afresh)"
     ;;

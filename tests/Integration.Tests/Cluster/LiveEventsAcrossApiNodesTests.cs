@@ -1,7 +1,8 @@
 using System.Net;
-using System.Net.WebSockets;
 using System.Text;
 using System.Text.Json;
+using System.Threading.Channels;
+using Microsoft.AspNetCore.SignalR.Client;
 using Xunit.Abstractions;
 
 namespace Integration.Tests.Cluster;
@@ -21,8 +22,8 @@ public sealed class LiveEventsAcrossApiNodesTests(ClusterServers servers, ITestO
         var (second, secondPort) = cluster.StartAnotherApi("api-2");
         await second.WaitForLineAsync(l => l.Contains("Now listening on", StringComparison.Ordinal), Scenario.StartTimeout, "api-2 listening");
 
-        using var first = await HubClient.ConnectAsync(cluster.ApiPort);
-        using var other = await HubClient.ConnectAsync(secondPort);
+        await using var first = await HubClient.ConnectAsync(cluster.ApiPort);
+        await using var other = await HubClient.ConnectAsync(secondPort);
 
         using (var rule = await cluster.Operator.PostAsync("/api/v1/rules", new StringContent("""
             {"id":"live-nodes","name":"Live on every node","severity":"critical","target":{"kind":"all"},
@@ -38,8 +39,8 @@ public sealed class LiveEventsAcrossApiNodesTests(ClusterServers servers, ITestO
             Assert.Equal(HttpStatusCode.Accepted, post.StatusCode);
         }
 
-        var a = await first.NextAsync("alert", TimeSpan.FromSeconds(20));
-        var b = await other.NextAsync("alert", TimeSpan.FromSeconds(20));
+        var a = await first.NextAlertAsync(TimeSpan.FromSeconds(20));
+        var b = await other.NextAlertAsync(TimeSpan.FromSeconds(20));
         foreach (var e in new[] { a, b })
         {
             Assert.Equal("opened", e.GetProperty("kind").GetString());
@@ -50,60 +51,41 @@ public sealed class LiveEventsAcrossApiNodesTests(ClusterServers servers, ITestO
         Assert.Equal(a.GetProperty("eventId").GetString(), b.GetProperty("eventId").GetString());
     }
 
-    /// <summary>A browser's connection: WebSocket, SignalR JSON protocol, the key as access_token.</summary>
-    private sealed class HubClient : IDisposable
+    /// <summary>A dashboard's connection: the SignalR client, the operator key as access token; queues the "alert" events.</summary>
+    private sealed class HubClient : IAsyncDisposable
     {
-        private const char Separator = '\u001e';
-        private readonly ClientWebSocket _socket = new();
-        private readonly StringBuilder _pending = new();
+        private readonly Channel<JsonElement> _alerts = Channel.CreateUnbounded<JsonElement>();
+        private readonly HubConnection _connection;
+
+        private HubClient(int port)
+        {
+            _connection = new HubConnectionBuilder()
+                .WithUrl($"http://127.0.0.1:{port}/hubs/live", o => o.AccessTokenProvider = () => Task.FromResult<string?>(DurableCluster.OperatorKey))
+                .Build();
+            _connection.On<JsonElement>("alert", e => _alerts.Writer.TryWrite(e));
+        }
 
         public static async Task<HubClient> ConnectAsync(int port)
         {
-            var client = new HubClient();
-            await client._socket.ConnectAsync(new Uri($"ws://127.0.0.1:{port}/hubs/live?access_token={DurableCluster.OperatorKey}"), CancellationToken.None);
-            await client.SendAsync("""{"protocol":"json","version":1}""");
-            var handshake = await client.ReceiveAsync(TimeSpan.FromSeconds(10));
-            Assert.Equal("{}", handshake);
+            var client = new HubClient(port);
+            await client._connection.StartAsync().WaitAsync(TimeSpan.FromSeconds(10));
             return client;
         }
 
-        public async Task<JsonElement> NextAsync(string target, TimeSpan timeout)
-        {
-            var deadline = DateTime.UtcNow + timeout;
-            while (true)
-            {
-                var left = deadline - DateTime.UtcNow;
-                Assert.True(left > TimeSpan.Zero, $"no '{target}' event within {timeout.TotalSeconds} s");
-                using var message = JsonDocument.Parse(await ReceiveAsync(left));
-                var root = message.RootElement;
-                if (root.GetProperty("type").GetInt32() == 1 && root.GetProperty("target").GetString() == target)
-                {
-                    return root.GetProperty("arguments")[0].Clone();
-                }
-            }
-        }
-
-        private Task SendAsync(string json) =>
-            _socket.SendAsync(Encoding.UTF8.GetBytes(json + Separator), WebSocketMessageType.Text, true, CancellationToken.None);
-
-        private async Task<string> ReceiveAsync(TimeSpan timeout)
+        public async Task<JsonElement> NextAlertAsync(TimeSpan timeout)
         {
             using var cancel = new CancellationTokenSource(timeout);
-            var buffer = new byte[16 * 1024];
-            while (true)
+            try
             {
-                var text = _pending.ToString();
-                var end = text.IndexOf(Separator);
-                if (end >= 0)
-                {
-                    _pending.Remove(0, end + 1);
-                    return text[..end];
-                }
-                var result = await _socket.ReceiveAsync(buffer, cancel.Token);
-                _pending.Append(Encoding.UTF8.GetString(buffer, 0, result.Count));
+                return await _alerts.Reader.ReadAsync(cancel.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                Assert.Fail($"no 'alert' event within {timeout.TotalSeconds} s");
+                throw;
             }
         }
 
-        public void Dispose() => _socket.Dispose();
+        public ValueTask DisposeAsync() => _connection.DisposeAsync();
     }
 }

@@ -144,7 +144,11 @@ public sealed class RabbitMqServer : IAsyncLifetime
         start.Environment["RABBITMQ_NODENAME"] = NodeName;
         start.Environment["RABBITMQ_CONF_ENV_FILE"] = Path.Combine(Directory, "rabbitmq-env.conf");
         start.Environment["ERL_EPMD_ADDRESS"] = "127.0.0.1";
+        // An Erlang VM that fails (a node that cannot start) writes erl_crash.dump into its working directory by default.
+        start.Environment["ERL_CRASH_DUMP"] = CrashDump;
     }
+
+    private string CrashDump => Path.Combine(Directory, "erl_crash.dump");
 
     private async Task WaitForAmqpAsync(string vhost, TimeSpan timeout)
     {
@@ -196,6 +200,14 @@ public sealed class RabbitMqServer : IAsyncLifetime
             catch (IOException)
             {
             }
+        }
+        try
+        {
+            // Its third line, "Slogan: ...", says why the VM stopped.
+            text += $"--- {CrashDump}\n{string.Join('\n', File.ReadLines(CrashDump).Take(3))}\n";
+        }
+        catch (IOException)
+        {
         }
         return text;
     }
