@@ -38,6 +38,7 @@ else
 builder.Services.AddExceptionHandler<ServerUnavailableHandler>();
 builder.Services.AddOptions<TelemetryOptions>().Bind(builder.Configuration.GetSection("Telemetry"))
     .Validate(o => o.MaxBodyBytes is >= 1024 and <= 256 * 1024 * 1024, "Telemetry:MaxBodyBytes must be between 1 KiB and 256 MiB")
+    .Validate(o => o.Limits.MaxItems is >= 1 and <= 1_000_000, "Telemetry:Limits:MaxItems must be between 1 and 1000000 (a log record holds at most 2^20 readings)")
     .ValidateOnStart();
 builder.Services.AddSignalR().AddJsonProtocol(o =>
 {

@@ -17,7 +17,7 @@ public interface ISensorGrain : IGrainWithStringKey
     [Alias("apply")]
     Task<SensorProgress> ApplyAsync(SensorWork work);
 
-    /// <summary>Writes the outputs not yet written, then the state; returns the log offset the stored state has applied.</summary>
+    /// <summary>Writes the outputs not yet written, then the state; returns the log position the stored state has applied.</summary>
     [Alias("flush")]
     Task<long> FlushAsync();
 
@@ -33,21 +33,21 @@ public sealed record SensorWork(
     [property: Id(1)] long ReceivedUpToMs,
     [property: Id(2)] RuleCatalog Rules);
 
-/// <summary>A reading at <see cref="Offset"/> of its partition's log, appended at <see cref="ReceivedAtMs"/> (the Api's clock).</summary>
+/// <summary>A reading at <see cref="Position"/> (<see cref="LogPosition"/>) of its partition's log, appended at <see cref="ReceivedAtMs"/> (the Api's clock).</summary>
 [GenerateSerializer, Immutable, Alias("oiot.SensorWorkItem")]
 public readonly record struct SensorWorkItem(
-    [property: Id(0)] long Offset,
+    [property: Id(0)] long Position,
     [property: Id(1)] long ReceivedAtMs,
     [property: Id(2)] Reading Reading);
 
 /// <summary>
-/// Where a sensor stands after a call, for its partition's schedule: the last offset it applied, when (in receipt time)
+/// Where a sensor stands after a call, for its partition's schedule: the greatest log position it applied, when (in receipt time)
 /// its clock must run again (a minute to close, an offline deadline, a rule's timer), and what an offline rule created
 /// later needs to plan for it without activating it.
 /// </summary>
 [GenerateSerializer, Immutable, Alias("oiot.SensorProgress")]
 public readonly record struct SensorProgress(
-    [property: Id(0)] long AppliedOffset,
+    [property: Id(0)] long AppliedPosition,
     [property: Id(1)] long? WakeAtMs,
     [property: Id(2)] long ClockMs,
     [property: Id(3)] long ClockReceivedAtMs,

@@ -113,8 +113,8 @@ public sealed record SensorSummary : GrainOutput
     [Id(4)] public Dictionary<string, string>? Attributes { get; init; }
     [Id(5)] public required long LateCount { get; init; }
 
-    /// <summary>The offset of the sensor's partition log the summary reflects: a summary never replaces a newer one.</summary>
-    [Id(6)] public long AppliedOffset { get; init; } = -1;
+    /// <summary>The position of the sensor's partition log (<see cref="LogPosition"/>) the summary reflects: a summary never replaces a newer one.</summary>
+    [Id(6)] public long AppliedPosition { get; init; } = -1;
 
     public override string Id => SensorId;
 }

@@ -25,14 +25,14 @@ public sealed partial class SensorGrain(
     private readonly List<GrainOutput> _unwritten = [];
     private readonly List<ConditionSignal> _signals = [];
     private SensorLogic _logic = null!;
-    private long _storedOffset = -1;
+    private long _storedPosition = -1;
     private bool _dirty;
     private bool _broken;
 
     public override Task OnActivateAsync(CancellationToken cancellationToken)
     {
         _logic = new SensorLogic(this.GetPrimaryKeyString(), storage.RecordExists ? storage.State : null, options.Value, names);
-        _storedOffset = _logic.AppliedOffset;
+        _storedPosition = _logic.AppliedPosition;
         return Task.CompletedTask;
     }
 
@@ -59,7 +59,7 @@ public sealed partial class SensorGrain(
         {
             foreach (var item in work.Items)
             {
-                _dirty |= _logic.Apply(item.Offset, item.Reading, item.ReceivedAtMs, work.Rules, this);
+                _dirty |= _logic.Apply(item.Position, item.Reading, item.ReceivedAtMs, work.Rules, this);
             }
 
             _logic.Advance(work.ReceivedUpToMs, work.Rules, this);
@@ -71,7 +71,7 @@ public sealed partial class SensorGrain(
             throw;
         }
 
-        return new SensorProgress(_logic.AppliedOffset, _logic.WakeAtReceivedMs(), _logic.ClockMs, _logic.ClockReceivedAtMs,
+        return new SensorProgress(_logic.AppliedPosition, _logic.WakeAtReceivedMs(), _logic.ClockMs, _logic.ClockReceivedAtMs,
             _logic.LastSeenMs, _logic.Metadata?.Location, _logic.Metadata?.Model);
     }
 
@@ -83,7 +83,7 @@ public sealed partial class SensorGrain(
             await PersistAsync(CancellationToken.None);
         }
 
-        return _storedOffset;
+        return _storedPosition;
     }
 
     public Task<SensorView?> GetViewAsync() => Task.FromResult(_logic.Exists ? _logic.View() : null);
@@ -169,7 +169,7 @@ public sealed partial class SensorGrain(
         }
 
         _unwritten.Clear();
-        _storedOffset = _logic.AppliedOffset;
+        _storedPosition = _logic.AppliedPosition;
         _dirty = false;
     }
 

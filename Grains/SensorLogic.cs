@@ -57,8 +57,8 @@ public sealed class SensorLogic
     /// <summary>The state to store (the same instance the logic changes).</summary>
     public SensorState State => _state;
 
-    /// <summary>The last log offset applied (-1: none).</summary>
-    public long AppliedOffset => _state.AppliedOffset;
+    /// <summary>The greatest log position applied (-1: none).</summary>
+    public long AppliedPosition => _state.AppliedPosition;
 
     /// <summary>True once the sensor received a reading (counted or late).</summary>
     public bool Exists => _state.ClockMs != long.MinValue;
@@ -74,17 +74,17 @@ public sealed class SensorLogic
     public SensorMetadata? Metadata => _state.Metadata;
 
     /// <summary>
-    /// Applies the reading at <paramref name="offset"/> of the sensor's partition log, received at
-    /// <paramref name="receivedAtMs"/>; false (and nothing changes) when that offset was already applied.
+    /// Applies the reading at <paramref name="position"/> (<see cref="LogPosition"/>) of the sensor's partition log,
+    /// received at <paramref name="receivedAtMs"/>; false (and nothing changes) when that position was already applied.
     /// </summary>
-    public bool Apply(long offset, Reading reading, long receivedAtMs, RuleCatalog rules, IGrainEffects effects)
+    public bool Apply(long position, Reading reading, long receivedAtMs, RuleCatalog rules, IGrainEffects effects)
     {
-        if (offset <= _state.AppliedOffset)
+        if (position <= _state.AppliedPosition)
         {
             return false;
         }
 
-        _state.AppliedOffset = offset;
+        _state.AppliedPosition = position;
         Apply(reading, receivedAtMs, rules, effects);
         return true;
     }
@@ -305,7 +305,7 @@ public sealed class SensorLogic
             Latest = latest,
             Attributes = attributes,
             LateCount = _state.LateCount,
-            AppliedOffset = _state.AppliedOffset,
+            AppliedPosition = _state.AppliedPosition,
         };
     }
 

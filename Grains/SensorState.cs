@@ -19,8 +19,8 @@ public sealed class SensorState
 
     [Id(0)] internal string SensorId;
 
-    /// <summary>The last offset of the sensor's partition log applied to this state (-1: none).</summary>
-    [Id(1)] internal long AppliedOffset = -1;
+    /// <summary>The greatest <see cref="LogPosition"/> of the sensor's partition log applied to this state (-1: none).</summary>
+    [Id(1)] internal long AppliedPosition = -1;
 
     /// <summary>
     /// The sensor's clock: its own time, which closes its minutes and measures its silence. Set from its readings' event

@@ -121,6 +121,17 @@ public static partial class ClusterHosting
         }
 
         silo.Services.AddOptions<ClusterMembershipOptions>().Bind(configuration.GetSection("Orleans:Membership"));
+        return silo.AddOrleansIotGrains(siloOptions);
+    }
+
+    /// <summary>
+    /// What every silo of the system runs whatever its clustering and storage: partition placement, idle collection after
+    /// <see cref="SiloOptions.IdleDeactivation"/>, the shared names of sensor grains, the output sink and the partition
+    /// keeper. Expects <see cref="AddClusterServices"/>' services (or equivalents) and a grain storage named
+    /// <see cref="GrainStorage.Name"/>.
+    /// </summary>
+    public static ISiloBuilder AddOrleansIotGrains(this ISiloBuilder silo, SiloOptions siloOptions)
+    {
         silo.Services.Configure<GrainCollectionOptions>(o =>
         {
             o.CollectionAge = siloOptions.IdleDeactivation;

@@ -41,7 +41,7 @@ public sealed class InMemoryStore(TimeProvider time) : IReadModelWriter, IReadSt
     {
         switch (output)
         {
-            case SensorSummary sensor when !_sensors.TryGetValue(sensor.SensorId, out var stored) || stored.AppliedOffset <= sensor.AppliedOffset:
+            case SensorSummary sensor when !_sensors.TryGetValue(sensor.SensorId, out var stored) || stored.AppliedPosition <= sensor.AppliedPosition:
                 _sensors[sensor.SensorId] = sensor;
                 break;
             case MinuteAggregate aggregate:

@@ -23,6 +23,7 @@ public sealed partial class PartitionGrain(
     IOptions<SiloOptions> options,
     TimeProvider time,
     ILocalSiloDetails silo,
+    IClusterMembershipService membership,
     ILogger<PartitionGrain> logger) : Grain, IPartitionGrain
 {
     /// <summary>How long a graceful deactivation waits for the final checkpoint before leaving the replay to the next activation.</summary>
@@ -30,7 +31,7 @@ public sealed partial class PartitionGrain(
 
     private readonly CancellationTokenSource _stop = new();
 
-    /// <summary>Sensors given work since the last checkpoint, with the greatest offset each was given (-1: only woken).</summary>
+    /// <summary>Sensors given work since the last checkpoint, with the greatest log position each was given (-1: only woken).</summary>
     private readonly Dictionary<string, long> _touched = new(StringComparer.Ordinal);
 
     private PartitionLogic _logic = null!;
@@ -41,6 +42,7 @@ public sealed partial class PartitionGrain(
     private long _committedOffset;
     private long _readingsApplied;
     private long? _tickPendingMs;
+    private MembershipVersion _checkedMembership = MembershipVersion.MinValue;
 
     public override Task OnActivateAsync(CancellationToken cancellationToken)
     {
@@ -182,6 +184,15 @@ public sealed partial class PartitionGrain(
                 await AppendTickIfDueAsync(cancellationToken);
             }
 
+            if (!OnPlacedSilo())
+            {
+                // The membership changed (a silo joined, say): the partition moves to the silo placement now picks. This
+                // activation stops with a last checkpoint; the keeper activates the partition there.
+                LogMoving(logger, _partition, silo.SiloAddress);
+                DeactivateOnIdle();
+                await _stop.CancelAsync();
+            }
+
             cancellationToken.ThrowIfCancellationRequested();
         }
     }
@@ -195,7 +206,7 @@ public sealed partial class PartitionGrain(
             var i = 0;
             foreach (var (sensorId, items) in batch.Sensors)
             {
-                calls[i++] = ApplyAsync(sensorId, new SensorWork([.. items], batch.ReceivedUpToMs, batch.Rules), items[^1].Offset);
+                calls[i++] = ApplyAsync(sensorId, new SensorWork([.. items], batch.ReceivedUpToMs, batch.Rules), items[^1].Position);
             }
 
             await Task.WhenAll(calls);
@@ -227,11 +238,11 @@ public sealed partial class PartitionGrain(
         await Task.WhenAll(calls);
     }
 
-    private async Task ApplyAsync(string sensorId, SensorWork work, long lastOffset)
+    private async Task ApplyAsync(string sensorId, SensorWork work, long lastPosition)
     {
         var progress = await GrainFactory.GetGrain<ISensorGrain>(sensorId).ApplyAsync(work);
         _logic.Progress(sensorId, progress);
-        _touched[sensorId] = Math.Max(lastOffset, _touched.GetValueOrDefault(sensorId, -1));
+        _touched[sensorId] = Math.Max(lastPosition, _touched.GetValueOrDefault(sensorId, -1));
     }
 
     /// <summary>
@@ -266,6 +277,23 @@ public sealed partial class PartitionGrain(
     }
 
     /// <summary>
+    /// True when <see cref="PartitionPlacementDirector"/> would place the partition on this silo now (checked again only
+    /// when the membership changed). A silo that is not active (shutting down) keeps what it has until it stops.
+    /// </summary>
+    private bool OnPlacedSilo()
+    {
+        var snapshot = membership.CurrentSnapshot;
+        if (snapshot.Version == _checkedMembership)
+        {
+            return true;
+        }
+
+        _checkedMembership = snapshot.Version;
+        var active = snapshot.Members.Values.Where(m => m.Status == SiloStatus.Active).Select(m => m.SiloAddress).Order().ToArray();
+        return active.Length == 0 || !active.Contains(silo.SiloAddress) || active[_partition % active.Length].Equals(silo.SiloAddress);
+    }
+
+    /// <summary>
     /// When the partition is idle and a sensor is due by the wall clock, appends a tick: read back in log order, it moves
     /// the partition's receipt time, so the decision is the log's and a replay makes the same one.
     /// </summary>
@@ -296,6 +324,9 @@ public sealed partial class PartitionGrain(
     [LoggerMessage(Level = LogLevel.Information, Message = "Partition {Partition} reads from offset {Offset} on silo {Silo}")]
     private static partial void LogStarted(ILogger logger, int partition, long offset, SiloAddress silo);
 
+    [LoggerMessage(Level = LogLevel.Information, Message = "Partition {Partition} moves away from silo {Silo}: the membership changed")]
+    private static partial void LogMoving(ILogger logger, int partition, SiloAddress silo);
+
     [LoggerMessage(Level = LogLevel.Information, Message = "Partition {Partition} checkpointed at offset {Offset} and stopped")]
     private static partial void LogHandedOver(ILogger logger, int partition, long offset);
 
@@ -314,4 +345,5 @@ public sealed partial class PartitionGrain(
 
 /// <summary>A sensor's stored state is behind what its partition gave it: the partition replays from its stored position.</summary>
 public sealed class PartitionReplayException(int partition, string sensorId, long given, long stored)
-    : Exception($"Partition {partition}: sensor '{sensorId}' stored offset {stored} but was given offset {given}; replaying.");
+    : Exception($"Partition {partition}: sensor '{sensorId}' stored position {stored} (offset {LogPosition.OffsetOf(stored)}) "
+        + $"but was given position {given} (offset {LogPosition.OffsetOf(given)}); replaying.");

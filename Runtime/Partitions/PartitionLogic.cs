@@ -85,9 +85,10 @@ public sealed class PartitionLogic
                         _state.AppliedKeys[key] = _state.ReceivedUpToMs;
                     }
 
-                    foreach (var reading in telemetry.Readings)
+                    for (var index = 0; index < telemetry.Readings.Length; index++)
                     {
-                        batch.Add(reading.SensorId, new SensorWorkItem(record.Offset, telemetry.ReceivedAtMs, reading));
+                        var reading = telemetry.Readings[index];
+                        batch.Add(reading.SensorId, new SensorWorkItem(LogPosition.Of(record.Offset, index), telemetry.ReceivedAtMs, reading));
                     }
 
                     break;

@@ -29,18 +29,18 @@ internal static class PostgresMigrations
         (3, "idempotency keys of applied telemetry", V3AppliedKeys),
         (4, "load counters of the silos in their heartbeat", V4SiloCounters),
         (5, "command history per device", V5CommandHistory),
-        (6, "grains on Orleans: the home-made runtime's tables go, sensors carry their applied offset", V6Orleans),
+        (6, "grains on Orleans: the home-made runtime's tables go, sensors carry their applied log position", V6Orleans),
     ];
 
     /// <summary>
     /// Orleans now holds membership (Redis clustering) and grain state (Redis storage), and each partition's reader stores
     /// its position as grain state: membership, leases, checkpoints, grains and applied keys are dropped. The cluster row
-    /// stays (the partition count every node checks). A sensor's row records the log offset it reflects, so an older
+    /// stays (the partition count every node checks). A sensor's row records the log position it reflects, so an older
     /// summary (a replay, a paused silo) never replaces a newer one.
     /// </summary>
     private const string V6Orleans = """
         DROP TABLE membership, leases, checkpoints, grains, applied_keys;
-        ALTER TABLE sensors ADD COLUMN applied_offset bigint NOT NULL DEFAULT -1;
+        ALTER TABLE sensors ADD COLUMN applied_position bigint NOT NULL DEFAULT -1;
         """;
 
     private const string V4SiloCounters = """

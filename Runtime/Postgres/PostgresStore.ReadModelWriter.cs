@@ -10,7 +10,7 @@ public sealed partial class PostgresStore
     /// <summary>
     /// Writes outputs in one transaction of set-based statements (arrays through unnest), whatever their number. They
     /// upsert by their deterministic ids; within a call the last version of a row wins (the first, for commands), exactly
-    /// as applying them one by one. A sensor summary never replaces a newer one (by applied offset), an alert never goes
+    /// as applying them one by one. A sensor summary never replaces a newer one (by applied log position), an alert never goes
     /// back from resolved or acknowledged, a command is inserted once: a replay or a paused writer cannot undo newer rows.
     /// </summary>
     public async Task WriteAsync(IReadOnlyList<GrainOutput> outputs, CancellationToken cancellationToken)
@@ -87,15 +87,15 @@ public sealed partial class PostgresStore
             latest[i] = JsonSerializer.Serialize(s.Latest, PostgresJsonContext.Default.DictionaryStringDouble);
             attributes[i] = s.Attributes is null ? null : JsonSerializer.Serialize(s.Attributes, PostgresJsonContext.Default.DictionaryStringString);
             late[i] = s.LateCount;
-            applied[i] = s.AppliedOffset;
+            applied[i] = s.AppliedPosition;
         }
         batch.BatchCommands.Add(new NpgsqlBatchCommand("""
-            INSERT INTO sensors (sensor_id, last_seen_ms, location, model, metadata, latest, attributes, late_count, applied_offset)
+            INSERT INTO sensors (sensor_id, last_seen_ms, location, model, metadata, latest, attributes, late_count, applied_position)
             SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::jsonb[], $6::jsonb[], $7::jsonb[], $8::bigint[], $9::bigint[])
             ON CONFLICT (sensor_id) DO UPDATE SET last_seen_ms = excluded.last_seen_ms, location = excluded.location,
                 model = excluded.model, metadata = excluded.metadata, latest = excluded.latest, attributes = excluded.attributes,
-                late_count = excluded.late_count, applied_offset = excluded.applied_offset
-            WHERE sensors.applied_offset <= excluded.applied_offset
+                late_count = excluded.late_count, applied_position = excluded.applied_position
+            WHERE sensors.applied_position <= excluded.applied_position
             """)
         {
             Parameters = { P(ids), P(lastSeen), P(locations), P(models), JsonbArray(metadata), JsonbArray(latest), JsonbArray(attributes), P(late), P(applied) },

@@ -6,7 +6,7 @@ namespace Runtime.Tests;
 public sealed class InMemoryInboxLogTests
 {
     private static TelemetryEntry Entry(int i) =>
-        new([new Reading { SensorId = "s", TimestampMs = 1_000 + i, Metrics = [new("t", i)] }]);
+        new([new Reading { SensorId = "s", TimestampMs = 1_000 + i, Metrics = [new("t", i)] }], null, 1_000 + i);
 
     private static async Task<List<LogRecord>> ReadAll(IInboxReader reader)
     {
@@ -18,7 +18,7 @@ public sealed class InMemoryInboxLogTests
     }
 
     [Fact]
-    public async Task Trim_drops_entries_below_the_checkpoint_but_none_an_open_reader_still_needs()
+    public async Task A_commit_drops_entries_below_it_but_none_an_open_reader_still_needs()
     {
         var log = new InMemoryInboxLog(1);
         await log.AppendAsync(0, Enumerable.Range(0, 10).Select(Entry).ToArray(), CancellationToken.None);
@@ -26,7 +26,7 @@ public sealed class InMemoryInboxLogTests
         // A reader (a paused former owner, say) at offset 3 keeps entries 3.. even when the checkpoint is at 8.
         await using (var behind = log.OpenReader(0, 3))
         {
-            log.Trim(0, 8);
+            log.Committed(0, 8);
             Assert.Equal(3, log.StartOffset(0));
             var records = await ReadAll(behind);
             Assert.Equal(Enumerable.Range(3, 7).Select(i => (long)i), records.Select(r => r.Offset));
@@ -34,7 +34,7 @@ public sealed class InMemoryInboxLogTests
         }
 
         // With no reader behind it, the checkpoint offset bounds the log; offsets and the end stay where they were.
-        log.Trim(0, 8);
+        log.Committed(0, 8);
         Assert.Equal(8, log.StartOffset(0));
         Assert.Equal(10, await log.EndOffsetAsync(0, CancellationToken.None));
         await using var resumed = log.OpenReader(0, 8);
@@ -43,29 +43,30 @@ public sealed class InMemoryInboxLogTests
     }
 
     [Fact]
-    public async Task A_checkpoint_trims_the_embedded_log_and_a_new_owner_resumes_after_it()
+    public async Task A_checkpoint_trims_the_embedded_log_and_a_new_reader_resumes_after_it()
     {
-        await using var cluster = await TestCluster.StartAsync(1, partitions: 1);
+        await using var silos = await TestSilos.StartAsync(1, o => o.Partitions = 1);
         Reading[] Readings(int from) => Enumerable.Range(from, 50)
             .Select(i => new Reading { SensorId = "s", TimestampMs = 1_000 + i, Metrics = [new("t", i)] }).ToArray();
         foreach (var batch in Readings(0).Chunk(10))
         {
-            await cluster.Gateway.AppendTelemetryAsync(batch, CancellationToken.None);
+            await silos.Inbox.AppendTelemetryAsync(batch, null, CancellationToken.None);
         }
-        await cluster.WaitForQuiescenceAsync();
-        Assert.Equal(5, cluster.Log.StartOffset(0));
 
-        await cluster.KillAsync(cluster.Silos[0]);
-        await cluster.AddSiloAsync();
+        await silos.WaitForQuiescenceAsync();
+        Assert.Equal(5, silos.Log.StartOffset(0));
+
+        await silos.Cluster.KillSiloAsync(silos.Cluster.Silos[0]);
+        await silos.Cluster.StartAdditionalSiloAsync();
+        await silos.WaitForPartitionsAsync();
         foreach (var batch in Readings(50).Chunk(10))
         {
-            await cluster.Gateway.AppendTelemetryAsync(batch, CancellationToken.None);
+            await silos.Inbox.AppendTelemetryAsync(batch, null, CancellationToken.None);
         }
-        await cluster.WaitForQuiescenceAsync();
-        Assert.Equal(10, cluster.Log.StartOffset(0));
-        var (found, count) = await cluster.Silos[^1].QueryAsync(GrainId.Sensor("s"),
-            g => ((Grains.SensorGrain)g).CurrentMinute()!.Metrics.Single().Count, CancellationToken.None);
-        Assert.True(found);
-        Assert.Equal(100, count);
+
+        await silos.WaitForQuiescenceAsync();
+        Assert.Equal(10, silos.Log.StartOffset(0));
+        var view = await silos.Grains.GetGrain<ISensorGrain>("s").GetViewAsync();
+        Assert.Equal(100, view!.CurrentMinute!.Metrics.Single().Count);
     }
 }

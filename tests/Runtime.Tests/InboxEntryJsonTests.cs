@@ -20,15 +20,16 @@ public sealed class InboxEntryJsonTests
                 Metadata = new SensorMetadata { Model = "m", Location = "roof" },
             },
             new Reading { SensorId = "s-2", TimestampMs = 5, Metrics = [] },
-        ], "key-1");
+        ], "key-1", 1_700_000_000_500);
 
         var json = Encoding.UTF8.GetString(JsonSerializer.SerializeToUtf8Bytes(entry, RabbitMqJsonContext.Default.InboxEntry));
 
         Assert.Equal(
-            """{"$type":"telemetry","Readings":[{"SensorId":"s-1","TimestampMs":1700000000123,"Metrics":[["temperature",21.5],["nan","NaN"],["up","Infinity"],["down","-Infinity"]],"Attributes":[["light","on"]],"Metadata":{"Model":"m","Location":"roof"}},{"SensorId":"s-2","TimestampMs":5,"Metrics":[]}],"IdempotencyKey":"key-1"}""",
+            """{"$type":"telemetry","Readings":[{"SensorId":"s-1","TimestampMs":1700000000123,"Metrics":[["temperature",21.5],["nan","NaN"],["up","Infinity"],["down","-Infinity"]],"Attributes":[["light","on"]],"Metadata":{"Model":"m","Location":"roof"}},{"SensorId":"s-2","TimestampMs":5,"Metrics":[]}],"IdempotencyKey":"key-1","ReceivedAtMs":1700000000500}""",
             json);
         var back = (TelemetryEntry)JsonSerializer.Deserialize(Encoding.UTF8.GetBytes(json), RabbitMqJsonContext.Default.InboxEntry)!;
         Assert.Equal("key-1", back.IdempotencyKey);
+        Assert.Equal(1_700_000_000_500, back.ReceivedAtMs);
         Assert.Equal(((TelemetryEntry)entry).Readings[0].Metrics, back.Readings[0].Metrics);
         Assert.Equal(((TelemetryEntry)entry).Readings[0].Attributes, back.Readings[0].Attributes);
         Assert.Equal("roof", back.Readings[0].Metadata!.Location);

@@ -5,7 +5,7 @@ using Xunit;
 namespace Tests.Shared;
 
 /// <summary>
-/// A known input for the runtime's exactness tests (embedded and on PostgreSQL): N sensors sending one reading a
+/// A known input for the exactness tests (silos in one process, and silo processes on Redis, RabbitMQ and PostgreSQL): N sensors sending one reading a
 /// second of temperature and humidity, with values exactly representable so that sums are exact in any grouping,
 /// and a raw "temperature &gt; 30" rule; and the checks that every minute aggregate and every alert is exactly
 /// what that input must give, whatever was killed or replayed on the way.
@@ -43,12 +43,12 @@ public sealed class KnownInput(string sensorPrefix, int sensors, int seconds)
         Metrics = [new MetricValue("temperature", Temperature(s, k)), new MetricValue("humidity", Humidity(s, k))],
     }).ToArray();
 
-    /// <summary>Posts seconds [from, to) through the gateway, in order.</summary>
-    public async Task PostAsync(GrainGateway gateway, int from, int to)
+    /// <summary>Posts seconds [from, to) through an Api node's inbox writer, in order.</summary>
+    public async Task PostAsync(InboxWriter inbox, int from, int to)
     {
         for (var k = from; k < to; k++)
         {
-            await gateway.AppendTelemetryAsync(Second(k), CancellationToken.None);
+            await inbox.AppendTelemetryAsync(Second(k), null, CancellationToken.None);
             if (k % 10 == 0)
             {
                 await Task.Yield();
