@@ -52,7 +52,9 @@ public sealed class RuleLogic
             return;
         }
 
-        if (rule.Version < _state.Version || (rule.Version == _state.Version && _state.Definition is not null))
+        // A version the state already had (defined, or defined and then deleted: versions are never reused) is a stale or
+        // replayed message.
+        if (rule.Version < _state.Version || (rule.Version == _state.Version && (_state.Definition is not null || _state.Version != 0)))
         {
             return;
         }
@@ -138,7 +140,7 @@ public sealed class RuleLogic
 
     private void OnSignal(ConditionSignal signal, IGrainEffects effects)
     {
-        if (signal.RuleVersion > _state.Version || (signal.RuleVersion == _state.Version && _state.Definition is null))
+        if (signal.RuleVersion > _state.Version || (signal.RuleVersion == _state.Version && _state.Definition is null && _state.Version == 0))
         {
             // The sensor's partition already knows a version this grain has not been given yet.
             if (!_state.Buffered.Any(b => b.Sequence != 0 && b.Sequence == signal.Sequence && string.Equals(b.SensorId, signal.SensorId, StringComparison.Ordinal)))

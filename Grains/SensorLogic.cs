@@ -238,22 +238,9 @@ public sealed class SensorLogic
     {
         var now = _state.ClockMs;
         var rules = SyncRules(catalog);
-        if (_state.Windows is { } windows)
+        if (_state.Windows is { } windows && HasDue(windows, now))
         {
-            var due = windows.Where(w => CloseTime(w.MinuteMs) <= now).OrderBy(w => w.MinuteMs).ToList();
-            if (due.Count > 0)
-            {
-                var open = windows.Where(w => CloseTime(w.MinuteMs) > now).ToArray();
-                _state.Windows = open.Length == 0 ? null : open;
-            }
-
-            foreach (var window in due)
-            {
-                var aggregate = ToMinuteAggregate(window);
-                _state.LastClosedMinuteMs = _state.LastClosedMinuteMs is { } last ? Math.Max(last, window.MinuteMs) : window.MinuteMs;
-                effects.Emit(aggregate);
-                EvaluateAggregateRules(rules, aggregate, effects);
-            }
+            CloseWindows(windows, now, rules, effects);
         }
 
         if (_state.LastSeenMs is { } lastSeen)
@@ -273,6 +260,34 @@ public sealed class SensorLogic
                     Signal(slot, true, deadline, minutes, $"no data for {rule.Condition.Minutes} min", effects);
                 }
             }
+        }
+    }
+
+    /// <summary>True when a window's close time is at or before <paramref name="now"/> (a loop: called for every reading, it must not allocate).</summary>
+    private bool HasDue(MinuteWindow[] windows, long now)
+    {
+        foreach (var window in windows)
+        {
+            if (CloseTime(window.MinuteMs) <= now)
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    private void CloseWindows(MinuteWindow[] windows, long now, RuleSlot[] rules, IGrainEffects effects)
+    {
+        var due = windows.Where(w => CloseTime(w.MinuteMs) <= now).OrderBy(w => w.MinuteMs).ToList();
+        var open = windows.Where(w => CloseTime(w.MinuteMs) > now).ToArray();
+        _state.Windows = open.Length == 0 ? null : open;
+        foreach (var window in due)
+        {
+            var aggregate = ToMinuteAggregate(window);
+            _state.LastClosedMinuteMs = _state.LastClosedMinuteMs is { } last ? Math.Max(last, window.MinuteMs) : window.MinuteMs;
+            effects.Emit(aggregate);
+            EvaluateAggregateRules(rules, aggregate, effects);
         }
     }
 

@@ -31,9 +31,9 @@ public sealed class ClusterMetricsOptions
 /// Keeps the last minutes of cluster load in memory, so that the dashboard shows a history as soon as it opens. Every
 /// <see cref="ClusterMetricsOptions.SampleInterval"/> it asks every partition's reader for its counter of readings applied
 /// and turns the growth of each counter into a rate, attributed to the silo running that reader: (readings now − readings
-/// at the last sample) / (time between the samples). A reader that started since the last sample (a new activation after
-/// a silo died, say) counts from its start. Alerts opened per minute are the distinct alerts this node saw opened live in
-/// the span, per minute.
+/// at its last answer) / (time since that answer). A reader that started since the last sample (a new activation after a
+/// silo died, say) counts from its start; one first seen later than that is a baseline only; one that did not answer has
+/// no rate in that sample. Alerts opened per minute are the distinct alerts this node saw opened live in the span.
 /// </summary>
 public sealed partial class ClusterMetricsSampler(ClusterView cluster, TimeProvider time, IOptions<ClusterMetricsOptions> options,
     ILogger<ClusterMetricsSampler> logger) : BackgroundService
@@ -41,7 +41,7 @@ public sealed partial class ClusterMetricsSampler(ClusterView cluster, TimeProvi
     private readonly ClusterMetricsOptions _options = options.Value;
     private readonly Lock _gate = new();
     private readonly Queue<ClusterMetricsPointDto> _points = new();
-    private readonly Dictionary<int, PartitionStatus> _baseline = [];
+    private readonly Dictionary<int, (PartitionStatus Status, DateTimeOffset At)> _baseline = [];
     private readonly HashSet<string> _openedSinceLastSample = new(StringComparer.Ordinal);
     private DateTimeOffset? _lastSample;
 
@@ -114,15 +114,16 @@ public sealed partial class ClusterMetricsSampler(ClusterView cluster, TimeProvi
             }
 
             double? rate = null;
-            if (_baseline.TryGetValue(status.Partition, out var before) && before.Silo == status.Silo && before.ActivatedAt == status.ActivatedAt)
+            if (_baseline.TryGetValue(status.Partition, out var before) && before.Status.Silo == status.Silo && before.Status.ActivatedAt == status.ActivatedAt)
             {
-                var seconds = (now - _lastSample!.Value).TotalSeconds;
-                rate = seconds > 0 ? Math.Max(0, status.ReadingsApplied - before.ReadingsApplied) / seconds : null;
+                // The same reader as at its last answer: its counter's growth since then.
+                var seconds = (now - before.At).TotalSeconds;
+                rate = seconds > 0 ? Math.Max(0, status.ReadingsApplied - before.Status.ReadingsApplied) / seconds : null;
             }
-            else if (_lastSample is { } last)
+            else if (_lastSample is { } last && status.ActivatedAt > last)
             {
                 // A reader that started since the last sample: everything it counted happened since it started.
-                var seconds = (now - (status.ActivatedAt > last ? status.ActivatedAt : last)).TotalSeconds;
+                var seconds = (now - status.ActivatedAt).TotalSeconds;
                 rate = seconds > 0 ? status.ReadingsApplied / seconds : null;
             }
 
@@ -132,7 +133,7 @@ public sealed partial class ClusterMetricsSampler(ClusterView cluster, TimeProvi
                 readingsPerSecond += r;
             }
 
-            _baseline[status.Partition] = status;
+            _baseline[status.Partition] = (status, now);
         }
 
         if (_lastSample is { } previous && (now - previous).TotalSeconds is var span && span > 0)

@@ -36,21 +36,21 @@ public sealed class RuleReplayTests
     public void ClosedMinuteReplayed_SignalsExactlyAsClosingItLive()
     {
         var rule = Threshold("r1", "hum", ComparisonOperator.Greater, 60, source: ConditionSource.Avg);
-        var live = new SensorGrain("s1", null, Options);
-        var liveContext = new TestGrainContext(GrainId.Sensor("s1")) { Rules = RuleCatalog.From([rule]) };
-        live.Receive(Reading("s1", M0 + 5_000, ("hum", 70)), liveContext);
-        live.Receive(Reading("s1", M0 + 35_000, ("hum", 72)), liveContext);
-        liveContext.StreamTimeMs = M0 + Minute + Options.AllowedLatenessMs;
-        live.Wake(liveContext);
-        var aggregate = Assert.Single(liveContext.Emitted.OfType<MinuteAggregate>());
+        var rules = RuleCatalog.From([rule]);
+        var live = new SensorLogic("s1", null, Options);
+        var liveEffects = new TestEffects();
+        live.Apply(Reading("s1", M0 + 5_000, ("hum", 70)), M0 + 5_000, rules, liveEffects);
+        live.Apply(Reading("s1", M0 + 35_000, ("hum", 72)), M0 + 35_000, rules, liveEffects);
+        live.Advance(M0 + Minute + Options.AllowedLatenessMs, rules, liveEffects);
+        var aggregate = Assert.Single(liveEffects.Emitted.OfType<MinuteAggregate>());
 
-        var replayed = new SensorGrain("s1", null, Options);
-        var replayContext = new TestGrainContext(GrainId.Sensor("s1")) { Rules = RuleCatalog.From([rule]) };
-        replayed.ReplayClosedMinute(aggregate, replayContext);
+        var replayed = new SensorLogic("s1", null, Options);
+        var replayEffects = new TestEffects();
+        replayed.ReplayClosedMinute(aggregate, rules, replayEffects);
 
-        Assert.Equal(Signal("r1", 1, "s1", true, M0, 71, "avg 71 > 60"), Assert.Single(replayContext.Sent).Message);
-        Assert.Equal(liveContext.Sent, replayContext.Sent);
-        Assert.Empty(replayContext.Emitted);
+        Assert.Equal(Signal("r1", 1, "s1", true, M0, 71, "avg 71 > 60", sequence: 1), Assert.Single(replayEffects.Sent));
+        Assert.Equal(liveEffects.Sent, replayEffects.Sent);
+        Assert.Empty(replayEffects.Emitted);
     }
 
     [Fact]
@@ -69,7 +69,8 @@ public sealed class RuleReplayTests
         ], alerts);
 
         var pending = rule with { CooldownSeconds = 0, Condition = rule.Condition with { ForMinutes = 3 } };
-        // Minutes 2-4 hold for three minutes: opens when minute 5 starts, resolves at once; still open at the end is kept open.
+        // Minutes 2-4 hold for three minutes: opens when minute 5 starts (the sensor's time for a minute condition once
+        // minute 4 closed), resolves at once; still open at the end is kept open.
         Assert.Equal(
             [Alert(pending, M0 + 2 * Minute, M0 + 5 * Minute, M0 + 5 * Minute, 72, "avg 72 > 60")],
             RuleReplay.ReplaySensor(pending, "s1", null, minutes, M0 + 10 * Minute, Options));

@@ -6,45 +6,64 @@ using static Grains.Tests.TestData;
 namespace Grains.Tests;
 
 /// <summary>
-/// The sensor grain against a plain reference model of its behaviour (dictionaries and lists, as the state was first
+/// The sensor logic against a plain reference model of its behaviour (dictionaries and lists, as the state was first
 /// written), on random readings: out of order, late, repeated and new names, NaN, attributes; with wake-ups and
-/// checkpoint round trips in between.
+/// round trips of the state through Orleans' serializer (what grain storage keeps) in between, each followed by a
+/// replay of the last readings at their log positions, which the logic skips.
 /// </summary>
-public sealed class SensorGrainModelTests
+public sealed class SensorLogicModelTests
 {
     private static readonly JsonSerializerOptions Options = new() { NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals };
 
+    /// <param name="skewMs">
+    /// 0: each reading is received at its event time, so the sensor's clock is the greatest event time so far (the
+    /// cases of the old stream-time model). Otherwise receipt times are the Api's and the device's clock is off by
+    /// <paramref name="skewMs"/> (ahead when positive, behind when negative).
+    /// </param>
     [Theory]
-    [InlineData(1)]
-    [InlineData(2)]
-    [InlineData(3)]
-    [InlineData(4)]
-    public void Behaves_like_the_reference_model(int seed)
+    [InlineData(1, 0)]
+    [InlineData(2, 0)]
+    [InlineData(3, 0)]
+    [InlineData(4, 0)]
+    [InlineData(5, 25_000)]
+    [InlineData(6, -4 * Minute)]
+    public void Behaves_like_the_reference_model(int seed, long skewMs)
     {
         var random = new Random(seed);
         var options = new SensorGrainOptions { AllowedLatenessMs = 10_000, LastReadingsCount = 4 };
-        var factory = new GrainFactory(options);
-        var grain = (SensorGrain)factory.Activate(GrainId.Sensor("s1"), null);
-        var context = new TestGrainContext(GrainId.Sensor("s1"));
+        var names = new SensorNameTable();
+        var logic = new SensorLogic("s1", null, options, names);
+        var effects = new TestEffects();
         var model = new Model(options);
         var metricNames = new[] { "a", "b", "c", "d", "e", "f" };
         var attributeNames = new[] { "light", "door" };
         var time = M0;
+        var log = new List<(Reading Reading, long ReceivedAtMs)>();
 
         for (var step = 0; step < 400; step++)
         {
             var action = random.Next(10);
-            if (action == 0 && context.WakeAtMs is { } wake)
+            if (action == 0 && logic.WakeAtReceivedMs() is { } wake)
             {
-                context.StreamTimeMs = Math.Max(context.StreamTimeMs, wake + random.Next(0, 30_000));
-                grain.Wake(context);
-                model.Wake(context.StreamTimeMs);
+                var due = logic.NextDueMs();
+                var receivedAt = Math.Max(logic.ClockReceivedAtMs, wake + random.Next(0, 30_000));
+                logic.Advance(receivedAt, RuleCatalog.Empty, effects);
+                model.Advance(receivedAt);
+                Assert.True(due <= logic.ClockMs, $"due {due}, clock {logic.ClockMs}");
             }
             else if (action == 1)
             {
-                var json = factory.SerializeState(grain);
-                grain = (SensorGrain)factory.Activate(GrainId.Sensor("s1"), json);
-                Assert.Equal(json, factory.SerializeState(grain));
+                var bytes = Bytes(logic.State);
+                logic = new SensorLogic("s1", Serializer.Deserialize<SensorState>(bytes), options, names);
+                Assert.Equal(bytes, Bytes(logic.State));
+
+                // The log delivers the last readings again (at least once): all already applied.
+                for (var position = Math.Max(0, log.Count - 3); position < log.Count; position++)
+                {
+                    Assert.False(logic.Apply(position, log[position].Reading, log[position].ReceivedAtMs, RuleCatalog.Empty, effects));
+                }
+
+                Assert.Equal(bytes, Bytes(logic.State));
             }
             else
             {
@@ -56,19 +75,22 @@ public sealed class SensorGrainModelTests
                 var attributes = random.Next(3) == 0
                     ? null
                     : Enumerable.Range(0, random.Next(1, 3)).Select(_ => new AttributeValue(attributeNames[random.Next(2)], random.Next(2) == 0 ? "on" : "off")).ToArray();
-                var reading = new Reading { SensorId = "s1", TimestampMs = t, Metrics = metrics, Attributes = attributes };
-                context.StreamTimeMs = Math.Max(context.StreamTimeMs, t);
-                grain.Receive(reading, context);
-                model.Receive(reading, context.StreamTimeMs);
+                // Skewed: the device stamps its clock's time; it is received now (time), or later when delayed.
+                var reading = new Reading { SensorId = "s1", TimestampMs = skewMs == 0 ? t : t + skewMs, Metrics = metrics, Attributes = attributes };
+                var receivedAt = skewMs == 0 ? t : time;
+                Assert.True(logic.Apply(log.Count, reading, receivedAt, RuleCatalog.Empty, effects));
+                log.Add((reading, receivedAt));
+                model.Receive(reading, receivedAt);
             }
 
-            Assert.Equal(model.Describe(), Describe(grain.View()));
-            Assert.Equal(JsonSerializer.Serialize(model.Emitted.ToArray(), Options), JsonSerializer.Serialize(context.Emitted.ToArray(), Options));
+            Assert.Equal(model.Describe(), Describe(logic.View()));
+            Assert.Equal(JsonSerializer.Serialize(model.Emitted.ToArray(), Options), JsonSerializer.Serialize(effects.Emitted.ToArray(), Options));
         }
 
         Assert.True(model.Emitted.Count > 5);
-        Assert.True(grain.View().LateCount > 5);
-        Assert.True(grain.View().Attributes.Count == 2);
+        Assert.True(logic.View().LateCount > 5);
+        Assert.True(logic.View().Attributes.Count == 2);
+        Assert.Equal(log.Count - 1, logic.AppliedPosition);
     }
 
     private static string Describe(SensorView v) => JsonSerializer.Serialize(
@@ -84,6 +106,7 @@ public sealed class SensorGrainModelTests
                 .Select(p => $"{p.Key}={p.Value.Count}/{p.Value.Min}/{p.Value.Max}/{p.Value.Sum}/{p.Value.First}@{p.Value.FirstTimeMs}/{p.Value.Last}@{p.Value.LastTimeMs}"))).ToArray(),
             v.LastClosedMinuteMs,
             v.LateCount,
+            v.ClockMs,
             LastLate = v.LastLate is { } l ? (l.TimestampMs, l.MinuteMs).ToString() : null,
         },
         Options);
@@ -91,12 +114,31 @@ public sealed class SensorGrainModelTests
     /// <summary>The sensor's behaviour written plainly: dictionaries per name, a list of readings.</summary>
     private sealed class Model(SensorGrainOptions options)
     {
-        private readonly SensorView _v = new();
+        private readonly SensorView _v = new() { ClockMs = long.MinValue };
+
+        /// <summary>For each reading so far: its event time capped at its receipt, and the greatest receipt time up to it.</summary>
+        private readonly List<(long Time, long ReceivedUpTo)> _times = [];
+
+        private long _receivedUpTo = long.MinValue;
 
         public List<GrainOutput> Emitted { get; } = [];
 
-        public void Receive(Reading reading, long streamTimeMs)
+        /// <summary>
+        /// The sensor's clock at receipt time <see cref="_receivedUpTo"/>: each reading's (capped) event time, run on by
+        /// the receipt time that passed since, whichever is latest.
+        /// </summary>
+        private void RunClock(long receivedAtMs)
         {
+            _receivedUpTo = Math.Max(_receivedUpTo, receivedAtMs);
+            _v.ClockMs = _times.Max(r => r.Time + (_receivedUpTo - r.ReceivedUpTo));
+        }
+
+        public void Receive(Reading reading, long receivedAtMs)
+        {
+            _times.Add((Math.Min(reading.TimestampMs, receivedAtMs), Math.Max(_receivedUpTo, receivedAtMs)));
+            RunClock(receivedAtMs);
+            Close();   // changed: what is due by the reading's arrival closes first (the old grain closed only when woken)
+
             var time = reading.TimestampMs;
             var minute = time - (((time % Minute) + Minute) % Minute);
             var metrics = new Dictionary<string, double>(StringComparer.Ordinal);
@@ -111,7 +153,7 @@ public sealed class SensorGrainModelTests
                 attributes[a.Name] = a.Value;
             }
 
-            var late = minute <= _v.LastClosedMinuteMs || minute + Minute + options.AllowedLatenessMs <= streamTimeMs;
+            var late = minute <= _v.LastClosedMinuteMs || minute + Minute + options.AllowedLatenessMs <= _v.ClockMs;
             _v.LastReadings.Insert(0, new ReadingRecord { TimestampMs = time, Metrics = metrics, Attributes = attributes.Count == 0 ? null : attributes, Late = late });
             if (_v.LastReadings.Count > options.LastReadingsCount)
             {
@@ -168,8 +210,16 @@ public sealed class SensorGrainModelTests
             }
         }
 
-        public void Wake(long now)
+        public void Advance(long receivedAtMs)
         {
+            RunClock(receivedAtMs);
+            Close();
+        }
+
+        /// <summary>Closes the minutes whose end plus the allowed lateness the clock reached, in minute order.</summary>
+        private void Close()
+        {
+            var now = _v.ClockMs;
             foreach (var minute in _v.Windows.Keys.Where(m => m + Minute + options.AllowedLatenessMs <= now).Order().ToList())
             {
                 Emitted.Add(new MinuteAggregate
@@ -185,6 +235,6 @@ public sealed class SensorGrainModelTests
             }
         }
 
-        public string Describe() => SensorGrainModelTests.Describe(_v);
+        public string Describe() => SensorLogicModelTests.Describe(_v);
     }
 }

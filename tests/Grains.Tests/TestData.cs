@@ -1,6 +1,9 @@
 using System.Collections.Immutable;
+using System.Buffers;
 using System.Text.Json;
 using Grains.Abstractions;
+using Microsoft.Extensions.DependencyInjection;
+using Orleans.Serialization;
 
 namespace Grains.Tests;
 
@@ -61,8 +64,9 @@ internal static class TestData
         Version = version,
     };
 
-    public static ConditionSignal Signal(string ruleId, long version, string sensorId, bool holding, long timeMs, double? value, string message) => new()
+    public static ConditionSignal Signal(string ruleId, long version, string sensorId, bool holding, long timeMs, double? value, string message, long sequence = 0) => new()
     {
+        Sequence = sequence,
         RuleId = ruleId,
         RuleVersion = version,
         SensorId = sensorId,
@@ -76,4 +80,19 @@ internal static class TestData
     public static string Json(IEnumerable<GrainOutput> outputs) => JsonSerializer.Serialize(outputs.ToArray());
 
     public static string Json(GrainOutput output) => JsonSerializer.Serialize(output);
+
+    /// <summary>Orleans' serializer, as the silo's grain storage uses it (<see cref="BinaryGrainStorageSerializer"/>).</summary>
+    public static Serializer Serializer { get; } =
+        new ServiceCollection().AddSerializer().BuildServiceProvider().GetRequiredService<Serializer>();
+
+    /// <summary>A state in its stored (binary) form.</summary>
+    public static byte[] Bytes<T>(T value)
+    {
+        var writer = new ArrayBufferWriter<byte>(256);
+        Serializer.Serialize(value, writer);
+        return writer.WrittenSpan.ToArray();
+    }
+
+    /// <summary>A state written and read back as the grain storage does: a new object graph with strings of its own.</summary>
+    public static T RoundTrip<T>(T value) => Serializer.Deserialize<T>(Bytes(value))!;
 }

@@ -2,7 +2,10 @@ using Microsoft.AspNetCore.Hosting;
 
 namespace Tests.Shared;
 
-/// <summary>The Api as the test suites host it: embedded mode with dev keys, no demo fleet, two partitions, no ticks, fast checkpoints and leases.</summary>
+/// <summary>
+/// The Api as the test suites host it: embedded mode with dev keys, no demo fleet, two partitions, no wall-clock ticks,
+/// fast checkpoints, and receipt time driven by the tests (<see cref="EventTimeLog"/>).
+/// </summary>
 public static class TestApiSettings
 {
     public static IWebHostBuilder UseTestApiSettings(this IWebHostBuilder builder) => builder
@@ -11,6 +14,6 @@ public static class TestApiSettings
         .UseSetting("Silo:Partitions", "2")
         .UseSetting("Silo:TicksEnabled", "false")
         .UseSetting("Silo:CheckpointInterval", "00:00:00.050")
-        .UseSetting("Silo:LeaseDuration", "00:00:02")
-        .UseSetting("Silo:RenewInterval", "00:00:00.200");
+        .UseSetting("Silo:PartitionCheckInterval", "00:00:00.250")
+        .UseEventTimeLog();
 }

@@ -76,7 +76,7 @@ public sealed class OpsApiTests(ApiFactory factory) : IClassFixture<ApiFactory>
         // The sensors may all hash to one partition; a tick goes to every partition, so both have records to commit.
         await factory.TickAsync(window + 10_000);
 
-        // Every record applied and committed: lag 0 on both partitions, and the silo's heartbeat counts the sensors.
+        // Every record applied and committed: lag 0 on both partitions, read by the one silo, with the sensors' activations.
         var cluster = await Eventually.Json(async () =>
         {
             var c = await (await _operator.GetAsync("/api/v1/cluster")).ExpectAsync(HttpStatusCode.OK);
@@ -91,21 +91,27 @@ public sealed class OpsApiTests(ApiFactory factory) : IClassFixture<ApiFactory>
         var silo = Assert.Single(cluster.GetProperty("silos").EnumerateArray());
         var siloId = silo.GetProperty("id").GetString();
         Assert.False(string.IsNullOrEmpty(siloId));
-        Assert.Equal("alive", silo.GetProperty("status").GetString());
+        Assert.Equal("active", silo.GetProperty("status").GetString());
+        Assert.False(string.IsNullOrEmpty(silo.GetProperty("name").GetString()));
         Assert.Equal([0, 1], silo.GetProperty("partitions").EnumerateArray().Select(p => p.GetInt32()));
         Assert.True(silo.GetProperty("lastHeartbeat").GetDateTimeOffset() >= silo.GetProperty("startedAt").GetDateTimeOffset());
         Assert.True(silo.GetProperty("activations").GetProperty("sensor").GetInt32() >= sensors.Length);
+        Assert.Equal(2, silo.GetProperty("activations").GetProperty("partition").GetInt32());
+        Assert.Equal(sensors.Length, silo.GetProperty("readingsApplied").GetInt64());
 
         var partitions = cluster.GetProperty("partitionMap").EnumerateArray().ToArray();
         Assert.Equal([0, 1], partitions.Select(p => p.GetProperty("partition").GetInt32()));
         foreach (var p in partitions)
         {
             Assert.Equal(siloId, p.GetProperty("owner").GetString());
-            Assert.True(p.GetProperty("epoch").GetInt64() >= 1);
-            Assert.True(p.GetProperty("leaseExpiresAt").GetDateTimeOffset() > DateTimeOffset.UtcNow.AddSeconds(-1));
+            Assert.True(p.GetProperty("activeSince").GetDateTimeOffset() <= DateTimeOffset.UtcNow);
             Assert.Equal(p.GetProperty("endOffset").GetInt64(), p.GetProperty("committedOffset").GetInt64());
+            Assert.Equal(p.GetProperty("endOffset").GetInt64(), p.GetProperty("appliedOffset").GetInt64());
             Assert.Equal(0, p.GetProperty("lag").GetInt64());
+            Assert.True(p.GetProperty("lastCheckpointAt").GetDateTimeOffset() >= p.GetProperty("activeSince").GetDateTimeOffset());
         }
+        Assert.Equal(sensors.Length, partitions.Sum(p => p.GetProperty("readingsApplied").GetInt64()));
+        Assert.Equal(sensors.Length, partitions.Sum(p => p.GetProperty("sensors").GetInt32()));
         Assert.True(cluster.GetProperty("activations").GetProperty("sensor").GetInt32() >= sensors.Length);
         Assert.True(cluster.GetProperty("activations").TryGetProperty("rule", out _));
     }

@@ -1,0 +1,74 @@
+using Grains.Abstractions;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.TestHost;
+using Microsoft.Extensions.DependencyInjection;
+using Runtime;
+
+namespace Tests.Shared;
+
+/// <summary>
+/// The embedded Api's log as the test suites drive it: every telemetry entry is received at the greatest event time
+/// posted so far (the receipt clock of a fleet whose devices agree with the server), so a sensor's clock is the event
+/// time of its readings, and <see cref="TickAsync"/> moves receipt time on to a given event time, closing what every
+/// sensor has due by then. A rule change is received at that time too. Tests take event-time windows in the past and close minutes without waiting for real time.
+/// </summary>
+public sealed class EventTimeLog(IInboxLog inner) : IInboxLog
+{
+    private long _nowMs = long.MinValue;
+
+    public int Partitions => inner.Partitions;
+
+    /// <summary>The receipt time reached: the greatest event time posted or ticked so far.</summary>
+    public long NowMs => Volatile.Read(ref _nowMs);
+
+    public ValueTask AppendAsync(int partition, IReadOnlyList<InboxEntry> entries, CancellationToken cancellationToken)
+    {
+        var received = entries.Select(e => e switch
+        {
+            TelemetryEntry telemetry => telemetry with { ReceivedAtMs = AdvanceTo(telemetry.Readings.Max(r => r.TimestampMs)) },
+            RuleChangeEntry change => change with { AtMs = Math.Max(NowMs, 0) },
+            _ => e,
+        }).ToArray();
+        return inner.AppendAsync(partition, received, cancellationToken);
+    }
+
+    /// <summary>Appends a tick at <paramref name="timeMs"/> to every partition: receipt time reaches it.</summary>
+    public Task TickAsync(long timeMs)
+    {
+        AdvanceTo(timeMs);
+        return Task.WhenAll(Enumerable.Range(0, inner.Partitions)
+            .Select(p => inner.AppendAsync(p, [new TickEntry(timeMs)], CancellationToken.None).AsTask()));
+    }
+
+    public IInboxReader OpenReader(int partition, long fromOffset) => inner.OpenReader(partition, fromOffset);
+
+    public ValueTask<long> EndOffsetAsync(int partition, CancellationToken cancellationToken) => inner.EndOffsetAsync(partition, cancellationToken);
+
+    public void Committed(int partition, long beforeOffset) => inner.Committed(partition, beforeOffset);
+
+    private long AdvanceTo(long timeMs)
+    {
+        long current;
+        while ((current = Volatile.Read(ref _nowMs)) < timeMs)
+        {
+            if (Interlocked.CompareExchange(ref _nowMs, timeMs, current) == current)
+            {
+                return timeMs;
+            }
+        }
+
+        return current;
+    }
+}
+
+public static class EventTimeLogHosting
+{
+    /// <summary>Puts an <see cref="EventTimeLog"/> in front of the embedded Api's in-memory log.</summary>
+    public static IWebHostBuilder UseEventTimeLog(this IWebHostBuilder builder) => builder.ConfigureTestServices(services =>
+    {
+        var registration = services.Last(d => d.ServiceType == typeof(IInboxLog));
+        services.Remove(registration);
+        services.AddSingleton(sp => new EventTimeLog((IInboxLog)registration.ImplementationFactory!(sp)));
+        services.AddSingleton<IInboxLog>(sp => sp.GetRequiredService<EventTimeLog>());
+    });
+}
