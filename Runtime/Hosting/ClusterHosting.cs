@@ -8,6 +8,7 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Orleans.Configuration;
+using Orleans.Dashboard;
 using Orleans.Serialization;
 using Runtime.InMemory;
 using Runtime.Partitions;
@@ -141,6 +142,8 @@ public static partial class ClusterHosting
         silo.Services.AddSingleton<SensorNameTable>();
         silo.Services.AddSingleton<IOutputSink>(sp => new OutputSink(sp.GetRequiredService<ILiveEvents>(), sp.GetRequiredService<IReadModelWriter>()));
         silo.Services.AddHostedService<PartitionKeeper>();
+        // The Orleans Dashboard's collectors (grain statistics, silo counters); an Api node serves its pages at /orleans.
+        silo.AddDashboard();
         return silo;
     }
 
@@ -149,6 +152,7 @@ public static partial class ClusterHosting
     {
         ConfigureCluster(client.Services, configuration, ClusterMode.Durable);
         client.UseRedisClustering(o => o.ConfigurationOptions = RedisConnection(configuration));
+        client.AddDashboard();
         return client;
     }
 
