@@ -4,12 +4,15 @@
 #
 #   scripts/cluster.sh start [--demo]   build, start the servers, the silos and the Api (http://127.0.0.1:5080)
 #   scripts/cluster.sh status           processes and the cluster view
-#   scripts/cluster.sh kill-silo N      SIGKILL silo N (1-3): its partitions move to the others within the lease time
-#   scripts/cluster.sh restart-silo N   SIGTERM silo N (final checkpoint, leases handed over), then start it again
+#   scripts/cluster.sh kill-silo N      SIGKILL silo N (1-3): Orleans declares it dead and its partitions and grains
+#                                       resume on the others within seconds
+#   scripts/cluster.sh restart-silo N   SIGTERM silo N (grains write their state, partitions take a last checkpoint),
+#                                       then start it again
 #   scripts/cluster.sh stop             stop everything started here
 #
-# Ports (override with the variables): PG_PORT=55432 RABBIT_PORT=55672 REDIS_PORT=56379 API_PORT=5080 SILO_PORT_BASE=5090.
-# SILOS=3 sets how many silo processes start; SKIP_BUILD=1 starts what is built.
+# Ports (override with the variables): PG_PORT=55432 RABBIT_PORT=55672 REDIS_PORT=56379 API_PORT=5080 SILO_PORT_BASE=5090:
+# silo N answers /health/live on SILO_PORT_BASE+N, talks to other silos on SILO_PORT_BASE+100+N and takes Orleans client
+# (Api) connections on SILO_PORT_BASE+200+N. SILOS=3 sets how many silo processes start; SKIP_BUILD=1 starts what is built.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -89,7 +92,8 @@ CONF
 start_silo() { # N
   local n=$1 port=$((silo_base + $1))
   (cd "$root/Silo/bin/Release/net10.0" && Redis__ConnectionString="$redis_conn" setsid bash -c 'echo $$ >"$0"; exec "$@"' "$dir/silo-$n.pid" \
-    dotnet Silo.dll --Urls="http://127.0.0.1:$port" --Silo:SiloId="silo-$n" \
+    dotnet Silo.dll --Urls="http://127.0.0.1:$port" --Orleans:SiloName="silo-$n" \
+    --Silo:Port=$((silo_base + 100 + n)) --Silo:GatewayPort=$((silo_base + 200 + n)) \
     --Postgres:ConnectionString="$pg_conn" --RabbitMq:Uri="$amqp" >"$dir/silo-$n.log" 2>&1 &)
   wait_for "silo $n" 10 test -s "$dir/silo-$n.pid"
 }

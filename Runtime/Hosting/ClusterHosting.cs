@@ -25,8 +25,8 @@ public enum ClusterMode { Embedded, Durable }
 /// an Orleans silo on loopback with in-memory grain storage, log and read models. <c>Durable</c>: silo processes on Redis
 /// clustering and Redis grain storage, RabbitMQ stream queues as the log, PostgreSQL read models; Api nodes are Orleans
 /// clients of those silos. Sections: "Silo" (<see cref="SiloOptions"/>), "Grains" (<see cref="SensorGrainOptions"/>),
-/// "Orleans" (cluster and service ids, "Membership" bound to <see cref="ClusterMembershipOptions"/>), and in durable mode
-/// "Redis", "Postgres" and "RabbitMq".
+/// "Orleans" (ClusterId, ServiceId, SiloName, and "Membership" bound to <see cref="ClusterMembershipOptions"/>), and in
+/// durable mode "Redis", "Postgres" and "RabbitMq".
 /// </summary>
 public static partial class ClusterHosting
 {
@@ -122,6 +122,11 @@ public static partial class ClusterHosting
         }
 
         silo.Services.AddOptions<ClusterMembershipOptions>().Bind(configuration.GetSection("Orleans:Membership"));
+        if (configuration["Orleans:SiloName"] is { Length: > 0 } siloName)
+        {
+            silo.Configure<Orleans.Configuration.SiloOptions>(o => o.SiloName = siloName);
+        }
+
         return silo.AddOrleansIotGrains(siloOptions);
     }
 
@@ -152,6 +157,8 @@ public static partial class ClusterHosting
     {
         ConfigureCluster(client.Services, configuration, ClusterMode.Durable);
         client.UseRedisClustering(o => o.ConfigurationOptions = RedisConnection(configuration));
+        // A node started before the silos finds their gateways within seconds, not at the default one-minute refresh.
+        client.Configure<GatewayOptions>(o => o.GatewayListRefreshPeriod = TimeSpan.FromSeconds(5));
         client.AddDashboard();
         return client;
     }
