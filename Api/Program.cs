@@ -69,6 +69,7 @@ app.MapRules();
 app.MapAlerts();
 app.MapDeviceCommands();
 app.MapCluster();
+app.MapOrleansDashboardForOperators();
 app.MapHub<LiveHub>(LiveHub.Path);
 app.MapHealthChecks("/health/live", new() { Predicate = _ => false });
 app.MapHealthChecks("/health/ready", new() { Predicate = c => c.Tags.Contains("ready") });

@@ -1,5 +1,6 @@
 using System.Security.Claims;
 using System.Text.Encodings.Web;
+using Api.Cluster;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.Extensions.Options;
 
@@ -47,7 +48,10 @@ public static class Roles
 
 /// <summary>
 /// Authenticates a request by its API key: header <c>X-Api-Key</c>, <c>Authorization: Bearer</c>, or (for the
-/// SignalR hub, where browsers cannot set headers on WebSockets) the <c>access_token</c> query parameter.
+/// SignalR hub, where browsers cannot set headers on WebSockets) the <c>access_token</c> query parameter. Under the
+/// Orleans Dashboard's path (<see cref="OrleansDashboardEndpoints.Path"/>), whose pages a browser loads without custom
+/// headers, also HTTP Basic authentication with the key as the password (any user name); an unauthenticated request
+/// there is challenged for Basic credentials, so that the browser asks for them.
 /// </summary>
 public sealed class ApiKeyHandler(
     IOptionsMonitor<AuthenticationSchemeOptions> options,
@@ -56,6 +60,9 @@ public sealed class ApiKeyHandler(
     IOptionsMonitor<ApiKeyOptions> keys) : AuthenticationHandler<AuthenticationSchemeOptions>(options, logger, encoder)
 {
     public const string SchemeName = "ApiKey";
+
+    /// <summary>The challenge under the Orleans Dashboard's path (RFC 7617): the browser asks for a user name and password.</summary>
+    public const string BasicChallenge = "Basic realm=\"OrleansIot\", charset=\"UTF-8\"";
 
     protected override Task<AuthenticateResult> HandleAuthenticateAsync()
     {
@@ -86,6 +93,11 @@ public sealed class ApiKeyHandler(
         {
             return authorization["Bearer ".Length..].Trim();
         }
+        if (authorization.StartsWith("Basic ", StringComparison.OrdinalIgnoreCase) && IsOrleansDashboard)
+        {
+            // Credentials that do not decode present an empty key: not authenticated, challenged again.
+            return BasicPassword(authorization["Basic ".Length..].Trim()) ?? "";
+        }
         if (Request.Path.StartsWithSegments("/hubs") && Request.Query.TryGetValue("access_token", out var token))
         {
             return token.ToString();
@@ -93,14 +105,46 @@ public sealed class ApiKeyHandler(
         return null;
     }
 
+    private bool IsOrleansDashboard => Request.Path.StartsWithSegments(OrleansDashboardEndpoints.Path, StringComparison.OrdinalIgnoreCase);
+
+    /// <summary>The password of Basic credentials (base64 of "user:password", UTF-8), or null when they do not decode.</summary>
+    private static string? BasicPassword(string credentials)
+    {
+        var bytes = new byte[credentials.Length];
+        if (!Convert.TryFromBase64String(credentials, bytes, out var length))
+        {
+            return null;
+        }
+        string text;
+        try
+        {
+            text = new System.Text.UTF8Encoding(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true).GetString(bytes, 0, length);
+        }
+        catch (System.Text.DecoderFallbackException)
+        {
+            return null;
+        }
+        var colon = text.IndexOf(':', StringComparison.Ordinal);
+        return colon < 0 ? null : text[(colon + 1)..];
+    }
+
     private static bool FixedTimeEquals(string expected, string presented) =>
         System.Security.Cryptography.CryptographicOperations.FixedTimeEquals(
             System.Text.Encoding.UTF8.GetBytes(expected), System.Text.Encoding.UTF8.GetBytes(presented));
 
-    protected override Task HandleChallengeAsync(AuthenticationProperties properties) =>
-        WriteProblemAsync(StatusCodes.Status401Unauthorized, "Unauthorized", PresentedKey() is null
+    protected override Task HandleChallengeAsync(AuthenticationProperties properties)
+    {
+        if (IsOrleansDashboard)
+        {
+            Response.Headers.WWWAuthenticate = BasicChallenge;
+            return WriteProblemAsync(StatusCodes.Status401Unauthorized, "Unauthorized", PresentedKey() is null
+                ? "An operator API key is required: give it as the password (any user name), or send it in the X-Api-Key header."
+                : "The API key is not valid.");
+        }
+        return WriteProblemAsync(StatusCodes.Status401Unauthorized, "Unauthorized", PresentedKey() is null
             ? "An API key is required: send it in the X-Api-Key header."
             : "The API key is not valid.");
+    }
 
     protected override Task HandleForbiddenAsync(AuthenticationProperties properties) =>
         WriteProblemAsync(StatusCodes.Status403Forbidden, "Forbidden",

@@ -111,11 +111,7 @@ public static partial class ClusterHosting
         {
             var redis = RedisConnection(configuration);
             silo.UseRedisClustering(o => o.ConfigurationOptions = redis);
-            silo.AddRedisGrainStorage(GrainStorage.Name, o => o.Configure<Serializer>((options, serializer) =>
-            {
-                options.ConfigurationOptions = redis;
-                options.GrainStorageSerializer = new BinaryGrainStorageSerializer(serializer);
-            }));
+            silo.AddOrleansIotRedisStorage(redis);
             var address = IPAddress.Parse(configuration["Silo:AdvertisedAddress"] is { Length: > 0 } advertised ? advertised : "127.0.0.1");
             silo.ConfigureEndpoints(address, siloOptions.Port != 0 ? siloOptions.Port : 11111,
                 siloOptions.GatewayPort != 0 ? siloOptions.GatewayPort : 30000, listenOnAnyHostAddress: false);
@@ -151,6 +147,14 @@ public static partial class ClusterHosting
         silo.AddDashboard();
         return silo;
     }
+
+    /// <summary>The grain storage of the durable cluster: Redis, states in binary form (<see cref="BinaryGrainStorageSerializer"/>).</summary>
+    public static ISiloBuilder AddOrleansIotRedisStorage(this ISiloBuilder silo, ConfigurationOptions redis) =>
+        silo.AddRedisGrainStorage(GrainStorage.Name, o => o.Configure<Serializer>((options, serializer) =>
+        {
+            options.ConfigurationOptions = redis;
+            options.GrainStorageSerializer = new BinaryGrainStorageSerializer(serializer);
+        }));
 
     /// <summary>An Orleans client of the durable cluster's silos (an Api node in durable mode).</summary>
     public static IClientBuilder AddOrleansIotClient(this IClientBuilder client, IConfiguration configuration)

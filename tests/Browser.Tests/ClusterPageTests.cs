@@ -4,7 +4,7 @@ using OpenQA.Selenium;
 
 namespace Browser.Tests;
 
-/// <summary>Issue 5 item 6: the cluster page (silos, partition map, live load charts).</summary>
+/// <summary>Issue 5 item 6: the cluster page (Orleans silos, partition map, live load charts, link to the Orleans Dashboard).</summary>
 [Collection(DashboardCollection.Name)]
 public sealed class ClusterPageTests(DashboardFixture fx)
 {
@@ -25,6 +25,7 @@ public sealed class ClusterPageTests(DashboardFixture fx)
         var cluster = await (await fx.Operator.GetAsync("/api/v1/cluster")).ExpectAsync(HttpStatusCode.OK);
         var silo = Assert.Single(cluster.GetProperty("silos").EnumerateArray());
         var siloId = silo.GetProperty("id").GetString()!;
+        var siloName = silo.GetProperty("name").GetString()!;
         var partitions = cluster.GetProperty("partitionMap").GetArrayLength();
         Assert.Equal(2, partitions);
 
@@ -34,23 +35,44 @@ public sealed class ClusterPageTests(DashboardFixture fx)
         Assert.Equal("Cluster · OrleansIot", fx.Driver.Title);
         Assert.Equal("page", fx.Driver.FindElement(By.CssSelector("#nav a[href='#/cluster']")).GetAttribute("aria-current"));
 
-        // The co-hosted silo holds both partitions.
+        // The columns of the Orleans cluster: no epochs, leases or alerts per silo any more.
+        Assert.Equal(["Silo", "Status", "Uptime", "Partitions", "Activations", "Readings/s", "Readings applied", "Last “I am alive”"],
+            fx.Driver.FindElements(By.CssSelector("#silo-table thead th")).Select(h => h.Text));
+        Assert.Equal(["Partition", "Silo", "Active since", "Committed", "Applied", "End", "Lag", "Readings", "Sensors", "Last checkpoint"],
+            fx.Driver.FindElements(By.CssSelector("#partition-map thead th")).Select(h => h.Text));
+
+        // The co-hosted silo runs the readers of both partitions, and their partition grains.
         var siloRow = By.CssSelector($"#silo-body tr[data-silo-id='{siloId}']");
         DashboardFixture.Until(() => fx.Driver.FindElements(siloRow).Count == 1
-            && fx.Driver.FindElement(siloRow).FindElement(By.CssSelector(".silo-partitions")).GetAttribute("data-count") == "2", "the silo holding 2 partitions");
+            && fx.Driver.FindElement(siloRow).FindElement(By.CssSelector(".silo-partitions")).GetAttribute("data-count") == "2", "the silo running 2 partitions");
         Assert.Single(fx.Driver.FindElements(By.CssSelector("#silo-body tr")));
         var row = fx.Driver.FindElement(siloRow);
-        Assert.Equal("alive", row.GetAttribute("data-status"));
+        Assert.Equal("active", row.GetAttribute("data-status"));
+        Assert.Equal(siloName, row.FindElement(By.CssSelector(".silo-name")).Text);
+        Assert.Equal(siloId, row.FindElement(By.CssSelector(".silo-address")).Text);
         Assert.Contains("(0, 1)", row.Text, StringComparison.Ordinal);
-        Assert.Matches(@"\d+ sensor, \d+ rule", row.Text);
+        Assert.Matches(@"^\d+ sensor, \d+ rule, 2 partition$", row.FindElement(By.CssSelector(".silo-activations")).Text);
         Assert.EndsWith(" UTC", row.FindElement(By.CssSelector("time")).GetAttribute("title"), StringComparison.Ordinal);
 
-        // A partition map row per partition, owned by the silo.
+        // A partition map row per partition, run by the silo: since when, positions, lag, readings, sensors, last checkpoint.
         var mapRows = fx.Driver.FindElements(By.CssSelector("#partition-body tr"));
         Assert.Equal(partitions, mapRows.Count);
         Assert.Equal(["0", "1"], mapRows.Select(r => r.GetAttribute("data-partition")));
         Assert.All(mapRows, r => Assert.Equal(siloId, r.GetAttribute("data-owner")));
         Assert.All(mapRows, r => Assert.Contains(siloId, r.Text, StringComparison.Ordinal));
+        Assert.All(mapRows, r => Assert.Contains(siloName, r.Text, StringComparison.Ordinal));
+        Assert.All(mapRows, r => Assert.All(r.FindElements(By.CssSelector("td.num")), c => Assert.Matches(@"^[\d,.\s\u00a0\u202f]+$", c.Text)));
+        Assert.All(mapRows, r => Assert.Equal(2, r.FindElements(By.CssSelector("time[title$=' UTC']")).Count));
+        // The 20 readings posted above, applied by the two readers (more from the collection's other tests).
+        DashboardFixture.Until(() => fx.Driver.FindElements(By.CssSelector("#partition-body tr"))
+            .Sum(r => long.Parse(r.GetAttribute("data-readings")!, CultureInfo.InvariantCulture)) >= 20,
+            "the readings applied by the partitions' readers");
+
+        // The Orleans Dashboard, served by the Api to operators.
+        var orleans = fx.Driver.FindElement(By.Id("orleans-dashboard-link"));
+        Assert.Equal("Orleans Dashboard", orleans.Text);
+        Assert.Equal(new Uri(fx.BaseAddress, "/orleans/").ToString(), orleans.GetAttribute("href"));
+        Assert.Contains("operator key as the password", fx.Driver.FindElement(By.Id(orleans.GetAttribute("aria-describedby")!)).Text, StringComparison.Ordinal);
 
         // The charts show the history: the readings/s chart has points, one of them above 0 (the readings posted above).
         DashboardFixture.Until(() => int.Parse(fx.Driver.FindElement(By.Id("chart-readings")).GetAttribute("data-points")!, CultureInfo.InvariantCulture) >= 1
@@ -77,6 +99,33 @@ public sealed class ClusterPageTests(DashboardFixture fx)
         var afterLeaving = ResourceCount("/api/v1/cluster/metrics");
         await Task.Delay(TimeSpan.FromSeconds(5));
         Assert.Equal(afterLeaving, ResourceCount("/api/v1/cluster/metrics"));
+    }
+
+    [Fact]
+    public async Task OrleansDashboard_Opens_WithTheOperatorKeyAsThePassword()
+    {
+        var cluster = await (await fx.Operator.GetAsync("/api/v1/cluster")).ExpectAsync(HttpStatusCode.OK);
+        var siloId = Assert.Single(cluster.GetProperty("silos").EnumerateArray()).GetProperty("id").GetString()!;
+
+        // What the browser does once the operator typed a user name and the key into its Basic prompt (headless Chromium
+        // cannot show the prompt): the page, its script and the JSON it polls all load with those credentials.
+        var withCredentials = new UriBuilder(new Uri(fx.BaseAddress, "/orleans/")) { UserName = "operator", Password = DashboardFixture.OperatorKey }.Uri;
+        fx.Driver.Navigate().GoToUrl(withCredentials);
+        DashboardFixture.Until(() => fx.Driver.Title == "Orleans Dashboard", "the Orleans Dashboard's page");
+        DashboardFixture.Until(() => fx.Driver.FindElement(By.Id("content")).Text.Contains("ACTIVE SILOS\n1", StringComparison.OrdinalIgnoreCase),
+            "one active silo in the overview", TimeSpan.FromSeconds(20));
+
+        // Its pages of this cluster: the silo (by its address, as /api/v1/cluster names it) and the grain types.
+        fx.Driver.Navigate().GoToUrl(new Uri(fx.BaseAddress, "/orleans/#/silos"));
+        DashboardFixture.Until(() => fx.Driver.FindElement(By.Id("content")).Text.Contains(siloId, StringComparison.Ordinal),
+            "this cluster's silo in the Orleans Dashboard", TimeSpan.FromSeconds(20));
+        fx.Driver.Navigate().GoToUrl(new Uri(fx.BaseAddress, "/orleans/#/grains"));
+        DashboardFixture.Until(() => fx.Driver.FindElement(By.Id("content")).Text.Contains("PartitionGrain", StringComparison.Ordinal),
+            "the partition grains in the Orleans Dashboard", TimeSpan.FromSeconds(20));
+        Assert.Equal(0L, Convert.ToInt64(Js.ExecuteScript(
+            "return performance.getEntriesByType('resource').filter(e => e.responseStatus >= 400).length;"), CultureInfo.InvariantCulture));
+        // (Reading the browser log also empties it for the collection's next test.)
+        Assert.DoesNotContain(fx.ConsoleErrors(), e => e.Contains(" 401 ", StringComparison.Ordinal) || e.Contains(" 403 ", StringComparison.Ordinal));
     }
 
     [Fact]

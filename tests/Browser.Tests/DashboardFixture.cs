@@ -9,14 +9,14 @@ using Microsoft.AspNetCore.Mvc.Testing;
 using Microsoft.Extensions.DependencyInjection;
 using OpenQA.Selenium;
 using OpenQA.Selenium.Chrome;
-using Runtime;
 using Tests.Shared;
 
 namespace Browser.Tests;
 
 /// <summary>
-/// The Api in embedded mode on a real loopback port (Kestrel), demo off, stream time driven by the tests (ticks off),
-/// and one headless Debian Chromium driven through chromedriver. Shared by every test of the collection.
+/// The Api in embedded mode on a real loopback port (Kestrel), demo off, receipt time driven by the tests (ticks off,
+/// <see cref="EventTimeLog"/> in front of the log), and one headless Debian Chromium driven through chromedriver. Shared
+/// by every test of the collection.
 /// </summary>
 public sealed class DashboardFixture : IAsyncLifetime
 {
@@ -99,18 +99,21 @@ public sealed class DashboardFixture : IAsyncLifetime
         return client;
     }
 
-    /// <summary>10 minutes of event time later than every window taken before (stream time is shared by a partition's sensors).</summary>
+    /// <summary>
+    /// 10 minutes of event time later than every window taken before: receipt time is shared by the collection's tests
+    /// and only moves on, so a window later than every earlier one is received at its own event times.
+    /// </summary>
     public long NextWindow() => BaseTimeMs + Interlocked.Increment(ref _windows) * 10 * MinuteMs;
 
-    /// <summary>Advances the stream time of every partition, closing the minutes due by then.</summary>
-    public Task TickAsync(long timeMs) => _host.Services.GetRequiredService<GrainGateway>().TickAsync(timeMs, CancellationToken.None);
+    /// <summary>Moves receipt time on to <paramref name="timeMs"/>: every sensor's clock runs to it, closing the minutes due by then.</summary>
+    public Task TickAsync(long timeMs) => _host.Services.GetRequiredService<EventTimeLog>().TickAsync(timeMs);
 
     /// <summary>Waits until every partition has applied and checkpointed everything appended so far (lag 0 in /cluster).</summary>
     public async Task SettledAsync() => await Until(async () =>
     {
         var cluster = await (await Operator.GetAsync("/api/v1/cluster")).ExpectAsync(HttpStatusCode.OK);
         return cluster.GetProperty("partitionMap").EnumerateArray()
-            .All(p => p.TryGetProperty("owner", out _) && p.GetProperty("lag").GetInt64() == 0) ? cluster : null;
+            .All(p => p.TryGetProperty("owner", out _) && p.TryGetProperty("lag", out var lag) && lag.GetInt64() == 0) ? cluster : null;
     }, "every partition committed up to its end offset");
 
     /// <summary>Opens a dashboard page in a fresh document with the operator key already in session storage.</summary>

@@ -66,6 +66,6 @@ public sealed class FailoverTests
     }
 
     /// <summary>Every partition's reader has read all that was appended (not necessarily committed it).</summary>
-    private static Task WaitAppliedAsync(TestSilos silos) => Eventually.Until(async () =>
+    private static Task WaitAppliedAsync(TestSilos silos) => Waiting.Until(async () =>
         (await silos.StatusesAsync()).All(s => s is not null && s.AppliedOffset == s.EndOffset), TimeSpan.FromSeconds(30), "every partition read to its end");
 }

@@ -1,3 +1,4 @@
+using Tests.Shared;
 using Grains.Abstractions;
 using Runtime.InMemory;
 

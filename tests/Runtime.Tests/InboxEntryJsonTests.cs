@@ -1,3 +1,4 @@
+using Tests.Shared;
 using System.Text;
 using System.Text.Json;
 using Grains.Abstractions;

@@ -1,3 +1,4 @@
+using Tests.Shared;
 using Grains.Abstractions;
 using Runtime.InMemory;
 
@@ -26,11 +27,11 @@ public sealed class LogOutageTests
         var reading = new Reading { SensorId = "quiet-1", TimestampMs = now - 80_000, Metrics = [new MetricValue("t", 20)] };
         await silos.Log.AppendAsync(Partitioner.PartitionOf(reading.SensorId, silos.Options.Partitions),
             [new TelemetryEntry([reading], null, now - 79_000)], CancellationToken.None);
-        await Eventually.Until(() => refusing.Refused >= 2, TimeSpan.FromSeconds(10), "the reader's tick refused, and tried again");
+        await Waiting.Until(() => refusing.Refused >= 2, TimeSpan.FromSeconds(10), "the reader's tick refused, and tried again");
         Assert.Empty(await silos.Store.GetAggregatesAsync(reading.SensorId, now - 600_000, now, null, CancellationToken.None));
 
         refusing.Refusing = false;
-        await Eventually.Until(async () => (await silos.Store.GetAggregatesAsync(reading.SensorId, now - 600_000, now, null, CancellationToken.None)).Count == 1,
+        await Waiting.Until(async () => (await silos.Store.GetAggregatesAsync(reading.SensorId, now - 600_000, now, null, CancellationToken.None)).Count == 1,
             TimeSpan.FromSeconds(10), "the minute closed once the tick went out");
         Assert.All(await silos.StatusesAsync(), s => Assert.NotNull(s));
     }

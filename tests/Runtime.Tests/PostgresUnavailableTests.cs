@@ -1,3 +1,4 @@
+using Tests.Shared;
 using System.Net.Sockets;
 using Npgsql;
 using Runtime.Postgres;

@@ -1,6 +1,8 @@
-// Cluster: silos (status, uptime, partitions held, activations per grain type, load), the partition map (owner,
-// epoch, committed and end offset, lag; coloured by owner) and live charts of the last minutes (readings/s, alerts/min,
-// readings/s per silo). Polls /api/v1/cluster and /api/v1/cluster/metrics every few seconds while the page is shown.
+// Cluster: the Orleans silos (status, uptime, partitions whose readers they run, activations per grain type, load, last
+// "I am alive"), the partition map (one row per log partition as its reader reports it: silo, positions, lag, readings,
+// sensors, last checkpoint; coloured by silo) and live charts of the last minutes (readings/s, alerts/min, readings/s per
+// silo). Polls /api/v1/cluster and /api/v1/cluster/metrics every few seconds while the page is shown. Links to the
+// Orleans Dashboard (/orleans/), which the Api serves to operators.
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
 import { api } from '../api.js';
@@ -28,20 +30,39 @@ function rate(value, unit) {
   return typeof value === 'number' && Number.isFinite(value) ? `${num(value)} ${unit}` : '—';
 }
 
+// Orleans silo statuses: active (green), on its way in or out (amber), dead (red).
+const STATUS_CLASS = { active: 'state-resolved', joining: 'state-acknowledged', 'shutting down': 'state-acknowledged', stopping: 'state-acknowledged' };
+
+// The grain types of the system, in this order, then any other the Api reports.
+const GRAIN_TYPES = ['sensor', 'rule', 'partition'];
+
+function activations(counts) {
+  const types = [...GRAIN_TYPES.filter((t) => t in counts), ...Object.keys(counts).filter((t) => !GRAIN_TYPES.includes(t))];
+  return types.map((type) => `${num(counts[type])} ${esc(type)}`).join(', ') || '—';
+}
+
+function utc(value) {
+  return new Date(value).toISOString().replace('T', ' ').replace(/\.\d{3}Z$/, ' UTC');
+}
+
 export function mount(root) {
   document.title = 'Cluster · OrleansIot';
   root.innerHTML = `
     <section class="page cluster-page">
       <h1>Cluster</h1>
+      <p class="page-links">
+        <a id="orleans-dashboard-link" href="/orleans/" aria-describedby="orleans-dashboard-hint">Orleans Dashboard</a>
+        <span id="orleans-dashboard-hint" class="muted small">Orleans' own view of grains, calls and silos. The browser asks for a user name and password: any user name, and the operator key as the password.</span>
+      </p>
       <p id="cluster-error" class="error" role="alert"></p>
       <div class="panel" id="cluster-summary" aria-live="polite"><span class="muted">Loading…</span></div>
       <h2 id="silos-heading">Silos</h2>
       <div class="table-wrap">
         <table class="data" id="silo-table" aria-labelledby="silos-heading">
-          <thead><tr><th scope="col">Silo</th><th scope="col">Status</th><th scope="col">Uptime</th><th scope="col">Partitions held</th>
+          <thead><tr><th scope="col">Silo</th><th scope="col">Status</th><th scope="col">Uptime</th><th scope="col">Partitions</th>
             <th scope="col">Activations</th><th scope="col" class="num">Readings/s</th><th scope="col" class="num">Readings applied</th>
-            <th scope="col" class="num">Alerts opened</th><th scope="col">Last heartbeat</th></tr></thead>
-          <tbody id="silo-body"><tr><td colspan="9" class="muted">Loading…</td></tr></tbody>
+            <th scope="col">Last “I am alive”</th></tr></thead>
+          <tbody id="silo-body"><tr><td colspan="8" class="muted">Loading…</td></tr></tbody>
         </table>
       </div>
       <h2 id="load-heading">Load, last <span id="history-length">minutes</span></h2>
@@ -59,10 +80,11 @@ export function mount(root) {
       <h2 id="partitions-heading">Partition map</h2>
       <div class="table-wrap">
         <table class="data" id="partition-map" aria-labelledby="partitions-heading">
-          <thead><tr><th scope="col" class="num">Partition</th><th scope="col">Owner</th><th scope="col" class="num">Epoch</th>
-            <th scope="col" class="num">Committed offset</th><th scope="col" class="num">End offset</th><th scope="col" class="num">Lag</th>
-            <th scope="col">Lease expires</th></tr></thead>
-          <tbody id="partition-body"><tr><td colspan="7" class="muted">Loading…</td></tr></tbody>
+          <thead><tr><th scope="col" class="num">Partition</th><th scope="col">Silo</th><th scope="col">Active since</th>
+            <th scope="col" class="num" title="Everything below is durably applied">Committed</th><th scope="col" class="num" title="Read and applied by the reader">Applied</th>
+            <th scope="col" class="num">End</th><th scope="col" class="num" title="End minus committed">Lag</th>
+            <th scope="col" class="num">Readings</th><th scope="col" class="num">Sensors</th><th scope="col">Last checkpoint</th></tr></thead>
+          <tbody id="partition-body"><tr><td colspan="10" class="muted">Loading…</td></tr></tbody>
         </table>
       </div>
     </section>`;
@@ -70,6 +92,7 @@ export function mount(root) {
   const $ = (selector) => root.querySelector(selector);
   const errorLine = $('#cluster-error');
   const colours = new Map(); // silo id -> colour, stable while the page is open
+  const names = new Map(); // silo id -> silo name, from the last cluster response
   let metrics = { points: [], silos: [], historySeconds: 0 };
   let timer = 0;
   let closed = false;
@@ -135,52 +158,63 @@ export function mount(root) {
       { label: 'alerts/min', stroke: '#a4001d', width: 2, fill: 'rgba(164,0,29,0.10)', value: (_u, v) => rate(v, 'alerts/min') },
     ], [xs, points.map((p) => p.alertsPerMinute)]);
     const silos = metrics.silos;
-    plot(charts.silos, `silos:${silos.join('\n')}`, silos.map((id) => ({
-      label: id, stroke: colourOf(id), width: 2, value: (_u, v) => rate(v, 'readings/s'),
+    const labels = silos.map((id) => (names.get(id) ? `${names.get(id)} (${id})` : id));
+    plot(charts.silos, `silos:${labels.join('\n')}`, silos.map((id, i) => ({
+      label: labels[i], stroke: colourOf(id), width: 2, value: (_u, v) => rate(v, 'readings/s'),
     })), [xs, ...silos.map((id) => points.map((p) => p.readingsPerSecondBySilo[id] ?? null))]);
     $('#history-length').textContent = metrics.historySeconds ? `${num(metrics.historySeconds / 60)} min` : 'minutes';
   }
 
   // --- tables ---------------------------------------------------------------------------------------------------
+  function siloLabel(siloId) {
+    const name = names.get(siloId);
+    return name ? `${esc(name)} <span class="muted small">${esc(siloId)}</span>` : esc(siloId);
+  }
+
   function drawCluster(cluster) {
     const now = Date.now();
     const latest = metrics.points.at(-1);
-    const alive = cluster.silos.filter((s) => s.status === 'alive').length;
-    const owned = cluster.partitionMap.filter((p) => p.owner).length;
-    const totalLag = cluster.partitionMap.reduce((sum, p) => sum + p.lag, 0);
+    const active = cluster.silos.filter((s) => s.status === 'active').length;
+    const answered = cluster.partitionMap.filter((p) => p.owner).length;
+    const totalLag = cluster.partitionMap.reduce((sum, p) => sum + (p.lag ?? 0), 0);
     $('#cluster-summary').innerHTML = `
       <dl class="facts">
-        <div><dt>Silos alive</dt><dd id="summary-silos">${num(alive)} of ${num(cluster.silos.length)}</dd></div>
-        <div><dt>Partitions owned</dt><dd id="summary-partitions">${num(owned)} of ${num(cluster.partitions)}</dd></div>
+        <div><dt>Silos active</dt><dd id="summary-silos">${num(active)} of ${num(cluster.silos.length)}</dd></div>
+        <div><dt>Partitions with a reader</dt><dd id="summary-partitions">${num(answered)} of ${num(cluster.partitions)}</dd></div>
         <div><dt>Total lag</dt><dd>${num(totalLag)} entries</dd></div>
-        <div><dt>Active grains</dt><dd>${Object.entries(cluster.activations).map(([type, n]) => `${num(n)} ${esc(type)}`).join(', ')}</dd></div>
+        <div><dt>Active grains</dt><dd id="summary-activations">${activations(cluster.activations)}</dd></div>
         <div><dt>Readings now</dt><dd>${rate(latest?.readingsPerSecond, 'readings/s')}</dd></div>
         <div><dt>Alerts now</dt><dd>${rate(latest?.alertsPerMinute, 'alerts/min')}</dd></div>
       </dl>`;
 
+    names.clear();
+    for (const silo of cluster.silos) names.set(silo.id, silo.name);
     for (const silo of [...cluster.silos].sort((a, b) => a.id.localeCompare(b.id))) colourOf(silo.id);
     $('#silo-body').innerHTML = cluster.silos.map((s) => `
       <tr data-silo-id="${esc(s.id)}" data-status="${esc(s.status)}">
-        <th scope="row">${swatch(s.id)}${esc(s.id)}${s.address ? `<div class="muted small">${esc(s.address)}</div>` : ''}</th>
-        <td><span class="state ${s.status === 'alive' ? 'state-resolved' : 'state-open'}">${esc(s.status)}</span></td>
-        <td title="since ${esc(new Date(s.startedAt).toISOString().replace('T', ' ').replace(/\.\d{3}Z$/, ' UTC'))}">${duration(now - Date.parse(s.startedAt))}</td>
+        <th scope="row">${swatch(s.id)}<span class="silo-name">${esc(s.name)}</span>
+          <div class="muted small"><span class="silo-address">${esc(s.id)}</span>${s.hostName ? ` on ${esc(s.hostName)}` : ''}</div></th>
+        <td><span class="state ${STATUS_CLASS[s.status] ?? 'state-open'}">${esc(s.status)}</span></td>
+        <td title="since ${esc(utc(s.startedAt))}">${duration(now - Date.parse(s.startedAt))}</td>
         <td class="silo-partitions" data-count="${s.partitions.length}">${num(s.partitions.length)}${s.partitions.length ? ` <span class="muted small">(${s.partitions.map((p) => esc(p)).join(', ')})</span>` : ''}</td>
-        <td>${Object.entries(s.activations).map(([type, n]) => `${num(n)} ${esc(type)}`).join(', ') || '—'}</td>
+        <td class="silo-activations">${activations(s.activations)}</td>
         <td class="num">${rate(latest?.readingsPerSecondBySilo[s.id], 'readings/s')}</td>
         <td class="num">${num(s.readingsApplied)}</td>
-        <td class="num">${num(s.alertsOpened)}</td>
         <td>${time(s.lastHeartbeat)}</td>
-      </tr>`).join('') || '<tr><td colspan="9" class="muted">No silo has joined the cluster.</td></tr>';
+      </tr>`).join('') || '<tr><td colspan="8" class="muted">No silo has joined the cluster.</td></tr>';
 
     $('#partition-body').innerHTML = cluster.partitionMap.map((p) => `
-      <tr data-partition="${p.partition}" data-owner="${esc(p.owner ?? '')}"${p.owner ? ` style="--owner:${colourOf(p.owner)}"` : ''} class="partition-row${p.owner ? ' owned' : ''}">
+      <tr data-partition="${p.partition}" data-owner="${esc(p.owner ?? '')}" data-readings="${p.readingsApplied ?? ''}"${p.owner ? ` style="--owner:${colourOf(p.owner)}"` : ''} class="partition-row${p.owner ? ' owned' : ''}">
         <th scope="row" class="num">${p.partition}</th>
-        <td>${p.owner ? `${swatch(p.owner)}${esc(p.owner)}` : '<span class="muted">none (lease free or expired)</span>'}</td>
-        <td class="num">${num(p.epoch)}</td>
+        <td>${p.owner ? `${swatch(p.owner)}${siloLabel(p.owner)}` : '<span class="muted">no answer from its reader</span>'}</td>
+        <td>${time(p.activeSince)}</td>
         <td class="num">${num(p.committedOffset)}</td>
+        <td class="num">${num(p.appliedOffset)}</td>
         <td class="num">${num(p.endOffset)}</td>
         <td class="num${p.lag > 0 ? ' lagging' : ''}">${num(p.lag)}</td>
-        <td>${p.owner && p.leaseExpiresAt ? time(p.leaseExpiresAt) : '—'}</td>
+        <td class="num">${num(p.readingsApplied)}</td>
+        <td class="num">${num(p.sensors)}</td>
+        <td>${time(p.lastCheckpointAt)}</td>
       </tr>`).join('');
   }
 

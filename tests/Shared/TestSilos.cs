@@ -8,16 +8,19 @@ using Orleans.Runtime;
 using Orleans.Serialization;
 using Orleans.Storage;
 using Orleans.TestingHost;
+using Runtime;
+using SiloOptions = Runtime.SiloOptions;
 using Runtime.Hosting;
 using Runtime.InMemory;
 
-namespace Runtime.Tests;
+namespace Tests.Shared;
 
 /// <summary>
 /// N Orleans silos in this process (Orleans' <see cref="InProcessTestCluster"/>, in-memory transport and membership) on
 /// providers they all share, as the durable cluster's silos share Redis, RabbitMQ and PostgreSQL: the log, the read
-/// models, live events (every published output is recorded) and a grain storage with ETags. A killed silo's grains
-/// and partitions reload from what was stored, on the others.
+/// models (in memory, or a given writer such as PostgreSQL), live events (every published output is recorded) and a
+/// grain storage with ETags (in memory, or one a test configures, such as Redis). A killed silo's grains and partitions
+/// reload from what was stored, on the others.
 /// </summary>
 public sealed class TestSilos : IAsyncDisposable
 {
@@ -71,8 +74,10 @@ public sealed class TestSilos : IAsyncDisposable
     };
 
     /// <param name="wrapLog">Gives the silos another view of the shared log (one that fails appends, say); tests append to the log itself.</param>
+    /// <param name="writer">Where the silos write the read models (default: <see cref="Store"/>).</param>
+    /// <param name="storage">Adds the grain storage named <see cref="GrainStorage.Name"/> to each silo (default: shared memory).</param>
     public static async Task<TestSilos> StartAsync(short silos, Action<SiloOptions>? configure = null, SensorGrainOptions? grains = null,
-        Func<InMemoryInboxLog, IInboxLog>? wrapLog = null)
+        Func<InMemoryInboxLog, IInboxLog>? wrapLog = null, IReadModelWriter? writer = null, Action<ISiloBuilder>? storage = null)
     {
         var options = DefaultOptions();
         configure?.Invoke(options);
@@ -80,7 +85,7 @@ public sealed class TestSilos : IAsyncDisposable
         var siloLog = wrapLog?.Invoke(log) ?? log;
         var store = new InMemoryStore(TimeProvider.System);
         var live = new InMemoryLiveEvents();
-        var storage = new SharedGrainStorage.Records();
+        var records = new SharedGrainStorage.Records();
         var builder = new InProcessTestClusterBuilder(silos);
         builder.Options.ConfigureFileLogging = false;
         builder.ConfigureSilo((_, silo) =>
@@ -89,9 +94,17 @@ public sealed class TestSilos : IAsyncDisposable
             silo.Services.AddSingleton(Microsoft.Extensions.Options.Options.Create(grains ?? new SensorGrainOptions()));
             silo.Services.AddSingleton(TimeProvider.System);
             silo.Services.AddSingleton(siloLog);
-            silo.Services.AddSingleton<IReadModelWriter>(store);
+            silo.Services.AddSingleton(writer ?? store);
             silo.Services.AddSingleton<ILiveEvents>(live);
-            silo.Services.AddKeyedSingleton<IGrainStorage>(GrainStorage.Name, (sp, _) => new SharedGrainStorage(storage, sp.GetRequiredService<Serializer>()));
+            if (storage is not null)
+            {
+                storage(silo);
+            }
+            else
+            {
+                silo.Services.AddKeyedSingleton<IGrainStorage>(GrainStorage.Name, (sp, _) => new SharedGrainStorage(records, sp.GetRequiredService<Serializer>()));
+            }
+
             silo.Services.Configure<ClusterMembershipOptions>(m =>
             {
                 m.ProbeTimeout = TimeSpan.FromSeconds(1);
@@ -104,13 +117,13 @@ public sealed class TestSilos : IAsyncDisposable
         });
         var cluster = builder.Build();
         await cluster.DeployAsync();
-        var testSilos = new TestSilos(cluster, options, log, store, live, storage);
+        var testSilos = new TestSilos(cluster, options, log, store, live, records);
         await testSilos.WaitForPartitionsAsync();
         return testSilos;
     }
 
     /// <summary>Every partition's reader answers (from any silo).</summary>
-    public Task WaitForPartitionsAsync(TimeSpan? timeout = null) => Eventually.Until(async () =>
+    public Task WaitForPartitionsAsync(TimeSpan? timeout = null) => Waiting.Until(async () =>
     {
         var statuses = await StatusesAsync();
         return statuses.All(s => s is not null);
@@ -140,7 +153,7 @@ public sealed class TestSilos : IAsyncDisposable
     public async Task WaitForQuiescenceAsync(TimeSpan? timeout = null)
     {
         var stableRounds = 0;
-        await Eventually.Until(async () =>
+        await Waiting.Until(async () =>
         {
             var done = true;
             foreach (var status in await StatusesAsync())
@@ -241,7 +254,7 @@ public sealed class SharedGrainStorage(SharedGrainStorage.Records records, Seria
 }
 
 /// <summary>Waiting on a condition with a deadline, instead of sleeping.</summary>
-public static class Eventually
+public static class Waiting
 {
     public static Task Until(Func<bool> condition, TimeSpan timeout, string what) => Until(() => Task.FromResult(condition()), timeout, what);
 
