@@ -11,7 +11,7 @@ namespace Api.Cluster;
 public sealed class ClusterView(IGrainFactory grains, IOptions<SiloOptions> silo)
 {
     /// <summary>How long a partition's reader may take to answer (one on a silo that just died answers later, or never).</summary>
-    private static readonly TimeSpan StatusTimeout = TimeSpan.FromSeconds(3);
+    private static readonly TimeSpan StatusTimeout = TimeSpan.FromSeconds(1);
 
     /// <summary>Short names of the grain types the system runs, as Orleans names their classes.</summary>
     private static readonly (string Suffix, string Name)[] GrainTypes =

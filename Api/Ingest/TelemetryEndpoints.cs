@@ -3,6 +3,7 @@ using Api.Auth;
 using Grains.Abstractions;
 using Microsoft.Extensions.Options;
 using Runtime;
+using Runtime.Idempotency;
 
 namespace Api.Ingest;
 
@@ -30,12 +31,13 @@ public static class TelemetryEndpoints
             .Produces<TelemetryResponse>(StatusCodes.Status202Accepted)
             .ProducesProblem(StatusCodes.Status400BadRequest)
             .ProducesProblem(StatusCodes.Status413PayloadTooLarge)
+            .ProducesProblem(StatusCodes.Status422UnprocessableEntity)
             .ProducesProblem(StatusCodes.Status415UnsupportedMediaType);
         return routes;
     }
 
-    private static async Task<IResult> PostAsync(HttpContext http, InboxWriter inbox, IOptions<TelemetryOptions> options,
-        TimeProvider time, CancellationToken cancellationToken)
+    private static async Task<IResult> PostAsync(HttpContext http, InboxWriter inbox, IIdempotencyRegistry idempotency,
+        IOptions<SiloOptions> idempotencyWindow, IOptions<TelemetryOptions> options, TimeProvider time, CancellationToken cancellationToken)
     {
         var request = http.Request;
         var mediaType = request.ContentType?.Split(';', 2)[0].Trim().ToLowerInvariant();
@@ -72,9 +74,14 @@ public static class TelemetryEndpoints
             return TooLarge(limit);
         }
         TelemetryParseResult parsed;
+        IdempotencyKey? key = null;
         try
         {
             parsed = Parsers.Get(options.Value.Limits).Parse(body.Value.Span, kind, time.GetUtcNow().ToUnixTimeMilliseconds());
+            if (idempotencyKey.Length > 0)
+            {
+                key = IdempotencyKey.For(http.User.Identity?.Name ?? "", idempotencyKey, body.Value.Span);
+            }
         }
         finally
         {
@@ -99,7 +106,14 @@ public static class TelemetryEndpoints
                 detail: rejected.Count == 0 ? "The body holds no reading." : $"All {rejected.Count} readings were rejected; see 'rejected'.",
                 extensions: new Dictionary<string, object?> { ["rejected"] = rejected });
         }
-        await inbox.AppendTelemetryAsync(accepted, idempotencyKey.Length == 0 ? null : idempotencyKey, cancellationToken);
+        if (key is { } claimed && await idempotency.ClaimAsync(claimed, cancellationToken) == IdempotencyClaim.Conflict)
+        {
+            return TypedResults.Problem(statusCode: StatusCodes.Status422UnprocessableEntity, title: "Idempotency-Key reused",
+                detail: $"This API key sent another body with Idempotency-Key '{idempotencyKey}' within the last "
+                    + $"{idempotencyWindow.Value.IdempotencyWindow.TotalMinutes:0.#} minutes; nothing of this request was stored. "
+                    + "Use a new key for a new request, and the same key only to resend the same body.");
+        }
+        await inbox.AppendTelemetryAsync(accepted, key?.Scoped, cancellationToken);
         rejected.Sort((a, b) => a.Index.CompareTo(b.Index));
         return TypedResults.Accepted((string?)null, new TelemetryResponse(accepted.Count, rejected));
     }

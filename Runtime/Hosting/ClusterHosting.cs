@@ -10,6 +10,7 @@ using Microsoft.Extensions.Options;
 using Orleans.Configuration;
 using Orleans.Dashboard;
 using Orleans.Serialization;
+using Runtime.Idempotency;
 using Runtime.InMemory;
 using Runtime.Partitions;
 using Runtime.Postgres;
@@ -68,6 +69,7 @@ public static partial class ClusterHosting
             services.AddSingleton<InMemoryStore>();
             services.AddStore<InMemoryStore>();
             services.AddSingleton<ILiveEvents, InMemoryLiveEvents>();
+            services.AddSingleton<IIdempotencyRegistry, InMemoryIdempotencyRegistry>();
             return services;
         }
 
@@ -87,6 +89,7 @@ public static partial class ClusterHosting
         services.AddSingleton<IInboxLog>(sp => sp.GetRequiredService<RabbitMqInboxLog>());
         services.AddSingleton(sp => new RabbitMqLiveEvents(sp.GetRequiredService<IOptions<RabbitMqOptions>>().Value, sp.GetRequiredService<ILoggerFactory>()));
         services.AddSingleton<ILiveEvents>(sp => sp.GetRequiredService<RabbitMqLiveEvents>());
+        services.AddSingleton<IIdempotencyRegistry, RedisIdempotencyRegistry>();
         services.AddHostedService<DurableStartup>();
         return services;
     }
