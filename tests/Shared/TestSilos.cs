@@ -256,6 +256,14 @@ public sealed class SharedGrainStorage(SharedGrainStorage.Records records, Seria
 /// <summary>Waiting on a condition with a deadline, instead of sleeping.</summary>
 public static class Waiting
 {
+    /// <summary>Waits until <paramref name="probe"/> returns a value (not null) and returns it.</summary>
+    public static async Task<T> Value<T>(Func<Task<T?>> probe, TimeSpan timeout, string what) where T : class
+    {
+        T? value = null;
+        await Until(async () => (value = await probe()) is not null, timeout, what);
+        return value!;
+    }
+
     public static Task Until(Func<bool> condition, TimeSpan timeout, string what) => Until(() => Task.FromResult(condition()), timeout, what);
 
     public static async Task Until(Func<Task<bool>> condition, TimeSpan timeout, string what)
