@@ -5,9 +5,10 @@ using System.Text.Json;
 namespace Simulator;
 
 /// <summary>
-/// --wait-applied: after sending, polls <c>GET /api/v1/cluster</c> (operator key) until every partition's committed
-/// checkpoint offset has reached the end of its log, so the run's readings are not only acknowledged but aggregated
-/// and checkpointed. Returns the seconds from the start of the run until then, or null when it did not happen in time.
+/// --wait-applied: after sending, polls <c>GET /api/v1/cluster</c> (operator key) until every partition's reader has
+/// applied its log to the end (its sensor grains aggregated every reading; they are written at the next checkpoint), so
+/// the run's readings are not only acknowledged but aggregated. A partition whose reader does not answer is not done.
+/// Returns the seconds from the start of the run until then, or null when it did not happen in time.
 /// </summary>
 public static class ClusterDrain
 {
@@ -25,8 +26,9 @@ public static class ClusterDrain
             {
                 response.EnsureSuccessStatusCode();
                 using var body = JsonDocument.Parse(await response.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false));
-                var lag = body.RootElement.GetProperty("partitionMap").EnumerateArray().Sum(p => p.GetProperty("lag").GetInt64());
-                if (lag == 0)
+                var done = body.RootElement.GetProperty("partitionMap").EnumerateArray().All(p =>
+                    p.TryGetProperty("appliedOffset", out var applied) && p.TryGetProperty("endOffset", out var end) && applied.GetInt64() == end.GetInt64());
+                if (done)
                 {
                     // The poll that saw no lag was sent at `polled`: everything was applied by then.
                     return Stopwatch.GetElapsedTime(runStartTimestamp, polled).TotalSeconds;

@@ -26,7 +26,7 @@ var quiet = new Option<bool>("--quiet") { Description = "No live view: only the 
 var maxRetries = new Option<int>("--max-retries") { Description = "Resends of a request after 503 (waiting its Retry-After)", DefaultValueFactory = _ => 10 };
 var allowRemote = new Option<bool>("--allow-remote") { Description = "Allow a --url that is not a loopback address" };
 var operatorKey = new Option<string?>("--operator-key") { Description = "Operator API key, for --wait-applied and --alert-probe" };
-var waitApplied = new Option<bool>("--wait-applied") { Description = "After sending, wait until every partition has checkpointed all readings and report the applied rate (needs --operator-key)" };
+var waitApplied = new Option<bool>("--wait-applied") { Description = "After sending, wait until every partition has applied all readings and report the applied rate (needs --operator-key)" };
 var alertProbe = new Option<int?>("--alert-probe") { Description = "Send no load: create a probe rule and measure post-to-SignalR-alert latency over this many samples (needs --operator-key)" };
 var probeInterval = new Option<TimeSpan?>("--probe-interval")
 {

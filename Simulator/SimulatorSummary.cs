@@ -21,7 +21,7 @@ public sealed record SimulatorSummary
 
     public required LatencySummary LatencyMs { get; init; }
 
-    /// <summary>With --wait-applied: seconds from the start until every partition had checkpointed all it was sent; null otherwise.</summary>
+    /// <summary>With --wait-applied: seconds from the start until every partition had applied all it was sent; null otherwise.</summary>
     public double? AppliedSeconds { get; init; }
 
     /// <summary>With --wait-applied: acknowledged readings divided by <see cref="AppliedSeconds"/> (accepted and aggregated).</summary>

@@ -3,7 +3,10 @@ using Microsoft.AspNetCore.Http;
 
 namespace Simulator.Tests;
 
-/// <summary>--wait-applied: <see cref="ClusterDrain"/> polls GET /api/v1/cluster with the operator key until the partitions' lags sum to 0.</summary>
+/// <summary>
+/// --wait-applied: <see cref="ClusterDrain"/> polls GET /api/v1/cluster with the operator key until every partition's reader
+/// has applied its log to the end (applied offset = end offset; committing follows at the next checkpoint).
+/// </summary>
 public sealed class ClusterDrainTests
 {
     private const string OperatorKey = "test-operator-key-0123";
@@ -14,13 +17,13 @@ public sealed class ClusterDrainTests
     private static IResult NoTelemetry(int number, int readings) => Results.StatusCode(500);
 
     [Fact]
-    public async Task Returns_the_time_of_the_first_poll_whose_lags_sum_to_zero_and_polls_with_the_operator_key()
+    public async Task Returns_the_time_of_the_first_poll_that_saw_everything_applied_and_polls_with_the_operator_key()
     {
-        // Lag on both partitions, then on the second only (the first partition alone at 0 is not drained), then none.
+        // Records to apply on both partitions, then the second's reader does not answer (not done either), then none.
         await using var stub = await StubApi.StartAsync(NoTelemetry, poll => poll switch
         {
             1 => StubApi.Cluster(3, 2),
-            2 => StubApi.Cluster(0, 1),
+            2 => StubApi.Cluster(0, -1),
             _ => StubApi.Cluster(0, 0),
         });
         // The run started 2 s ago.
@@ -30,7 +33,7 @@ public sealed class ClusterDrainTests
         var returnedAfter = Stopwatch.GetElapsedTime(runStart).TotalSeconds;
 
         Assert.NotNull(applied);
-        // It stopped at the poll that saw no lag: exactly three polls, each with the operator key.
+        // It stopped at the poll that saw everything applied: exactly three polls, each with the operator key.
         Assert.Equal(3, stub.ClusterPollCount);
         var polls = stub.ClusterPolls.OrderBy(p => p.Number).ToList();
         Assert.Equal([1, 2, 3], polls.Select(p => p.Number));
@@ -44,7 +47,7 @@ public sealed class ClusterDrainTests
     }
 
     [Fact]
-    public async Task Returns_after_one_poll_when_nothing_lags()
+    public async Task Returns_after_one_poll_when_everything_is_applied()
     {
         await using var stub = await StubApi.StartAsync(NoTelemetry, _ => StubApi.Cluster(0, 0, 0));
         var runStart = Stopwatch.GetTimestamp();
@@ -59,7 +62,7 @@ public sealed class ClusterDrainTests
     }
 
     [Fact]
-    public async Task Returns_null_at_the_timeout_when_the_lag_never_reaches_zero()
+    public async Task Returns_null_at_the_timeout_when_a_partition_never_applies_its_end()
     {
         await using var stub = await StubApi.StartAsync(NoTelemetry, _ => StubApi.Cluster(0, 7));
         var timeout = TimeSpan.FromMilliseconds(500);

@@ -88,12 +88,18 @@ public sealed class StubApi : IAsyncDisposable
     public static IResult Accepted(int accepted, params (int Index, string Error)[] rejected) =>
         Results.Json(new { accepted, rejected = rejected.Select(r => new { index = r.Index, error = r.Error }) }, statusCode: 202);
 
-    /// <summary>A GET /api/v1/cluster body whose partition map has one partition per lag, as the Api's (other fields elided).</summary>
-    public static IResult Cluster(params long[] lags) =>
+    /// <summary>
+    /// A GET /api/v1/cluster body whose partition map has one partition per count of records still to apply (end offset
+    /// minus applied offset), as the Api's (other fields elided); a negative count stands for a reader that did not
+    /// answer (no offsets).
+    /// </summary>
+    public static IResult Cluster(params long[] toApply) =>
         Results.Json(new
         {
-            silos = new[] { new { id = "silo-1", status = "alive" } },
-            partitionMap = lags.Select((lag, partition) => new { partition, owner = "silo-1", endOffset = 100 + lag, committedOffset = 100, lag }),
+            silos = new[] { new { id = "127.0.0.1:11111@1", name = "silo-1", status = "active" } },
+            partitionMap = toApply.Select((n, partition) => n < 0
+                ? (object)new { partition }
+                : new { partition, owner = "127.0.0.1:11111@1", endOffset = 100 + n, appliedOffset = 100, committedOffset = 90, lag = 10 + n }),
         });
 
     public static IResult Unavailable(int retryAfterSeconds) => new RetryAfterResult(retryAfterSeconds);
