@@ -12,7 +12,7 @@ namespace Api.Live;
 /// Events carry an EventId that repeats if a replay reproduces the event, so clients drop ids they have seen.
 /// </summary>
 [Authorize(Policy = Roles.DevicePolicy)]
-public sealed class LiveHub : Hub
+public sealed class LiveHub(IHostApplicationLifetime lifetime) : Hub
 {
     public const string Path = "/hubs/live";
     public const string Operators = "operators";
@@ -23,6 +23,14 @@ public sealed class LiveHub : Hub
 
     public override async Task OnConnectedAsync()
     {
+        if (lifetime.ApplicationStopping.IsCancellationRequested)
+        {
+            // A client reconnecting while this node stops would hold its shutdown until the timeout: it connects elsewhere
+            // or later.
+            Context.Abort();
+            return;
+        }
+
         if (Context.User?.IsInRole(Roles.Operator) == true)
         {
             await Groups.AddToGroupAsync(Context.ConnectionId, Operators);
