@@ -19,7 +19,6 @@ public sealed partial class ServerUnavailableHandler(IProblemDetailsService prob
             LogUnavailableException => "The message log cannot take writes now",
             // Also a pooled connection lost when the server shut down or restarted, not only one that could not be opened.
             _ when PostgresUnavailableException.IsUnavailable(exception) => "The database cannot be reached now",
-            StackExchange.Redis.RedisConnectionException or StackExchange.Redis.RedisTimeoutException => "The key store (Redis) cannot be reached now",
             _ => null,
         };
         if (what is null)

@@ -16,7 +16,7 @@ public sealed class TelemetryOptions
     public TelemetryLimits Limits { get; set; } = new();
 }
 
-public static class TelemetryEndpoints
+public static partial class TelemetryEndpoints
 {
     private static readonly string[] JsonTypes = ["application/json"];
     private static readonly string[] NdJsonTypes = ["application/x-ndjson", "application/ndjson", "application/jsonl", "application/x-jsonlines"];
@@ -37,7 +37,8 @@ public static class TelemetryEndpoints
     }
 
     private static async Task<IResult> PostAsync(HttpContext http, InboxWriter inbox, IIdempotencyRegistry idempotency,
-        IOptions<SiloOptions> idempotencyWindow, IOptions<TelemetryOptions> options, TimeProvider time, CancellationToken cancellationToken)
+        IOptions<SiloOptions> idempotencyWindow, IOptions<TelemetryOptions> options, TimeProvider time, ILoggerFactory loggers,
+        CancellationToken cancellationToken)
     {
         var request = http.Request;
         var mediaType = request.ContentType?.Split(';', 2)[0].Trim().ToLowerInvariant();
@@ -63,6 +64,7 @@ public static class TelemetryEndpoints
                 detail: "The Idempotency-Key header must be 1 to 128 visible ASCII characters.");
         }
 
+        var logger = loggers.CreateLogger("Api.Ingest.Telemetry");
         var limit = options.Value.MaxBodyBytes;
         if (request.ContentLength > limit)
         {
@@ -106,16 +108,34 @@ public static class TelemetryEndpoints
                 detail: rejected.Count == 0 ? "The body holds no reading." : $"All {rejected.Count} readings were rejected; see 'rejected'.",
                 extensions: new Dictionary<string, object?> { ["rejected"] = rejected });
         }
-        if (key is { } claimed && await idempotency.ClaimAsync(claimed, cancellationToken) == IdempotencyClaim.Conflict)
+        if (key is { } claimed && await ClaimAsync(idempotency, claimed, logger, cancellationToken) == IdempotencyClaim.Conflict)
         {
             return TypedResults.Problem(statusCode: StatusCodes.Status422UnprocessableEntity, title: "Idempotency-Key reused",
                 detail: $"This API key sent another body with Idempotency-Key '{idempotencyKey}' within the last "
                     + $"{idempotencyWindow.Value.IdempotencyWindow.TotalMinutes:0.#} minutes; nothing of this request was stored. "
                     + "Use a new key for a new request, and the same key only to resend the same body.");
         }
-        await inbox.AppendTelemetryAsync(accepted, key?.Scoped, cancellationToken);
+        await inbox.AppendTelemetryAsync(accepted, key?.InLog, cancellationToken);
         rejected.Sort((a, b) => a.Index.CompareTo(b.Index));
         return TypedResults.Accepted((string?)null, new TelemetryResponse(accepted.Count, rejected));
+    }
+
+    /// <summary>
+    /// Claims the key in the registry. While the registry's store cannot answer, the request goes on unchecked: its
+    /// readings are de-duplicated on caller, key and body, so it is processed, never dropped as a resend of another.
+    /// </summary>
+    private static async Task<IdempotencyClaim> ClaimAsync(IIdempotencyRegistry idempotency, IdempotencyKey key, ILogger logger,
+        CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await idempotency.ClaimAsync(key, cancellationToken);
+        }
+        catch (Exception e) when (e is StackExchange.Redis.RedisException or TimeoutException)
+        {
+            Log.RegistryUnavailable(logger, e.Message);
+            return IdempotencyClaim.New;
+        }
     }
 
     /// <summary>A device key limited to some devices may only post readings of those devices.</summary>
@@ -189,5 +209,11 @@ public static class TelemetryEndpoints
         private static TelemetryParser? _parser;
 
         public static TelemetryParser Get(TelemetryLimits limits) => _parser ??= new TelemetryParser(limits);
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(Level = LogLevel.Warning, Message = "The Idempotency-Key registry cannot be reached ({Reason}); the request is processed unchecked")]
+        public static partial void RegistryUnavailable(ILogger logger, string reason);
     }
 }

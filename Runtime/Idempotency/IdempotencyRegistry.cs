@@ -29,9 +29,15 @@ public interface IIdempotencyRegistry
     Task<IdempotencyClaim> ClaimAsync(IdempotencyKey key, CancellationToken cancellationToken);
 }
 
-/// <summary>A caller's key and its body's fingerprint, hashed: <see cref="Scoped"/> is what the log and the registry see.</summary>
+/// <summary>
+/// A caller's key and its body's fingerprint, hashed. <see cref="Scoped"/> (caller and key) is what the registry
+/// remembers; <see cref="InLog"/> (caller, key and body) is what the partitions de-duplicate on, so that a body the
+/// registry could not check (its store down) is never taken for a resend of another and dropped.
+/// </summary>
 public readonly record struct IdempotencyKey(string Scoped, string Fingerprint)
 {
+    public string InLog => Scoped + ":" + Fingerprint;
+
     public static IdempotencyKey For(string caller, string key, ReadOnlySpan<byte> body)
     {
         var scoped = SHA256.HashData(Encoding.UTF8.GetBytes(caller + "\u0001" + key));
