@@ -4,8 +4,7 @@ namespace Runtime.InMemory;
 
 /// <summary>
 /// The embedded store: rules and read models in process memory behind one lock. Outputs are applied as the PostgreSQL
-/// store upserts them: by id, a sensor's summary only when it is not older than the stored one, an alert never back
-/// from resolved to open, a command once.
+/// store upserts them: by id, merged with the stored row as <see cref="ReadModelMerge"/> says, a command once.
 /// </summary>
 public sealed class InMemoryStore(TimeProvider time) : IReadModelWriter, IReadStore, IRuleStore
 {
@@ -41,8 +40,8 @@ public sealed class InMemoryStore(TimeProvider time) : IReadModelWriter, IReadSt
     {
         switch (output)
         {
-            case SensorSummary sensor when !_sensors.TryGetValue(sensor.SensorId, out var stored) || stored.AppliedPosition <= sensor.AppliedPosition:
-                _sensors[sensor.SensorId] = sensor;
+            case SensorSummary sensor:
+                _sensors[sensor.SensorId] = ReadModelMerge.Sensor(sensor, _sensors.GetValueOrDefault(sensor.SensorId));
                 break;
             case MinuteAggregate aggregate:
                 if (!_aggregates.TryGetValue(aggregate.SensorId, out var minutes))
@@ -51,8 +50,8 @@ public sealed class InMemoryStore(TimeProvider time) : IReadModelWriter, IReadSt
                 }
                 minutes[aggregate.MinuteMs] = aggregate;
                 break;
-            case AlertEvent alert when Supersedes(alert.Alert, _alerts.GetValueOrDefault(alert.Alert.Id)):
-                _alerts[alert.Alert.Id] = alert.Alert;
+            case AlertEvent alert:
+                _alerts[alert.Alert.Id] = ReadModelMerge.Alert(alert.Alert, _alerts.GetValueOrDefault(alert.Alert.Id));
                 break;
             case DeviceCommand command when _commandIds.Add(command.CommandId):
                 if (!_commands.TryGetValue(command.DeviceId, out var queue))
@@ -63,12 +62,6 @@ public sealed class InMemoryStore(TimeProvider time) : IReadModelWriter, IReadSt
                 break;
         }
     }
-
-    /// <summary>An alert replaces the stored one unless that one is further along (resolved, or acknowledged while this is not).</summary>
-    internal static bool Supersedes(Alert alert, Alert? stored) =>
-        stored is null
-        || (stored.State != AlertState.Resolved || alert.State == AlertState.Resolved)
-        && (stored.AcknowledgedAtMs is null || alert.AcknowledgedAtMs is not null || alert.State == AlertState.Resolved);
 
     // ---- read models
 

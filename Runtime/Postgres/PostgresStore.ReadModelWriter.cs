@@ -9,9 +9,10 @@ public sealed partial class PostgresStore
 {
     /// <summary>
     /// Writes outputs in one transaction of set-based statements (arrays through unnest), whatever their number. They
-    /// upsert by their deterministic ids; within a call the last version of a row wins (the first, for commands), exactly
-    /// as applying them one by one. A sensor summary never replaces a newer one (by applied log position), an alert never goes
-    /// back from resolved or acknowledged, a command is inserted once: a replay or a paused writer cannot undo newer rows.
+    /// upsert by their deterministic ids, merged as <see cref="ReadModelMerge"/> says, within the call and with the stored
+    /// rows alike (the upserts' conditions are the same rules in SQL): a sensor summary never replaces a newer one (by
+    /// applied log position), an alert never goes back from resolved or loses its acknowledgement, a command is inserted
+    /// once. A replay or a paused writer cannot undo newer rows.
     /// </summary>
     public async Task WriteAsync(IReadOnlyList<GrainOutput> outputs, CancellationToken cancellationToken)
     {
@@ -49,7 +50,7 @@ public sealed partial class PostgresStore
         }
         if (sensors.Count > 0)
         {
-            AddSensors(batch, LastPerKey(sensors, s => s.SensorId));
+            AddSensors(batch, ReadModelMerge.PerKey(sensors, s => s.SensorId, ReadModelMerge.Sensor));
         }
         if (aggregates.Count > 0)
         {
@@ -57,7 +58,7 @@ public sealed partial class PostgresStore
         }
         if (alerts.Count > 0)
         {
-            AddAlerts(batch, LastPerKey(alerts, a => a.Id));
+            AddAlerts(batch, ReadModelMerge.PerKey(alerts, a => a.Id, ReadModelMerge.Alert));
         }
         if (commands.Count > 0)
         {
@@ -204,7 +205,8 @@ public sealed partial class PostgresStore
                 rule_version = excluded.rule_version, sensor_id = excluded.sensor_id, severity = excluded.severity,
                 state = excluded.state, started_at_ms = excluded.started_at_ms, opened_at_ms = excluded.opened_at_ms,
                 resolved_at_ms = excluded.resolved_at_ms, resolved_reason = excluded.resolved_reason,
-                acknowledged_at_ms = excluded.acknowledged_at_ms, acknowledged_by = excluded.acknowledged_by,
+                acknowledged_at_ms = COALESCE(excluded.acknowledged_at_ms, alerts.acknowledged_at_ms),
+                acknowledged_by = COALESCE(excluded.acknowledged_by, alerts.acknowledged_by),
                 value = excluded.value, threshold = excluded.threshold, message = excluded.message
             WHERE (alerts.state <> 'Resolved' OR excluded.state = 'Resolved')
                 AND (alerts.acknowledged_at_ms IS NULL OR excluded.acknowledged_at_ms IS NOT NULL OR excluded.state = 'Resolved')

@@ -8,7 +8,7 @@ namespace Runtime.Postgres;
 
 public sealed partial class PostgresStore
 {
-    private const string SensorColumns = "sensor_id, last_seen_ms, metadata::text, latest::text, attributes::text, late_count";
+    private const string SensorColumns = "sensor_id, last_seen_ms, metadata::text, latest::text, attributes::text, late_count, applied_position";
 
     /// <summary>
     /// Case-insensitive "contains" on id, location and model, as <see cref="StringComparison.OrdinalIgnoreCase"/>: both
@@ -228,5 +228,6 @@ public sealed partial class PostgresStore
         Latest = JsonSerializer.Deserialize(r.GetString(3), PostgresJsonContext.Default.DictionaryStringDouble)!,
         Attributes = r.IsDBNull(4) ? null : JsonSerializer.Deserialize(r.GetString(4), PostgresJsonContext.Default.DictionaryStringString),
         LateCount = r.GetInt64(5),
+        AppliedPosition = r.GetInt64(6),
     };
 }

@@ -160,9 +160,6 @@ public sealed partial class PostgresStore : IReadModelWriter, IReadStore, IRuleS
     [LoggerMessage(Level = LogLevel.Debug, Message = "PostgreSQL schema is current (version {Version})")]
     private static partial void LogSchemaCurrent(ILogger logger, int version);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Checkpoint of partition {Partition} with epoch {Epoch} fenced off (lease epoch {LeaseEpoch}, owner {Owner})")]
-    private static partial void LogFenced(ILogger logger, int partition, long epoch, long? leaseEpoch, string? owner);
-
     [LoggerMessage(Level = LogLevel.Information, Message = "Deleted {Count} minute aggregates older than {Cutoff}")]
     private static partial void LogAggregatesExpired(ILogger logger, long count, DateTimeOffset cutoff);
 }

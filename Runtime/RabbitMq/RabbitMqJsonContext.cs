@@ -5,7 +5,7 @@ namespace Runtime.RabbitMq;
 
 /// <summary>
 /// Source-generated JSON of what goes over RabbitMQ: inbox entries (one message each, polymorphic on "$type")
-/// and live grain outputs. Nulls are omitted; non-finite doubles are written as names, as in checkpoints.
+/// and live grain outputs. Nulls are omitted; non-finite doubles are written as names.
 /// A reading's metrics and attributes are [name, value] pairs (<see cref="MetricValueConverter"/>).
 /// </summary>
 [JsonSourceGenerationOptions(

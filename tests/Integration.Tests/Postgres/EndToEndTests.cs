@@ -1,149 +1,76 @@
-using Grains;
 using Grains.Abstractions;
-using Microsoft.Extensions.Logging.Abstractions;
-using Runtime;
 using Runtime.Hosting;
-using Runtime.InMemory;
-using Runtime.Postgres;
+using StackExchange.Redis;
 using Tests.Shared;
 
 namespace Integration.Tests.Postgres;
 
 /// <summary>
-/// The runtime on PostgreSQL: two silos (each with its own store, as two processes) share leases and checkpoints in
-/// one database; one is killed mid-stream without ever having checkpointed, the other takes its partitions over
-/// after the lease expires (database clock) and replays. Every reading is counted once and every alert opened once.
+/// The grains on the durable providers: three Orleans silos write the read models to PostgreSQL and keep grain states
+/// in Redis (configured as in production). One silo is killed mid-stream with work applied but not stored (rare
+/// checkpoints); the others reload its partitions and grains from Redis and replay. In PostgreSQL every reading is
+/// counted exactly once in its minute aggregate and every alert opened once.
 /// </summary>
 [Collection(PostgresCollection.Name)]
 public sealed class EndToEndTests(PostgresServer server)
 {
-    private const int Partitions = 4;
     private const int Seconds = 180;
     private static readonly CancellationToken None = CancellationToken.None;
-    private static readonly KnownInput Input = new("e2e", sensors: 12, seconds: Seconds);
-    private static readonly RuleDefinition HotRule = KnownInput.HotRule;
-    private static readonly long T0 = KnownInput.T0;
+    private static readonly KnownInput Input = new("e2e", sensors: 24, seconds: Seconds);
 
     [Fact]
-    public async Task Two_silos_on_postgres_count_every_reading_once_and_open_every_alert_once_across_a_kill()
+    public async Task Three_silos_on_redis_and_postgres_count_every_reading_once_and_open_every_alert_once_across_a_kill()
     {
-        var connectionString = await server.CreateDatabaseAsync();
-        await using var reader = PostgresTestSupport.Store(connectionString);
-        await reader.MigrateAsync(None);
-        await using var victimStore = PostgresTestSupport.Store(connectionString);
-        await using var survivorStore = PostgresTestSupport.Store(connectionString);
-        var log = new InMemoryInboxLog(Partitions);
-        var live = new InMemoryLiveEvents();
-        var gateway = new GrainGateway(log);
-        var hosting = RuntimeServiceCollectionExtensions.CreateHosting(new SensorGrainOptions());
-        var published = new List<GrainOutput>();
-        using var recording = new CancellationTokenSource();
-        var recorder = Task.Run(async () =>
-        {
-            try
+        // Disposed in reverse order: the silos stop (writing their states and outputs) before the servers and the store go.
+        await using var redis = new RedisServer();
+        await redis.InitializeAsync();
+        var (store, _) = await server.MigratedStoreAsync();
+        await using var _1 = store;
+        // Rare checkpoints until the kill: the killed silo leaves work that is applied but not stored, which the others must replay.
+        await using var silos = await TestSilos.StartAsync(3, o =>
             {
-                await foreach (var output in live.SubscribeAsync(recording.Token))
-                {
-                    lock (published) published.Add(output);
-                }
-            }
-            catch (OperationCanceledException)
-            {
-            }
-        });
-        await Eventually.Until(() =>
-        {
-            live.Publish(new SensorSummary { SensorId = "probe", LastSeenMs = 0, Latest = [], LateCount = 0 });
-            lock (published) return published.Count > 0;
-        }, TimeSpan.FromSeconds(10), "the recorder subscribed");
-        lock (published) published.Clear();
+                o.CheckpointInterval = TimeSpan.FromSeconds(30);
+                o.CheckpointMaxRecords = 1_000_000;
+            },
+            writer: store,
+            storage: silo => silo.AddOrleansIotRedisStorage(ConfigurationOptions.Parse(redis.ConnectionString)));
+        await silos.Inbox.AppendRuleChangeAsync(KnownInput.HotRule.Id, KnownInput.HotRule, None);
+        await Input.PostAsync(silos.Inbox, 0, Seconds / 2);
+        await WaitAppliedAsync(silos);
+        Assert.NotEmpty(silos.PublishedOf<GrainOutput>());
 
-        // The victim never checkpoints: everything it applied must be replayed by the survivor.
-        var victim = Silo("silo-0", victimStore, log, live, hosting, o =>
-        {
-            o.CheckpointInterval = TimeSpan.FromHours(1);
-            o.CheckpointMaxRecords = 1_000_000;
-        });
-        var survivor = Silo("silo-1", survivorStore, log, live, hosting, _ => { });
-        try
-        {
-            await victim.StartAsync(None);
-            await survivor.StartAsync(None);
-            await Eventually.Until(() => victim.OwnedPartitions.Count == 2 && survivor.OwnedPartitions.Count == 2,
-                TimeSpan.FromSeconds(30), "two partitions per silo");
-            var victimPartitions = victim.OwnedPartitions.ToArray();
+        var victim = silos.Cluster.Silos[1];
+        var victimPartitions = (await silos.StatusesAsync()).Where(s => s?.Silo == victim.SiloAddress.ToParsableString()).ToList();
+        Assert.NotEmpty(victimPartitions);
+        Assert.True(victimPartitions.Any(s => s!.CommittedOffset < s.AppliedOffset), "the silo to kill has stored all it applied");
+        await silos.Cluster.KillSiloAsync(victim);
+        // From now on a checkpoint after every read (the silos share these options and read them as they go): the survivors
+        // store their work as soon as they have read the rest of the input, instead of when the 30 s are up.
+        silos.Options.CheckpointMaxRecords = 1;
+        await Input.PostAsync(silos.Inbox, Seconds / 2, Seconds);
+        await silos.TickAsync(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() + 120_000);
+        await silos.WaitForQuiescenceAsync();
 
-            await gateway.BroadcastRuleChangeAsync(HotRule.Id, HotRule, None);
-            await Input.PostAsync(gateway, 0, Seconds / 2);
-            await Eventually.Until(async () =>
-            {
-                foreach (var p in victimPartitions)
-                {
-                    if (victim.Worker(p)?.NextOffset != await log.EndOffsetAsync(p, None))
-                    {
-                        return false;
-                    }
-                }
-                return true;
-            }, TimeSpan.FromSeconds(30), "the victim applied all it was sent");
-            await victim.KillAsync();
-            await Input.PostAsync(gateway, Seconds / 2, Seconds);
-
-            await Eventually.Until(() => survivor.OwnedPartitions.Count == Partitions, TimeSpan.FromSeconds(30), "the survivor took every partition");
-            await gateway.TickAsync(T0 + 10 * 60_000, None);
-            var stableRounds = 0;
-            await Eventually.Until(async () =>
-            {
-                var committed = await reader.CommittedOffsetsAsync(None);
-                var done = true;
-                for (var p = 0; p < Partitions; p++)
-                {
-                    done &= committed.GetValueOrDefault(p) == await log.EndOffsetAsync(p, None);
-                }
-                stableRounds = done ? stableRounds + 1 : 0;
-                return stableRounds >= 3;
-            }, TimeSpan.FromSeconds(40), "every partition processed and checkpointed in PostgreSQL");
-
-            var leases = await reader.LeasesAsync(None);
-            Assert.All(leases, l => Assert.Equal("silo-1", l.Owner));
-            // Taken over at least once (a loaded machine may renew late and cycle a lease more than once).
-            Assert.All(victimPartitions, p => Assert.True(leases[p].Epoch >= 2, $"partition {p} epoch {leases[p].Epoch}"));
-            Assert.Equal(["silo-0", "silo-1"], (await reader.SilosAsync(None)).Select(s => s.SiloId));
-            await Input.AssertExactAggregatesAsync(reader);
-            List<GrainOutput> outputs;
-            lock (published) outputs = published.ToList();
-            await Input.AssertAlertsOpenedOnceAsync(reader, outputs);
-            Assert.Equal(Enumerable.Range(0, Input.Sensors).Select(Input.SensorId), (await reader.ListSensorsAsync(null, 0, 100, None)).Items.Select(s => s.SensorId));
-            // The takeover really replayed the victim's unsaved work: its outputs were published again, with the same ids.
-            List<string> ids;
-            lock (published) ids = published.Select(o => o.Id).ToList();
-            Assert.True(ids.Count > ids.Distinct().Count(), "a replay republishes events with the ids they had");
-        }
-        finally
-        {
-            await survivor.StopAsync();
-            await victim.KillAsync();
-            await recording.CancelAsync();
-            await recorder;
-        }
-        Assert.Equal(["silo-0"], (await reader.SilosAsync(None)).Select(s => s.SiloId));
-        Assert.All(await reader.LeasesAsync(None), l => Assert.Null(l.Owner));
+        await Input.AssertExactAggregatesAsync(store);
+        await Input.AssertAlertsOpenedOnceAsync(store, silos.PublishedOf<GrainOutput>());
+        Assert.Equal(Enumerable.Range(0, Input.Sensors).Select(Input.SensorId),
+            (await store.ListSensorsAsync(null, 0, 100, None)).Items.Select(s => s.SensorId));
+        // Nothing went to the in-memory read models: PostgreSQL was the silos' writer.
+        Assert.Equal(0, (await silos.Store.ListSensorsAsync(null, 0, 1, None)).Total);
+        // The others really replayed the killed silo's unstored work: its outputs were published again, with the same ids.
+        var ids = silos.PublishedOf<GrainOutput>().Select(o => o.Id).ToList();
+        Assert.True(ids.Count > ids.Distinct().Count(), "a replay republishes events with the ids they had");
+        Assert.DoesNotContain(await silos.StatusesAsync(), s => s?.Silo == victim.SiloAddress.ToParsableString());
+        // The grain states are in Redis, under this cluster's service id ({ServiceId}/state/{grain id}/{state name}): every sensor's, and every partition's.
+        await using var connection = await redis.ConnectAsync();
+        var prefix = $"{silos.Cluster.Options.ServiceId}/state/";
+        Assert.All(Enumerable.Range(0, Input.Sensors), s => Assert.True(
+            connection.GetDatabase().KeyExists($"{prefix}sensor/{Input.SensorId(s)}/sensor"), $"no state of {Input.SensorId(s)} in Redis"));
+        Assert.Equal(silos.Options.Partitions,
+            connection.GetServer("127.0.0.1", redis.Port).Keys(pattern: $"{prefix}partition/*").Count());
     }
 
-    private static SiloNode Silo(string id, PostgresStore store, IInboxLog log, ILiveEvents live, GrainHosting hosting, Action<SiloOptions> configure)
-    {
-        var options = new SiloOptions
-        {
-            SiloId = id,
-            Partitions = Partitions,
-            LeaseDuration = TimeSpan.FromMilliseconds(1500),
-            RenewInterval = TimeSpan.FromMilliseconds(200),
-            CheckpointInterval = TimeSpan.FromMilliseconds(100),
-            CheckpointMaxRecords = 25,
-            TicksEnabled = false,
-            ReadBatchSize = 16,
-        };
-        configure(options);
-        return new SiloNode(options, log, store, store, live, hosting, TimeProvider.System, NullLoggerFactory.Instance);
-    }
+    /// <summary>Every partition's reader has read all that was appended (not necessarily committed it).</summary>
+    private static Task WaitAppliedAsync(TestSilos silos) => Waiting.Until(async () =>
+        (await silos.StatusesAsync()).All(s => s is not null && s.AppliedOffset == s.EndOffset), TimeSpan.FromSeconds(30), "every partition read to its end");
 }

@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Sockets;
+using Grains.Abstractions;
 using Microsoft.Extensions.Options;
 using Runtime.Postgres;
 
@@ -12,6 +13,8 @@ public sealed class MigrationTests(PostgresServer server)
         SELECT string_agg(table_name, ',' ORDER BY table_name) FROM information_schema.tables WHERE table_schema = 'public'
         """;
 
+    private const string AllTables = "alerts,cluster,commands,minute_aggregates,rules,schema_migrations,sensors";
+
     [Fact]
     public async Task Migrating_twice_applies_each_script_once()
     {
@@ -22,9 +25,37 @@ public sealed class MigrationTests(PostgresServer server)
         var tables = await PostgresTestSupport.ScalarAsync<string>(connectionString, Tables);
         await store.MigrateAsync(CancellationToken.None);
 
-        Assert.Equal([1, 2, 3, 4, 5], await PostgresTestSupport.ColumnAsync<int>(connectionString, "SELECT version FROM schema_migrations ORDER BY version"));
-        Assert.Equal("alerts,applied_keys,checkpoints,cluster,commands,grains,leases,membership,minute_aggregates,rules,schema_migrations,sensors", tables);
+        Assert.Equal([1, 2, 3, 4, 5, 6], await PostgresTestSupport.ColumnAsync<int>(connectionString, "SELECT version FROM schema_migrations ORDER BY version"));
+        Assert.Equal(AllTables, tables);
         Assert.Equal(tables, await PostgresTestSupport.ScalarAsync<string>(connectionString, Tables));
+    }
+
+    [Fact]
+    public async Task The_tables_of_the_runtime_before_Orleans_are_gone_and_sensors_carry_their_applied_position()
+    {
+        var connectionString = await server.CreateDatabaseAsync();
+        await using var store = PostgresTestSupport.Store(connectionString);
+
+        await store.MigrateAsync(CancellationToken.None);
+
+        foreach (var dropped in new[] { "membership", "leases", "checkpoints", "grains", "applied_keys" })
+        {
+            Assert.True(await PostgresTestSupport.ScalarAsync<bool>(connectionString, $"SELECT to_regclass('public.{dropped}') IS NULL"), $"public.{dropped} exists");
+        }
+        // Their indexes went with them.
+        Assert.True(await PostgresTestSupport.ScalarAsync<bool>(connectionString, "SELECT to_regclass('public.grains_wakeups') IS NULL"), "public.grains_wakeups exists");
+        Assert.True(await PostgresTestSupport.ScalarAsync<bool>(connectionString, "SELECT to_regclass('public.applied_keys_age') IS NULL"), "public.applied_keys_age exists");
+        Assert.Equal("bigint,NO,'-1'::integer", await PostgresTestSupport.ScalarAsync<string>(connectionString, """
+            SELECT data_type || ',' || is_nullable || ',' || column_default FROM information_schema.columns
+            WHERE table_schema = 'public' AND table_name = 'sensors' AND column_name = 'applied_position'
+            """));
+
+        // A row stored before the column existed (position -1) is replaced by the first summary a silo writes.
+        Assert.Equal(1, await PostgresTestSupport.ScalarAsync<int>(connectionString, """
+            WITH i AS (INSERT INTO sensors (sensor_id, last_seen_ms, latest, late_count) VALUES ('old', 1, '{}', 0) RETURNING 1) SELECT count(*)::int FROM i
+            """));
+        await store.WriteAsync([new SensorSummary { SensorId = "old", LastSeenMs = 2, Latest = new() { ["t"] = 1 }, LateCount = 0, AppliedPosition = 0 }], CancellationToken.None);
+        Assert.Equal((2L, 1.0), (await store.GetSensorAsync("old", CancellationToken.None)) is { } read ? (read.LastSeenMs, read.Latest["t"]) : default);
     }
 
     [Fact]
@@ -44,9 +75,8 @@ public sealed class MigrationTests(PostgresServer server)
             }
         }
 
-        Assert.Equal([1, 2, 3, 4, 5], await PostgresTestSupport.ColumnAsync<int>(connectionString, "SELECT version FROM schema_migrations ORDER BY version"));
-        Assert.Equal(12L, await PostgresTestSupport.ScalarAsync<long>(connectionString,
-            "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'"));
+        Assert.Equal([1, 2, 3, 4, 5, 6], await PostgresTestSupport.ColumnAsync<int>(connectionString, "SELECT version FROM schema_migrations ORDER BY version"));
+        Assert.Equal(AllTables, await PostgresTestSupport.ScalarAsync<string>(connectionString, Tables));
     }
 
     [Fact]

@@ -1,16 +1,16 @@
-using System.Collections.Immutable;
-using System.Text;
 using Grains.Abstractions;
 using Runtime;
 using Runtime.InMemory;
 
 namespace Integration.Tests.Postgres;
 
-/// <summary>The same checkpoints, commands and rule changes through both stores give the same answers to every query.</summary>
+/// <summary>
+/// The same batches of outputs (as silos write them, replays of earlier batches included), command deliveries and rule
+/// changes through both stores give the same answers to every query.
+/// </summary>
 [Collection(PostgresCollection.Name)]
 public sealed class ParityTests(PostgresServer server)
 {
-    private const int Partitions = 4;
     private static readonly CancellationToken None = CancellationToken.None;
     private static readonly long T0 = DateTimeOffset.Parse("2026-01-05T10:00:00Z").ToUnixTimeMilliseconds();
 
@@ -25,32 +25,19 @@ public sealed class ParityTests(PostgresServer server)
     [InlineData(1)]
     [InlineData(2)]
     [InlineData(3)]
-    public async Task Same_checkpoints_give_the_same_reads_as_the_in_memory_store(int seed)
+    public async Task Same_batches_of_outputs_give_the_same_reads_as_the_in_memory_store(int seed)
     {
         var (pg, _) = await server.MigratedStoreAsync();
         await using var _1 = pg;
         var parity = new StoreParity<InMemoryStore, Runtime.Postgres.PostgresStore>(new InMemoryStore(TimeProvider.System), pg);
         var random = new Random(seed);
         var started = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        var outputs = new Outputs(random);
 
-        await parity.BothAsync("EnsureCluster", s => s.EnsureClusterAsync(Partitions, None));
-        for (var p = 0; p < Partitions; p++)
+        for (var i = 0; i < 60; i++)
         {
-            var partition = p;
-            await parity.BothAsync($"TryAcquire({p})", async s => (await s.TryAcquireAsync(partition, "silo", TimeSpan.FromMinutes(5), None))?.Epoch);
-        }
-        var alertIds = new List<string>();
-        var offsets = new long[Partitions];
-        for (var i = 0; i < 40; i++)
-        {
-            var partition = random.Next(Partitions);
-            // Now and then a stale writer: its checkpoint must be refused by both stores and change nothing.
-            var epoch = random.Next(8) == 0 ? 0 : 1;
-            offsets[partition] += random.Next(1, 50);
-            var checkpoint = new Checkpoint(partition, epoch, offsets[partition], T0 + i * 1000,
-                random.Next(3) == 0 ? Rules(random, i) : null, Grains(random, i), Outputs(random, i, alertIds));
-            var committed = await parity.BothAsync($"Commit #{i}", s => s.CommitAsync(checkpoint, None));
-            Assert.Equal(epoch == 1, committed);
+            var batch = outputs.Next(i);
+            await parity.BothAsync($"Write #{i} ({batch.Count} outputs)", s => s.WriteAsync(batch, None));
             if (random.Next(4) == 0)
             {
                 var device = Devices[random.Next(Devices.Length)];
@@ -58,7 +45,7 @@ public sealed class ParityTests(PostgresServer server)
             }
         }
 
-        await parity.AssertSameReadsAsync(Partitions, SensorIds, alertIds.Distinct().ToList(), RuleIds, T0);
+        await parity.AssertSameReadsAsync(SensorIds, outputs.KnownAlertIds, RuleIds, T0);
         await AssertSameCommandHistoryAsync(parity, "before the last deliveries", started);
         foreach (var device in Devices.Append("missing"))
         {
@@ -68,10 +55,15 @@ public sealed class ParityTests(PostgresServer server)
         await AssertSameCommandHistoryAsync(parity, "after every delivery", started);
         var history = await parity.Expected.ListCommandsAsync(Devices[0], 1000, None);
         Assert.True(history.Count >= 2 && history.All(c => c.DeliveredAtMs is not null), $"{history.Count} commands of {Devices[0]}");
-        // The scenario must exercise what it claims to.
+        // The scenario must exercise what it claims to: stale summaries and alerts sent back to an earlier state by replays.
         var sensors = await parity.Expected.ListSensorsAsync(null, 0, 1000, None);
         Assert.True(sensors.Total >= 6, $"{sensors.Total} sensors");
-        Assert.True((await parity.Expected.QueryAlertsAsync(new AlertQuery(null, null, null, null, null, 1000), None)).Count >= 5);
+        var alerts = await parity.Expected.QueryAlertsAsync(new AlertQuery(null, null, null, null, null, 1000), None);
+        Assert.True(alerts.Count >= 5, $"{alerts.Count} alerts");
+        Assert.Contains(alerts, a => a.State == AlertState.Resolved);
+        Assert.Contains(alerts, a => a.AcknowledgedAtMs is not null);
+        Assert.True(outputs.StaleSummaries > 0, "no replayed summary was older than the stored one");
+        Assert.True(outputs.SentBack > 0, "no replay tried to reopen an alert or drop its acknowledgement");
     }
 
     /// <summary>
@@ -153,110 +145,165 @@ public sealed class ParityTests(PostgresServer server)
             },
     };
 
-    private static IReadOnlyList<RuleDefinition> Rules(Random random, int i) =>
-        RuleIds.Where(_ => random.Next(3) != 0).Select((id, k) => Rule(id, i + 1, i + k) with
-        {
-            Target = k == 1 ? new RuleTarget { Kind = TargetKind.Sensors, SensorIds = ImmutableArray.Create(SensorIds[0], SensorIds[1]) } : Rule(id, 0, i + k).Target,
-        }).ToList();
-
-    private static IReadOnlyList<GrainRecord> Grains(Random random, int i)
+    /// <summary>
+    /// Batches of outputs as silos write them: each sensor's summaries at increasing log positions, minute aggregates,
+    /// alerts through their lifecycle (opened, then acknowledged and/or resolved, in that order within a batch), commands
+    /// whose ids repeat; and now and then a replay, an earlier batch written again as it was: summaries older than the
+    /// stored ones, alert events behind the stored alert, commands already stored.
+    /// </summary>
+    private sealed class Outputs(Random random)
     {
-        var ids = SensorIds.Select(GrainId.Sensor).Concat(RuleIds.Select(GrainId.Rule)).Where(_ => random.Next(3) == 0).ToList();
-        return ids.Select(id => new GrainRecord(id,
-            Encoding.UTF8.GetBytes($"{{\"checkpoint\":{i},\"key\":\"{id.Key}\",\"x\":{random.NextDouble()}}}"),
-            random.Next(3) == 0 ? null : T0 + random.Next(600_000),
-            random.Next(2) == 0 ? null : Enumerable.Range(0, random.Next(0, 3)).ToDictionary(p => p, p => new MessageId(p, random.Next(1000), random.Next(3)))))
-            .ToList();
-    }
+        private readonly List<IReadOnlyList<GrainOutput>> _written = [];
+        private readonly Dictionary<string, long> _positions = new(StringComparer.Ordinal);
+        private readonly Dictionary<string, Alert> _alerts = new(StringComparer.Ordinal);
 
-    private static IReadOnlyList<GrainOutput> Outputs(Random random, int i, List<string> alertIds)
-    {
-        var outputs = new List<GrainOutput>();
-        var n = random.Next(0, 12);
-        for (var k = 0; k < n; k++)
+        public IReadOnlyList<string> KnownAlertIds => _alerts.Keys.ToList();
+
+        /// <summary>Summaries replayed with a position below the sensor's newest one.</summary>
+        public int StaleSummaries { get; private set; }
+
+        /// <summary>Alert events replayed that are behind the alert (open after resolved, unacknowledged after acknowledged).</summary>
+        public int SentBack { get; private set; }
+
+        public IReadOnlyList<GrainOutput> Next(int i)
         {
-            var sensor = SensorIds[random.Next(SensorIds.Length)];
-            switch (random.Next(4))
+            if (_written.Count > 0 && random.Next(5) == 0)
             {
-                case 0:
-                    outputs.Add(new SensorSummary
+                var replay = _written[random.Next(_written.Count)];
+                foreach (var output in replay)
+                {
+                    switch (output)
                     {
-                        SensorId = sensor,
-                        LastSeenMs = T0 + i * 1000 + k,
-                        Metadata = random.Next(4) == 0 ? null : new SensorMetadata
-                        {
-                            Location = random.Next(5) == 0 ? null : Locations[random.Next(Locations.Length)],
-                            Model = random.Next(5) == 0 ? null : Models[random.Next(Models.Length)],
-                            Owner = random.Next(2) == 0 ? null : "ops",
-                            Extra = random.Next(3) == 0 ? new Dictionary<string, string> { ["floor"] = "2", ["b"] = "x" } : null,
-                        },
-                        Latest = Metrics.Where(_ => random.Next(2) == 0).ToDictionary(m => m, _ => Value(random)),
-                        Attributes = random.Next(2) == 0 ? null : new Dictionary<string, string> { ["light"] = "on", ["mode"] = $"m{k}" },
-                        LateCount = random.Next(5),
-                    });
-                    break;
-                case 1:
-                    outputs.Add(new MinuteAggregate
-                    {
-                        SensorId = sensor,
-                        MinuteMs = T0 + random.Next(5) * 60_000L,
-                        Metrics = Metrics.Where(_ => random.Next(2) == 0).Append("temperature").Distinct().Order(StringComparer.Ordinal)
-                            .Select(m => new MetricAggregate
-                            {
-                                Metric = m,
-                                Count = random.Next(1, 60),
-                                Min = Value(random),
-                                Max = Value(random),
-                                Sum = Value(random) * 10,
-                                First = Value(random),
-                                Last = Value(random),
-                            }).ToArray(),
-                    });
-                    break;
-                case 2:
-                    var rule = RuleIds[random.Next(RuleIds.Length)];
-                    var started = T0 + random.Next(6) * 30_000L;
-                    var alert = new Alert
-                    {
-                        Id = AlertIds.For(rule, 1, sensor, started),
-                        RuleId = rule,
-                        RuleName = $"Rule {rule}",
-                        RuleVersion = 1,
-                        SensorId = sensor,
-                        Severity = (Severity)random.Next(5),
-                        State = AlertState.Open,
-                        StartedAtMs = started,
-                        OpenedAtMs = started + random.Next(2) * 1000,
-                        Value = random.Next(3) == 0 ? null : Value(random),
-                        Threshold = random.Next(3) == 0 ? null : 30,
-                        Message = $"temperature {k} > 30",
-                    };
-                    alertIds.Add(alert.Id);
-                    outputs.Add(new AlertEvent { Kind = AlertEventKind.Opened, Alert = alert });
-                    if (random.Next(2) == 0)
-                    {
-                        // Opened and resolved (or acknowledged) within one checkpoint: the last version wins.
-                        outputs.Add(random.Next(2) == 0
-                            ? new AlertEvent { Kind = AlertEventKind.Resolved, Alert = alert with { State = AlertState.Resolved, ResolvedAtMs = started + 5000, ResolvedReason = "cleared" } }
-                            : new AlertEvent { Kind = AlertEventKind.Acknowledged, Alert = alert with { AcknowledgedAtMs = started + 2000, AcknowledgedBy = "op" } });
+                        case SensorSummary s when s.AppliedPosition < _positions[s.SensorId]:
+                            StaleSummaries++;
+                            break;
+                        case AlertEvent e when _alerts[e.Alert.Id] is var newest && e.Alert.State != AlertState.Resolved
+                            && (newest.State == AlertState.Resolved || (newest.AcknowledgedAtMs is not null && e.Alert.AcknowledgedAtMs is null)):
+                            SentBack++;
+                            break;
                     }
-                    break;
-                default:
-                    var id = $"c{random.Next(25)}";
-                    outputs.Add(new DeviceCommand
-                    {
-                        CommandId = id,
-                        DeviceId = Devices[random.Next(Devices.Length)],
-                        Command = $"cmd-{i}-{k}",
-                        Parameters = random.Next(2) == 0 ? null : new Dictionary<string, string> { ["level"] = $"{k}" },
-                        RuleId = RuleIds[random.Next(RuleIds.Length)],
-                        AlertId = "a",
-                        CreatedAtMs = T0 - random.Next(100_000),
-                    });
-                    break;
+                }
+                return replay;
+            }
+            var batch = NewBatch(i);
+            _written.Add(batch);
+            return batch;
+        }
+
+        private List<GrainOutput> NewBatch(int i)
+        {
+            var outputs = new List<GrainOutput>();
+            var n = random.Next(0, 12);
+            for (var k = 0; k < n; k++)
+            {
+                var sensor = SensorIds[random.Next(SensorIds.Length)];
+                switch (random.Next(4))
+                {
+                    case 0:
+                        var position = _positions[sensor] = _positions.GetValueOrDefault(sensor, -1) + random.Next(1, 40);
+                        outputs.Add(new SensorSummary
+                        {
+                            SensorId = sensor,
+                            LastSeenMs = T0 + i * 1000 + k,
+                            Metadata = random.Next(4) == 0 ? null : new SensorMetadata
+                            {
+                                Location = random.Next(5) == 0 ? null : Locations[random.Next(Locations.Length)],
+                                Model = random.Next(5) == 0 ? null : Models[random.Next(Models.Length)],
+                                Owner = random.Next(2) == 0 ? null : "ops",
+                                Extra = random.Next(3) == 0 ? new Dictionary<string, string> { ["floor"] = "2", ["b"] = "x" } : null,
+                            },
+                            Latest = Metrics.Where(_ => random.Next(2) == 0).ToDictionary(m => m, _ => Value(random)),
+                            Attributes = random.Next(2) == 0 ? null : new Dictionary<string, string> { ["light"] = "on", ["mode"] = $"m{k}" },
+                            LateCount = random.Next(5),
+                            AppliedPosition = position,
+                        });
+                        break;
+                    case 1:
+                        outputs.Add(new MinuteAggregate
+                        {
+                            SensorId = sensor,
+                            MinuteMs = T0 + random.Next(5) * 60_000L,
+                            Metrics = Metrics.Where(_ => random.Next(2) == 0).Append("temperature").Distinct().Order(StringComparer.Ordinal)
+                                .Select(m => new MetricAggregate
+                                {
+                                    Metric = m,
+                                    Count = random.Next(1, 60),
+                                    Min = Value(random),
+                                    Max = Value(random),
+                                    Sum = Value(random) * 10,
+                                    First = Value(random),
+                                    Last = Value(random),
+                                }).ToArray(),
+                        });
+                        break;
+                    case 2:
+                        AddAlertEvents(outputs, sensor, k);
+                        break;
+                    default:
+                        outputs.Add(new DeviceCommand
+                        {
+                            CommandId = $"c{random.Next(25)}",
+                            DeviceId = Devices[random.Next(Devices.Length)],
+                            Command = $"cmd-{i}-{k}",
+                            Parameters = random.Next(2) == 0 ? null : new Dictionary<string, string> { ["level"] = $"{k}" },
+                            RuleId = RuleIds[random.Next(RuleIds.Length)],
+                            AlertId = "a",
+                            CreatedAtMs = T0 - random.Next(100_000),
+                        });
+                        break;
+                }
+            }
+            return outputs;
+        }
+
+        /// <summary>Opens an incident's alert (and maybe acknowledges or resolves it in the same batch), or moves an existing one on.</summary>
+        private void AddAlertEvents(List<GrainOutput> outputs, string sensor, int k)
+        {
+            var rule = RuleIds[random.Next(RuleIds.Length)];
+            var started = T0 + random.Next(6) * 30_000L;
+            var id = AlertIds.For(rule, 1, sensor, started);
+            if (!_alerts.TryGetValue(id, out var alert))
+            {
+                alert = new Alert
+                {
+                    Id = id,
+                    RuleId = rule,
+                    RuleName = $"Rule {rule}",
+                    RuleVersion = 1,
+                    SensorId = sensor,
+                    Severity = (Severity)random.Next(5),
+                    State = AlertState.Open,
+                    StartedAtMs = started,
+                    OpenedAtMs = started + random.Next(2) * 1000,
+                    Value = random.Next(3) == 0 ? null : Value(random),
+                    Threshold = random.Next(3) == 0 ? null : 30,
+                    Message = $"temperature {k} > 30",
+                };
+                Add(AlertEventKind.Opened, alert);
+                if (random.Next(2) == 0)
+                {
+                    return;
+                }
+            }
+            if (alert.State == AlertState.Resolved)
+            {
+                return;
+            }
+            if (alert.AcknowledgedAtMs is null && random.Next(2) == 0)
+            {
+                Add(AlertEventKind.Acknowledged, alert with { AcknowledgedAtMs = started + 2000, AcknowledgedBy = "op" });
+            }
+            else
+            {
+                Add(AlertEventKind.Resolved, alert with { State = AlertState.Resolved, ResolvedAtMs = started + 5000, ResolvedReason = "cleared" });
+            }
+
+            void Add(AlertEventKind kind, Alert version)
+            {
+                _alerts[version.Id] = alert = version;
+                outputs.Add(new AlertEvent { Kind = kind, Alert = version });
             }
         }
-        return outputs;
     }
 
     private static double Value(Random random) => random.Next(20) switch

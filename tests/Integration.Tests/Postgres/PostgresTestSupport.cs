@@ -1,5 +1,8 @@
+using Grains.Abstractions;
 using Microsoft.Extensions.Logging.Abstractions;
 using Npgsql;
+using Runtime;
+using Runtime.InMemory;
 using Runtime.Postgres;
 
 namespace Integration.Tests.Postgres;
@@ -69,4 +72,54 @@ public sealed class ManualTimeProvider(DateTimeOffset now) : TimeProvider
     public DateTimeOffset Now { get; set; } = now;
 
     public override DateTimeOffset GetUtcNow() => Now;
+}
+
+/// <summary>
+/// A read-model store of the kind a theory names, as the silos write it (<see cref="IReadModelWriter"/>) and the Api reads
+/// it (<see cref="IReadStore"/>): <see cref="Memory"/> (the embedded mode's) or <see cref="Postgres"/> (the durable mode's,
+/// on a fresh database of the run's server).
+/// </summary>
+public sealed class StoreUnderTest : IAsyncDisposable
+{
+    public const string Memory = "memory";
+    public const string Postgres = "postgres";
+
+    private readonly IAsyncDisposable? _lifetime;
+
+    private StoreUnderTest(string kind, IReadModelWriter writer, IReadStore reader, IAsyncDisposable? lifetime)
+    {
+        Kind = kind;
+        Writer = writer;
+        Reader = reader;
+        _lifetime = lifetime;
+    }
+
+    public static TheoryData<string> Kinds => new() { Memory, Postgres };
+
+    public string Kind { get; }
+
+    public IReadModelWriter Writer { get; }
+
+    public IReadStore Reader { get; }
+
+    public static async Task<StoreUnderTest> OpenAsync(PostgresServer server, string kind, TimeProvider? time = null)
+    {
+        switch (kind)
+        {
+            case Memory:
+                var memory = new InMemoryStore(time ?? TimeProvider.System);
+                return new StoreUnderTest(kind, memory, memory, null);
+            case Postgres:
+                var (store, _) = await server.MigratedStoreAsync(time);
+                return new StoreUnderTest(kind, store, store, store);
+            default:
+                throw new ArgumentOutOfRangeException(nameof(kind), kind, "memory or postgres");
+        }
+    }
+
+    public Task WriteAsync(params GrainOutput[] outputs) => Writer.WriteAsync(outputs, CancellationToken.None);
+
+    public ValueTask DisposeAsync() => _lifetime?.DisposeAsync() ?? ValueTask.CompletedTask;
+
+    public override string ToString() => Kind;
 }

@@ -61,18 +61,18 @@ public sealed class RabbitMqInboxLogTests(RabbitMqServer server, ITestOutputHelp
         Assert.Equal([new AttributeValue("light", "on"), new AttributeValue("door", "false")], telemetry.Readings[0].Attributes!);
         Assert.Equal("ü <&> \"q\"", telemetry.Readings[0].Metadata!.Extra!["ñandú"]);
         Assert.Null(telemetry.Readings[1].Attributes);
-        var signal = Assert.IsType<MessageEntry>(records[1].Entry);
-        Assert.Equal(GrainId.Rule("r1"), signal.Target);
-        Assert.Equal(new MessageId(5, 1234, 2), signal.Id);
-        Assert.Equal(RmqTest.EveryKind()[1] is MessageEntry { Message: ConditionSignal s } ? s : null, signal.Message);
-        Assert.Null(Assert.IsType<MessageEntry>(records[2].Entry).Id);
-        var changed = Assert.IsType<RuleDefinitionChanged>(Assert.IsType<MessageEntry>(records[3].Entry).Message);
+        Assert.Equal(("key-\u00f1-1", 1_700_000_000_500L), (telemetry.IdempotencyKey, telemetry.ReceivedAtMs));
+        var keyless = Assert.IsType<TelemetryEntry>(records[1].Entry);
+        Assert.Equal(((string?)null, 1_700_000_000_800L), (keyless.IdempotencyKey, keyless.ReceivedAtMs));
+        Assert.Equal([new MetricValue("temperature", 18.5), new MetricValue("humidity", 50.5)], Assert.Single(keyless.Readings).Metrics);
+        Assert.Equal(new TickEntry(1_700_000_200_000), records[2].Entry);
+        var changed = Assert.IsType<RuleChangeEntry>(records[3].Entry);
+        Assert.Equal(("r2", 1_700_000_100_000L), (changed.RuleId, changed.AtMs));
         Assert.Equal(["a", "b"], changed.Rule!.Target.SensorIds!.Value.ToArray());
         Assert.Equal("high", changed.Rule.ControlAction!.Parameters!["speed"]);
         Assert.Equal(ConditionSource.Avg, changed.Rule.Condition.Source);
-        Assert.Equal(new TickEntry(1_700_000_200_000), records[5].Entry);
-        Assert.Equal(ConditionKind.Offline, Assert.IsType<RuleChangeEntry>(records[6].Entry).Rule!.Condition.Kind);
-        Assert.Equal(new RuleChangeEntry("r4", null), records[7].Entry);
+        Assert.Equal(ConditionKind.Offline, Assert.IsType<RuleChangeEntry>(records[4].Entry).Rule!.Condition.Kind);
+        Assert.Equal(new RuleChangeEntry("r4", null, 1_700_000_100_002), records[5].Entry);
 
         // The other partition is untouched.
         Assert.Equal(0, await log.EndOffsetAsync(0, CancellationToken.None));

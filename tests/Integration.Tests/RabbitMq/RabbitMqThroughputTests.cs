@@ -25,7 +25,7 @@ public sealed class RabbitMqThroughputTests(RabbitMqServer server, ITestOutputHe
                 SensorId = $"sensor-{(e * readingsPerEntry + i) % 5000:D5}",
                 TimestampMs = 1_700_000_000_000 + e * 1000L + i,
                 Metrics = [new MetricValue("temperature", 20 + i % 10 * 0.5), new MetricValue("humidity", 40 + i % 30), new MetricValue("light", i % 2)],
-            }).ToArray()))).ToArray();
+            }).ToArray(), null, 1_700_000_000_000 + e * 1000L))).ToArray();
         // Warm up the connection, channels and the JSON code paths (JIT) with one entry, read back, in partition 0.
         await log.AppendAsync(0, [work[0].Entry], CancellationToken.None);
         await using (var warmUp = log.OpenReader(0, 0))

@@ -58,7 +58,7 @@ internal static class RmqTest
     };
 
     public static TelemetryEntry Telemetry(int readings, string sensorPrefix = "s") =>
-        new(Enumerable.Range(0, readings).Select(i => Reading($"{sensorPrefix}{i % 50}", 1_700_000_000_000 + i, 20 + i % 7)).ToArray());
+        new(Enumerable.Range(0, readings).Select(i => Reading($"{sensorPrefix}{i % 50}", 1_700_000_000_000 + i, 20 + i % 7)).ToArray(), null, 1_700_000_001_000);
 
     public static RuleDefinition Rule(string id) => new()
     {
@@ -98,18 +98,12 @@ internal static class RmqTest
                 },
             },
             Reading("BBBB", 1_700_000_000_456, 19),
-        ]),
-        new MessageEntry(GrainId.Rule("r1"), new ConditionSignal
-        {
-            RuleId = "r1", RuleVersion = 3, SensorId = "AAAA", Holding = true, EventTimeMs = 1_700_000_060_000,
-            Value = 31.5, Message = "31.5 > 30",
-        }, new MessageId(5, 1234, 2)),
-        new MessageEntry(GrainId.Rule("r1"), new AcknowledgeAlert { AlertId = "abc", By = "operator", AtMs = 1_700_000_100_000 }, null),
-        new MessageEntry(GrainId.Rule("r2"), new RuleDefinitionChanged { RuleId = "r2", Rule = Rule("r2") }, null),
-        new MessageEntry(GrainId.Sensor("CCCC"), Reading("CCCC", 1_700_000_000_789, 18.5), new MessageId(0, 0, 0)),
+        ], "key-\u00f1-1", 1_700_000_000_500),
+        new TelemetryEntry([Reading("CCCC", 1_700_000_000_789, 18.5)], null, 1_700_000_000_800),
         new TickEntry(1_700_000_200_000),
-        new RuleChangeEntry("r3", Rule("r3") with { Condition = new RuleCondition { Kind = ConditionKind.Offline, Minutes = 5 }, ControlAction = null }),
-        new RuleChangeEntry("r4", null),
+        new RuleChangeEntry("r2", Rule("r2"), 1_700_000_100_000),
+        new RuleChangeEntry("r3", Rule("r3") with { Condition = new RuleCondition { Kind = ConditionKind.Offline, Minutes = 5 }, ControlAction = null }, 1_700_000_100_001),
+        new RuleChangeEntry("r4", null, 1_700_000_100_002),
     ];
 }
 
