@@ -1,5 +1,6 @@
 using Grains.Abstractions;
 using Orleans.Concurrency;
+using Orleans.Placement;
 
 namespace Grains;
 
@@ -10,7 +11,7 @@ namespace Grains;
 /// writes. When a commit fails, the activation deactivates without writing and its callers fail: sensors resend what
 /// they sent, the next activation reloads the stored state.
 /// </summary>
-[GrainType("rule"), Reentrant]
+[GrainType("rule"), Reentrant, Immovable]
 public sealed class RuleGrain : Grain, IRuleGrain, IGrainEffects
 {
     private readonly IPersistentState<RuleState> _storage;

@@ -1,6 +1,7 @@
 using Grains.Abstractions;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using Orleans.Placement;
 
 namespace Grains;
 
@@ -11,7 +12,7 @@ namespace Grains;
 /// or a write fails, the activation's memory is no longer trusted: it deactivates without writing, and the next call
 /// reloads the stored state (the reader then replays what the lost memory held).
 /// </summary>
-[GrainType("sensor"), PartitionPlacement]
+[GrainType("sensor"), PartitionPlacement, Immovable]
 public sealed partial class SensorGrain(
     [PersistentState("sensor", GrainStorage.Name)] IPersistentState<SensorState> storage,
     IOptions<SensorGrainOptions> options,
@@ -24,6 +25,9 @@ public sealed partial class SensorGrain(
 
     private readonly List<GrainOutput> _unwritten = [];
     private readonly List<ConditionSignal> _signals = [];
+
+    /// <summary>Outputs of earlier calls being written (minutes closed, say): visible in the read models before the next flush.</summary>
+    private Task _writing = Task.CompletedTask;
     private SensorLogic _logic = null!;
     private long _storedPosition = -1;
     private bool _dirty;
@@ -69,6 +73,15 @@ public sealed partial class SensorGrain(
         {
             Break();
             throw;
+        }
+
+        if (_unwritten.Count > 0)
+        {
+            // Written now, not awaited: the state that records them is written after them, at the flush.
+            var outputsOfThisCall = _unwritten.ToArray();
+            _unwritten.Clear();
+            var previous = _writing;
+            _writing = WriteAfterAsync(previous, outputsOfThisCall);
         }
 
         return new SensorProgress(_logic.AppliedPosition, _logic.WakeAtReceivedMs(), _logic.ClockMs, _logic.ClockReceivedAtMs,
@@ -152,11 +165,18 @@ public sealed partial class SensorGrain(
         }
     }
 
+    private async Task WriteAfterAsync(Task previous, GrainOutput[] written)
+    {
+        await previous;
+        await outputs.WriteAsync(written, CancellationToken.None);
+    }
+
     /// <summary>Writes the outputs not yet written and the sensor's summary, then the state that records them.</summary>
     private async Task PersistAsync(CancellationToken cancellationToken)
     {
         try
         {
+            await _writing;
             _unwritten.Add(_logic.Snapshot());
             await outputs.WriteAsync(_unwritten, cancellationToken);
             storage.State = _logic.State;

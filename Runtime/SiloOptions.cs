@@ -9,12 +9,15 @@ public sealed class SiloOptions
     [Range(1, 4096)]
     public int Partitions { get; set; } = 8;
 
-    /// <summary>Longest time between checkpoints of a busy partition (each changed sensor's state is written once per checkpoint).</summary>
-    public TimeSpan CheckpointInterval { get; set; } = TimeSpan.FromSeconds(1);
+    /// <summary>
+    /// Longest time between checkpoints of a busy partition: each sensor changed since the last one writes its outputs and
+    /// state once per checkpoint, then the partition stores its position. A new reader replays at most this much.
+    /// </summary>
+    public TimeSpan CheckpointInterval { get; set; } = TimeSpan.FromSeconds(5);
 
     /// <summary>A checkpoint is also taken after this many log records.</summary>
     [Range(1, 1_000_000)]
-    public int CheckpointMaxRecords { get; set; } = 2_000;
+    public int CheckpointMaxRecords { get; set; } = 20_000;
 
     /// <summary>Grains with no call for this long are deactivated by Orleans (their state written first).</summary>
     public TimeSpan IdleDeactivation { get; set; } = TimeSpan.FromMinutes(5);

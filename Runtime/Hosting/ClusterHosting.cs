@@ -10,6 +10,7 @@ using Microsoft.Extensions.Options;
 using Orleans.Configuration;
 using Orleans.Dashboard;
 using Orleans.Serialization;
+using Orleans.Storage;
 using Runtime.Idempotency;
 using Runtime.InMemory;
 using Runtime.Partitions;
@@ -107,8 +108,8 @@ public static partial class ClusterHosting
         {
             var port = siloOptions.Port != 0 ? siloOptions.Port : FreeLoopbackPort();
             silo.UseLocalhostClustering(siloPort: port, gatewayPort: 0, serviceId: ServiceId(configuration), clusterId: ClusterId(configuration));
-            silo.AddMemoryGrainStorage(GrainStorage.Name, o => o.Configure<Serializer>((options, serializer) =>
-                options.GrainStorageSerializer = new BinaryGrainStorageSerializer(serializer)));
+            var states = new InMemoryGrainStorage.Store();
+            silo.Services.AddKeyedSingleton<IGrainStorage>(GrainStorage.Name, (sp, _) => new InMemoryGrainStorage(states, sp.GetRequiredService<Serializer>()));
         }
         else
         {

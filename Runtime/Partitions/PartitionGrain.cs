@@ -3,6 +3,7 @@ using Grains.Abstractions;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Orleans.Concurrency;
+using Orleans.Placement;
 using Orleans.Runtime;
 
 namespace Runtime.Partitions;
@@ -16,7 +17,7 @@ namespace Runtime.Partitions;
 /// sensor's stored state turns out behind what it was given (its activation died with unwritten state), the reader
 /// replays from the stored position, and sensors skip the offsets they have.
 /// </summary>
-[GrainType(PartitionPlacementDirector.PartitionGrainType), PartitionPlacement, KeepAlive, Reentrant]
+[GrainType(PartitionPlacementDirector.PartitionGrainType), PartitionPlacement, KeepAlive, Reentrant, Immovable]
 public sealed partial class PartitionGrain(
     [PersistentState("partition", GrainStorage.Name)] IPersistentState<PartitionState> storage,
     IInboxLog log,
@@ -36,6 +37,9 @@ public sealed partial class PartitionGrain(
 
     private PartitionLogic _logic = null!;
     private Task _loop = Task.CompletedTask;
+
+    /// <summary>The checkpoint in flight (at most one): it flushes and commits while the reader goes on.</summary>
+    private Task? _checkpoint;
     private int _partition;
     private DateTimeOffset _activatedAt;
     private DateTimeOffset? _lastCommitAt;
@@ -92,6 +96,7 @@ public sealed partial class PartitionGrain(
         _committedOffset = _logic.NextOffset;
         _touched.Clear();
         _tickPendingMs = null;
+        _checkpoint = null;
     }
 
     /// <summary>Reads until deactivated; after a failure, waits and replays from the stored position. On a stop, a last checkpoint.</summary>
@@ -111,6 +116,12 @@ public sealed partial class PartitionGrain(
             {
                 failures++;
                 LogReplaying(logger, e, _partition, failures);
+                if (_checkpoint is { } inFlight)
+                {
+                    // It must not store its older snapshot over what the replay commits later.
+                    await inFlight.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing | ConfigureAwaitOptions.ContinueOnCapturedContext);
+                }
+
                 try
                 {
                     await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(2_000, 100 * failures)), time, cancellationToken);
@@ -130,11 +141,11 @@ public sealed partial class PartitionGrain(
             }
         }
 
-        if (_logic.NextOffset > _committedOffset || _touched.Count > 0)
+        if (_logic.NextOffset > _committedOffset || _touched.Count > 0 || _checkpoint is not null)
         {
             try
             {
-                await CheckpointAsync().WaitAsync(FinalCheckpointTimeout);
+                await FinalCheckpointAsync().WaitAsync(FinalCheckpointTimeout);
                 LogHandedOver(logger, _partition, _committedOffset);
             }
             catch (Exception e)
@@ -171,10 +182,18 @@ public sealed partial class PartitionGrain(
 
             await WakeDueAsync();
             recordsSinceCheckpoint += n;
+            if (_checkpoint is { IsCompleted: true })
+            {
+                await CompleteCheckpointAsync(); // a failed one throws here: the reader replays from the stored position
+            }
+
             if (recordsSinceCheckpoint >= o.CheckpointMaxRecords
                 || ((_logic.NextOffset > _committedOffset || _touched.Count > 0) && time.GetElapsedTime(lastCheckpoint) >= o.CheckpointInterval))
             {
-                await CheckpointAsync();
+                // One checkpoint in flight at most: the next one waits for the previous (backpressure while storage is slow).
+                await CompleteCheckpointAsync();
+                _checkpoint = CheckpointAsync(_touched.ToArray(), _logic.Snapshot());
+                _touched.Clear();
                 recordsSinceCheckpoint = 0;
                 lastCheckpoint = time.GetTimestamp();
             }
@@ -245,14 +264,32 @@ public sealed partial class PartitionGrain(
         _touched[sensorId] = Math.Max(lastPosition, _touched.GetValueOrDefault(sensorId, -1));
     }
 
-    /// <summary>
-    /// Flushes every sensor touched since the last checkpoint (outputs, then state), checks that each stored what it was
-    /// given, then stores the partition's position. The store refuses the write when another activation of this partition
-    /// wrote since this one read (Orleans' ETag): the reader then reloads and replays.
-    /// </summary>
-    private async Task CheckpointAsync()
+    /// <summary>Waits for the checkpoint in flight, if any; throws what it threw.</summary>
+    private async Task CompleteCheckpointAsync()
     {
-        var touched = _touched.ToArray();
+        if (_checkpoint is { } checkpoint)
+        {
+            _checkpoint = null;
+            await checkpoint;
+        }
+    }
+
+    /// <summary>The last checkpoint before stopping: the one in flight, then one of everything applied since.</summary>
+    private async Task FinalCheckpointAsync()
+    {
+        await CompleteCheckpointAsync();
+        await CheckpointAsync(_touched.ToArray(), _logic.Snapshot());
+        _touched.Clear();
+    }
+
+    /// <summary>
+    /// Flushes every sensor touched up to the snapshot (outputs, then state), checks that each stored what it was given,
+    /// then stores the partition's state as of the snapshot. The reader goes on meanwhile: a sensor flushed later than
+    /// the snapshot stored at least what the snapshot needs. The store refuses the write when another activation of this
+    /// partition wrote since this one read (Orleans' ETag): the reader then reloads and replays.
+    /// </summary>
+    private async Task CheckpointAsync(KeyValuePair<string, long>[] touched, PartitionState snapshot)
+    {
         var flushes = new Task<long>[touched.Length];
         for (var i = 0; i < touched.Length; i++)
         {
@@ -268,10 +305,9 @@ public sealed partial class PartitionGrain(
             }
         }
 
-        storage.State = _logic.Capture();
+        storage.State = snapshot;
         await storage.WriteStateAsync();
-        _touched.Clear();
-        _committedOffset = _logic.NextOffset;
+        _committedOffset = snapshot.NextOffset;
         _lastCommitAt = time.GetUtcNow();
         log.Committed(_partition, _committedOffset);
     }

@@ -36,8 +36,6 @@ public sealed class PartitionLogic
         }
     }
 
-    /// <summary>The state to store: changed in place; <see cref="Capture"/> brings the catalog and keys up to date first.</summary>
-    public PartitionState State => _state;
 
     public long NextOffset => _state.NextOffset;
 
@@ -144,10 +142,12 @@ public sealed class PartitionLogic
         return due ?? (IReadOnlyList<string>)[];
     }
 
-    /// <summary>Brings the stored catalog up to date and forgets idempotency keys older than the window; returns the state to store.</summary>
-    public PartitionState Capture()
+    /// <summary>
+    /// A copy of the state as of now, to store while the logic goes on: the catalog brought up to date, the idempotency
+    /// keys older than the window forgotten (here too).
+    /// </summary>
+    public PartitionState Snapshot()
     {
-        _state.Rules = _rules.All.ToArray();
         var forgetBefore = _state.ReceivedUpToMs - _idempotencyWindowMs;
         foreach (var (key, at) in _state.AppliedKeys)
         {
@@ -157,7 +157,14 @@ public sealed class PartitionLogic
             }
         }
 
-        return _state;
+        return new PartitionState
+        {
+            NextOffset = _state.NextOffset,
+            ReceivedUpToMs = _state.ReceivedUpToMs,
+            Rules = _rules.All.ToArray(),
+            AppliedKeys = new Dictionary<string, long>(_state.AppliedKeys, StringComparer.Ordinal),
+            Sensors = new Dictionary<string, SensorEntry>(_state.Sensors, StringComparer.Ordinal),
+        };
     }
 
     private void Advance(long receivedAtMs)
