@@ -26,12 +26,18 @@ public interface ISensorGrain : IGrainWithStringKey
     Task<SensorView?> GetViewAsync();
 }
 
-/// <summary>Readings of one sensor from its partition's log, and the receipt time its clock may run to afterwards.</summary>
+/// <summary>
+/// Readings of one sensor from its partition's log, and the receipt time its clock may run to afterwards.
+/// <see cref="AppliedAtLeast"/> is the log position the sensor last told its partition it had applied: an activation
+/// that is behind it lost what it applied (it stopped without storing it) and refuses the work, so that its partition
+/// replays from its stored position rather than the sensor skipping the readings in between.
+/// </summary>
 [GenerateSerializer, Immutable, Alias("oiot.SensorWork")]
 public sealed record SensorWork(
     [property: Id(0)] SensorWorkItem[] Items,
     [property: Id(1)] long ReceivedUpToMs,
-    [property: Id(2)] RuleCatalog Rules);
+    [property: Id(2)] RuleCatalog Rules,
+    [property: Id(3)] long AppliedAtLeast);
 
 /// <summary>A reading at <see cref="Position"/> (<see cref="LogPosition"/>) of its partition's log, appended at <see cref="ReceivedAtMs"/> (the Api's clock).</summary>
 [GenerateSerializer, Immutable, Alias("oiot.SensorWorkItem")]

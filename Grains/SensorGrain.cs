@@ -59,6 +59,15 @@ public sealed partial class SensorGrain(
     public async Task<SensorProgress> ApplyAsync(SensorWork work)
     {
         ThrowIfBroken();
+        if (work.AppliedAtLeast > _logic.AppliedPosition)
+        {
+            // An earlier activation applied more and stopped without storing it: applying this work would skip the
+            // readings in between for good. Refused; the partition replays from its stored position.
+            throw new InvalidOperationException($"Sensor {this.GetPrimaryKeyString()} has applied log position {_logic.AppliedPosition} "
+                + $"(offset {LogPosition.OffsetOf(_logic.AppliedPosition)}) but reported {work.AppliedAtLeast} "
+                + $"(offset {LogPosition.OffsetOf(work.AppliedAtLeast)}) to its partition: what it applied since was lost; replay needed.");
+        }
+
         try
         {
             foreach (var item in work.Items)
@@ -69,9 +78,9 @@ public sealed partial class SensorGrain(
             _logic.Advance(work.ReceivedUpToMs, work.Rules, this);
             await TellRulesAsync();
         }
-        catch
+        catch (Exception e)
         {
-            Break();
+            Break(e);
             throw;
         }
 
@@ -182,9 +191,9 @@ public sealed partial class SensorGrain(
             storage.State = _logic.State;
             await storage.WriteStateAsync(cancellationToken);
         }
-        catch
+        catch (Exception e)
         {
-            Break();
+            Break(e);
             throw;
         }
 
@@ -193,8 +202,9 @@ public sealed partial class SensorGrain(
         _dirty = false;
     }
 
-    private void Break()
+    private void Break(Exception reason)
     {
+        LogBroken(logger, reason, this.GetPrimaryKeyString(), _storedPosition);
         _broken = true;
         DeactivateOnIdle();
     }
@@ -206,6 +216,9 @@ public sealed partial class SensorGrain(
             throw new InvalidOperationException($"Sensor grain {this.GetPrimaryKeyString()} lost its state after a failure and is reloading; try again.");
         }
     }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Sensor {SensorId}: a call failed; the activation drops what it did not store (stored position {StoredPosition}) and reloads")]
+    private static partial void LogBroken(ILogger logger, Exception exception, string sensorId, long storedPosition);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Sensor {SensorId}: writing its state on deactivation failed; its partition replays it")]
     private static partial void LogDeactivationWriteFailed(ILogger logger, Exception exception, string sensorId);

@@ -143,6 +143,7 @@ public static partial class ClusterHosting
             o.CollectionAge = siloOptions.IdleDeactivation;
             o.CollectionQuantum = siloOptions.IdleDeactivation < TimeSpan.FromMinutes(2) ? siloOptions.IdleDeactivation / 2 : TimeSpan.FromMinutes(1);
         });
+        AllowOurExceptions(silo.Services);
         silo.Services.AddPlacementDirector<PartitionPlacement, PartitionPlacementDirector>();
         silo.Services.AddSingleton<SensorNameTable>();
         silo.Services.AddSingleton<IOutputSink>(sp => new OutputSink(sp.GetRequiredService<ILiveEvents>(), sp.GetRequiredService<IReadModelWriter>()));
@@ -165,6 +166,7 @@ public static partial class ClusterHosting
     {
         ConfigureCluster(client.Services, configuration, ClusterMode.Durable);
         client.UseRedisClustering(o => o.ConfigurationOptions = RedisConnection(configuration));
+        AllowOurExceptions(client.Services);
         // A node started before the silos finds their gateways within seconds, not at the default one-minute refresh.
         client.Configure<GatewayOptions>(o => o.GatewayListRefreshPeriod = TimeSpan.FromSeconds(5));
         client.AddDashboard();
@@ -174,6 +176,20 @@ public static partial class ClusterHosting
     /// <summary>The configuration with the fast membership defaults under what the process was given.</summary>
     public static void AddClusterDefaults(this IConfigurationManager configuration) =>
         configuration.Sources.Insert(0, new Microsoft.Extensions.Configuration.Memory.MemoryConfigurationSource { InitialData = FastMembership });
+
+    /// <summary>
+    /// Lets Orleans carry the exceptions of this system and of its server clients across grain calls (a rule grain that
+    /// cannot write to PostgreSQL fails its caller with the reason): by default it serializes only exceptions of the
+    /// Microsoft, System and Azure namespaces, and a caller failed by another one gets a CodecNotFoundException instead.
+    /// </summary>
+    private static void AllowOurExceptions(IServiceCollection services) =>
+        services.Configure<ExceptionSerializationOptions>(o =>
+        {
+            foreach (var prefix in new[] { "Runtime", "Grains", "Npgsql", "StackExchange.Redis", "RabbitMQ" })
+            {
+                o.SupportedNamespacePrefixes.Add(prefix);
+            }
+        });
 
     private static void ConfigureCluster(IServiceCollection services, IConfiguration configuration, ClusterMode mode) =>
         services.Configure<ClusterOptions>(o =>

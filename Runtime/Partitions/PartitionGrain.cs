@@ -32,7 +32,7 @@ public sealed partial class PartitionGrain(
 
     private readonly CancellationTokenSource _stop = new();
 
-    /// <summary>Sensors given work since the last checkpoint, with the greatest log position each was given (-1: only woken).</summary>
+    /// <summary>Sensors given work since the last checkpoint, with the log position each must have stored by the next one.</summary>
     private readonly Dictionary<string, long> _touched = new(StringComparer.Ordinal);
 
     private PartitionLogic _logic = null!;
@@ -122,22 +122,12 @@ public sealed partial class PartitionGrain(
                     await inFlight.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing | ConfigureAwaitOptions.ContinueOnCapturedContext);
                 }
 
-                try
-                {
-                    await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(2_000, 100 * failures)), time, cancellationToken);
-                    await storage.ReadStateAsync();
-                    Load();
-                }
-                catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+                // The reader goes on only from the stored state: what it holds in memory is past what was applied. A stop
+                // before the reload leaves the replay to the next activation (no last checkpoint of that memory).
+                if (!await ReloadAsync(failures, cancellationToken))
                 {
                     return;
                 }
-                catch (Exception reload)
-                {
-                    LogReloadFailed(logger, reload, _partition);
-                }
-
-                continue;
             }
         }
 
@@ -151,6 +141,30 @@ public sealed partial class PartitionGrain(
             catch (Exception e)
             {
                 LogFinalCheckpointFailed(logger, e, _partition);
+            }
+        }
+    }
+
+    /// <summary>Reads the stored state again (trying until it can, waiting longer after each failure); false when stopped first.</summary>
+    private async Task<bool> ReloadAsync(int failures, CancellationToken cancellationToken)
+    {
+        for (var attempt = failures; ; attempt++)
+        {
+            try
+            {
+                await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(2_000, 100 * attempt)), time, cancellationToken);
+                await storage.ReadStateAsync();
+                Load();
+                LogReplayFrom(logger, _partition, _logic.NextOffset);
+                return true;
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                return false;
+            }
+            catch (Exception e)
+            {
+                LogReloadFailed(logger, e, _partition);
             }
         }
     }
@@ -225,7 +239,7 @@ public sealed partial class PartitionGrain(
             var i = 0;
             foreach (var (sensorId, items) in batch.Sensors)
             {
-                calls[i++] = ApplyAsync(sensorId, new SensorWork([.. items], batch.ReceivedUpToMs, batch.Rules), items[^1].Position);
+                calls[i++] = ApplyAsync(sensorId, [.. items], batch.ReceivedUpToMs, batch.Rules);
             }
 
             await Task.WhenAll(calls);
@@ -247,22 +261,30 @@ public sealed partial class PartitionGrain(
             return;
         }
 
-        var work = new SensorWork([], _logic.ReceivedUpToMs, _logic.Rules);
         var calls = new Task[due.Count];
         for (var i = 0; i < due.Count; i++)
         {
-            calls[i] = ApplyAsync(due[i], work, -1);
+            calls[i] = ApplyAsync(due[i], [], _logic.ReceivedUpToMs, _logic.Rules);
         }
 
         await Task.WhenAll(calls);
     }
 
-    private async Task ApplyAsync(string sensorId, SensorWork work, long lastPosition)
+    /// <summary>
+    /// Gives a sensor its work. The sensor counts as touched before the call (a call that fails still has the next
+    /// checkpoint check the sensor), and the checkpoint expects it to have stored what it reports applied.
+    /// </summary>
+    private async Task ApplyAsync(string sensorId, SensorWorkItem[] items, long receivedUpToMs, RuleCatalog rules)
     {
-        var progress = await GrainFactory.GetGrain<ISensorGrain>(sensorId).ApplyAsync(work);
+        var appliedAtLeast = _logic.AppliedPositionOf(sensorId);
+        Touch(sensorId, items.Length > 0 ? Math.Max(appliedAtLeast, items[^1].Position) : appliedAtLeast);
+        var progress = await GrainFactory.GetGrain<ISensorGrain>(sensorId).ApplyAsync(new SensorWork(items, receivedUpToMs, rules, appliedAtLeast));
         _logic.Progress(sensorId, progress);
-        _touched[sensorId] = Math.Max(lastPosition, _touched.GetValueOrDefault(sensorId, -1));
+        Touch(sensorId, progress.AppliedPosition);
     }
+
+    private void Touch(string sensorId, long position) =>
+        _touched[sensorId] = Math.Max(position, _touched.GetValueOrDefault(sensorId, -1));
 
     /// <summary>Waits for the checkpoint in flight, if any; throws what it threw.</summary>
     private async Task CompleteCheckpointAsync()
@@ -368,6 +390,9 @@ public sealed partial class PartitionGrain(
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Partition {Partition} failed (attempt {Attempt}); replaying from its stored position")]
     private static partial void LogReplaying(ILogger logger, Exception exception, int partition, int attempt);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Partition {Partition} replays from its stored offset {Offset}")]
+    private static partial void LogReplayFrom(ILogger logger, int partition, long offset);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Partition {Partition}: reading its stored position failed; trying again")]
     private static partial void LogReloadFailed(ILogger logger, Exception exception, int partition);

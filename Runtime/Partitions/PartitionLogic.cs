@@ -120,12 +120,16 @@ public sealed class PartitionLogic
         }
 
         _state.Sensors[sensorId] = new SensorEntry(progress.WakeAtMs, progress.ClockMs, progress.ClockReceivedAtMs, progress.LastSeenMs,
-            progress.Location, progress.Model);
+            progress.Location, progress.Model, progress.AppliedPosition);
         if (progress.WakeAtMs is { } wake)
         {
             _schedule.Add((wake, sensorId));
         }
     }
+
+    /// <summary>The log position <paramref name="sensorId"/> last reported applied (-1: none known).</summary>
+    public long AppliedPositionOf(string sensorId) =>
+        _state.Sensors.TryGetValue(sensorId, out var entry) ? entry.AppliedPosition : -1;
 
     /// <summary>The sensors due by the receipt time reached, in schedule order; they leave the schedule until their next progress.</summary>
     public IReadOnlyList<string> TakeDue()

@@ -27,8 +27,9 @@ public sealed class PartitionState
 }
 
 /// <summary>
-/// What a partition keeps of one sensor: when its clock must next run (receipt time; null: nothing due), and enough to
-/// plan an offline rule for it without activating it: its clock reading, last reading time and what rules target.
+/// What a partition keeps of one sensor: the log position it reported applied (it must not be found behind it), when its
+/// clock must next run (receipt time; null: nothing due), and enough to plan an offline rule for it without activating it:
+/// its clock reading, last reading time and what rules target.
 /// </summary>
 [GenerateSerializer, Alias("oiot.SensorEntry")]
 public readonly record struct SensorEntry(
@@ -37,4 +38,5 @@ public readonly record struct SensorEntry(
     [property: Id(2)] long ClockReceivedAtMs,
     [property: Id(3)] long? LastSeenMs,
     [property: Id(4)] string? Location,
-    [property: Id(5)] string? Model);
+    [property: Id(5)] string? Model,
+    [property: Id(6)] long AppliedPosition);
