@@ -8,8 +8,8 @@ namespace Grains;
 /// The Orleans grain of one alert rule: a thin shell around <see cref="RuleLogic"/>. Every call applies its change at
 /// once (outputs are published live), then waits for a commit that writes the outputs to the read models and then the
 /// state; calls that arrive while a commit runs share the next one, so a storm of signals from many sensors costs a few
-/// writes. When a commit fails, the activation deactivates without writing and its callers fail: sensors resend what
-/// they sent, the next activation reloads the stored state.
+/// writes. When a commit fails, the activation deactivates without writing again and every caller fails from then on:
+/// sensors resend what they sent, the next activation reloads the stored state.
 /// </summary>
 [GrainType("rule"), Reentrant, Immovable]
 public sealed class RuleGrain : Grain, IRuleGrain, IGrainEffects
