@@ -3,6 +3,7 @@ using Grains.Abstractions;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Orleans.Concurrency;
+using Orleans.Metadata;
 using Orleans.Placement;
 using Orleans.Runtime;
 
@@ -25,10 +26,13 @@ public sealed partial class PartitionGrain(
     TimeProvider time,
     ILocalSiloDetails silo,
     IClusterMembershipService membership,
+    IClusterManifestProvider manifests,
     ILogger<PartitionGrain> logger) : Grain, IPartitionGrain
 {
     /// <summary>How long a graceful deactivation waits for the final checkpoint before leaving the replay to the next activation.</summary>
     private static readonly TimeSpan FinalCheckpointTimeout = TimeSpan.FromSeconds(5);
+
+    private static readonly GrainType PartitionType = GrainType.Create(PartitionPlacementDirector.PartitionGrainType);
 
     private readonly CancellationTokenSource _stop = new();
 
@@ -47,6 +51,7 @@ public sealed partial class PartitionGrain(
     private long _readingsApplied;
     private long? _tickPendingMs;
     private MembershipVersion _checkedMembership = MembershipVersion.MinValue;
+    private MajorMinorVersion _checkedManifest = MajorMinorVersion.MinValue;
 
     public override Task OnActivateAsync(CancellationToken cancellationToken)
     {
@@ -131,17 +136,18 @@ public sealed partial class PartitionGrain(
             }
         }
 
-        if (_logic.NextOffset > _committedOffset || _touched.Count > 0 || _checkpoint is not null)
+        try
         {
-            try
+            if (_logic.NextOffset > _committedOffset || _touched.Count > 0 || _checkpoint is not null)
             {
                 await FinalCheckpointAsync().WaitAsync(FinalCheckpointTimeout);
-                LogHandedOver(logger, _partition, _committedOffset);
             }
-            catch (Exception e)
-            {
-                LogFinalCheckpointFailed(logger, e, _partition);
-            }
+
+            LogHandedOver(logger, _partition, _committedOffset);
+        }
+        catch (Exception e)
+        {
+            LogFinalCheckpointFailed(logger, e, _partition);
         }
     }
 
@@ -335,19 +341,26 @@ public sealed partial class PartitionGrain(
     }
 
     /// <summary>
-    /// True when <see cref="PartitionPlacementDirector"/> would place the partition on this silo now (checked again only
-    /// when the membership changed). A silo that is not active (shutting down) keeps what it has until it stops.
+    /// True when <see cref="PartitionPlacementDirector"/> would place the partition on this silo now, from the silos Orleans
+    /// offers it (active, and known to host partition grains: a silo that just joined counts once its manifest is known
+    /// here, as for placement, or the partition would move away and be placed here again until it is). Checked again only
+    /// when the membership or the manifest changed. A silo that is not active (shutting down) keeps what it has.
     /// </summary>
     private bool OnPlacedSilo()
     {
         var snapshot = membership.CurrentSnapshot;
-        if (snapshot.Version == _checkedMembership)
+        var manifest = manifests.Current;
+        if (snapshot.Version == _checkedMembership && manifest.Version == _checkedManifest)
         {
             return true;
         }
 
         _checkedMembership = snapshot.Version;
-        var active = snapshot.Members.Values.Where(m => m.Status == SiloStatus.Active).Select(m => m.SiloAddress).Order().ToArray();
+        _checkedManifest = manifest.Version;
+        var active = snapshot.Members.Values
+            .Where(m => m.Status == SiloStatus.Active
+                && manifest.Silos.TryGetValue(m.SiloAddress, out var hosted) && hosted.Grains.ContainsKey(PartitionType))
+            .Select(m => m.SiloAddress).Order().ToArray();
         return active.Length == 0 || !active.Contains(silo.SiloAddress) || active[_partition % active.Length].Equals(silo.SiloAddress);
     }
 
@@ -385,7 +398,7 @@ public sealed partial class PartitionGrain(
     [LoggerMessage(Level = LogLevel.Information, Message = "Partition {Partition} moves away from silo {Silo}: the membership changed")]
     private static partial void LogMoving(ILogger logger, int partition, SiloAddress silo);
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "Partition {Partition} checkpointed at offset {Offset} and stopped")]
+    [LoggerMessage(Level = LogLevel.Information, Message = "Partition {Partition} stopped with everything before offset {Offset} committed")]
     private static partial void LogHandedOver(ILogger logger, int partition, long offset);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Partition {Partition} failed (attempt {Attempt}); replaying from its stored position")]
