@@ -78,10 +78,11 @@ public sealed record ClusterResponse(
 /// <summary>
 /// An Orleans silo of the cluster's membership: its address (<see cref="Id"/>), status (active, joining, shutting down,
 /// stopping, dead), start and last "I am alive" time, the partitions whose readers it runs, its activations per grain
-/// type, and the readings those readers applied since they started there.
+/// type (null when it did not answer within a second: not active, paused, or dying), and the readings those readers
+/// applied since they started there.
 /// </summary>
 public sealed record SiloDto(string Id, string Name, string HostName, string Status, DateTimeOffset StartedAt, DateTimeOffset? LastHeartbeat,
-    IReadOnlyList<int> Partitions, IReadOnlyDictionary<string, int> Activations, long ReadingsApplied);
+    IReadOnlyList<int> Partitions, IReadOnlyDictionary<string, int>? Activations, long ReadingsApplied);
 
 /// <summary>
 /// A partition of the log as its reader reports it: the silo running it (null: no reader answered), since when, the

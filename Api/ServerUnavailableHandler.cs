@@ -6,7 +6,8 @@ namespace Api;
 
 /// <summary>
 /// When the log cannot take writes or the store cannot be reached, the request gets 503 with Retry-After and
-/// nothing of it was acknowledged; the client sends it again later.
+/// nothing of it was acknowledged; the client sends it again later. When the Orleans cluster does not answer in time (a
+/// silo failing, before Orleans declares it dead and its grains move), also 503 with Retry-After.
 /// </summary>
 public sealed partial class ServerUnavailableHandler(IProblemDetailsService problems, ILogger<ServerUnavailableHandler> logger) : IExceptionHandler
 {
@@ -16,9 +17,11 @@ public sealed partial class ServerUnavailableHandler(IProblemDetailsService prob
     {
         var what = exception switch
         {
-            LogUnavailableException => "The message log cannot take writes now",
+            LogUnavailableException => "The message log cannot take writes now; nothing of this request was stored",
             // Also a pooled connection lost when the server shut down or restarted, not only one that could not be opened.
-            _ when PostgresUnavailableException.IsUnavailable(exception) => "The database cannot be reached now",
+            _ when PostgresUnavailableException.IsUnavailable(exception) => "The database cannot be reached now; nothing of this request was stored",
+            TimeoutException or SiloUnavailableException or OrleansMessageRejectionException =>
+                "The cluster did not answer in time (a silo may be failing over)",
             _ => null,
         };
         if (what is null)
@@ -36,7 +39,7 @@ public sealed partial class ServerUnavailableHandler(IProblemDetailsService prob
             {
                 Status = StatusCodes.Status503ServiceUnavailable,
                 Title = "Service unavailable",
-                Detail = $"{what}; nothing of this request was stored. Retry after {RetryAfterSeconds} s.",
+                Detail = $"{what}. Retry after {RetryAfterSeconds} s.",
             },
         });
     }

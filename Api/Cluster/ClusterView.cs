@@ -13,6 +13,9 @@ public sealed class ClusterView(IGrainFactory grains, IOptions<SiloOptions> silo
     /// <summary>How long a partition's reader may take to answer (one on a silo that just died answers later, or never).</summary>
     private static readonly TimeSpan StatusTimeout = TimeSpan.FromSeconds(1);
 
+    /// <summary>How long the membership may take to answer (through a gateway silo that may be failing).</summary>
+    private static readonly TimeSpan HostsTimeout = TimeSpan.FromSeconds(5);
+
     /// <summary>Short names of the grain types the system runs, as Orleans names their classes.</summary>
     private static readonly (string Suffix, string Name)[] GrainTypes =
         [("SensorGrain", "sensor"), ("RuleGrain", "rule"), ("PartitionGrain", "partition")];
@@ -33,9 +36,14 @@ public sealed class ClusterView(IGrainFactory grains, IOptions<SiloOptions> silo
     public async Task<ClusterResponse> DescribeAsync(CancellationToken ct)
     {
         var management = grains.GetGrain<IManagementGrain>(0);
-        var hosts = await management.GetDetailedHosts(onlyActive: false).WaitAsync(ct);
-        var statistics = await management.GetSimpleGrainStatistics().WaitAsync(ct);
+        var hosts = await management.GetDetailedHosts(onlyActive: false).WaitAsync(HostsTimeout, ct);
+        // Each active silo's activations, asked of each alone: a silo that does not answer (paused, or dying before
+        // Orleans declares it dead) has none reported and does not hold up the others.
+        var active = hosts.Where(h => h.Status == SiloStatus.Active).Select(h => h.SiloAddress).ToArray();
+        var statisticsTask = Task.WhenAll(active.Select(a => StatisticsAsync(management, a, ct)));
         var partitions = await PartitionsAsync(ct);
+        var answered = (await statisticsTask).Where(s => s.Statistics is not null).ToDictionary(s => s.Silo, s => s.Statistics!);
+        var statistics = answered.Values.SelectMany(s => s).ToArray();
 
         var partitionDtos = partitions.Select((s, p) => s is null
                 ? new PartitionDto(p, null, null, null, null, null, null, null, null, null)
@@ -52,11 +60,24 @@ public sealed class ClusterView(IGrainFactory grains, IOptions<SiloOptions> silo
                 return new SiloDto(id, h.SiloName, h.HostName, StatusName(h.Status), new DateTimeOffset(h.StartTime, TimeSpan.Zero),
                     h.IAmAliveTime == default ? null : new DateTimeOffset(h.IAmAliveTime, TimeSpan.Zero),
                     owned.Select(s => s.Partition).ToArray(),
-                    Activations(statistics.Where(s => s.SiloAddress.Equals(h.SiloAddress))),
+                    answered.TryGetValue(h.SiloAddress, out var own) ? Activations(own) : null,
                     owned.Sum(s => s.ReadingsApplied));
             })
             .ToArray();
         return new ClusterResponse(silo.Value.Partitions, silos, partitionDtos, Activations(statistics));
+    }
+
+    private static async Task<(SiloAddress Silo, SimpleGrainStatistic[]? Statistics)> StatisticsAsync(IManagementGrain management, SiloAddress silo,
+        CancellationToken ct)
+    {
+        try
+        {
+            return (silo, await management.GetSimpleGrainStatistics([silo]).WaitAsync(StatusTimeout, ct));
+        }
+        catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
+        {
+            return (silo, null);
+        }
     }
 
     private async Task<PartitionStatus?> StatusAsync(int partition, CancellationToken ct)

@@ -37,6 +37,7 @@ const STATUS_CLASS = { active: 'state-resolved', joining: 'state-acknowledged', 
 const GRAIN_TYPES = ['sensor', 'rule', 'partition'];
 
 function activations(counts) {
+  if (counts == null) return 'not answering';
   const types = [...GRAIN_TYPES.filter((t) => t in counts), ...Object.keys(counts).filter((t) => !GRAIN_TYPES.includes(t))];
   return types.map((type) => `${num(counts[type])} ${esc(type)}`).join(', ') || '—';
 }
