@@ -4,10 +4,10 @@ using Xunit.Abstractions;
 namespace Integration.Tests.Cluster;
 
 /// <summary>
-/// Three silo processes and one Api on private PostgreSQL and RabbitMQ servers. A known load runs while one silo is
-/// killed with SIGKILL and another is stopped with SIGTERM and started again; every minute aggregate in PostgreSQL must
-/// equal the value computed from the input, no alert may be opened twice, and the takeover of the killed silo's
-/// partitions must take at most the lease time plus 2 s.
+/// Three Orleans silo processes and one Api on private PostgreSQL, RabbitMQ and Redis servers. A known load runs while
+/// one silo is killed with SIGKILL and another is stopped with SIGTERM and started again; every minute aggregate in
+/// PostgreSQL must equal the value computed from the input, no alert may be opened twice, and the killed silo's
+/// partitions must be read again by the others within 5 s.
 /// </summary>
 [Collection(ClusterCollection.Name)]
 public sealed class ChaosTests(ClusterServers servers, ITestOutputHelper output)
@@ -20,12 +20,12 @@ public sealed class ChaosTests(ClusterServers servers, ITestOutputHelper output)
         await Scenario.StartAsync(cluster, silos);
         await Scenario.CreateRuleAsync(cluster);
 
-        var input = new KnownInput(sensors: 150, seconds: 240, cluster.Partitions);
+        var input = new KnownInput(sensors: 150, seconds: 240, cluster.Partitions, cluster.AllowedLateness);
         var loader = new TelemetryLoader(cluster.Device, cluster.Log);
         // About 40 s of posting: long enough that both the kill and the SIGTERM land during the load on a loaded machine.
         var load = loader.RunAsync(input, eventSecondsPerSecond: 6);
 
-        // At a third of the load: SIGKILL a silo; its partitions must be owned by the others within lease + 2 s.
+        // At a third of the load: SIGKILL a silo; its partitions must be read by the others within 5 s.
         await Wait.UntilAsync(() => loader.Progress >= 1.0 / 3 || load.IsCompleted, TimeSpan.FromSeconds(120), "a third of the load acknowledged");
         var before = await cluster.ViewAsync();
         var victim = silos.First(s => before.OwnedBy(s).Count > 0);
@@ -33,27 +33,27 @@ public sealed class ChaosTests(ClusterServers servers, ITestOutputHelper output)
         var progressAtKill = loader.Progress;
         var clock = Stopwatch.StartNew();
         cluster.KillSilo(victim);
-        var after = await cluster.WaitForViewAsync(v => orphaned.All(p => v.Partition(p).Owner is { } owner && owner != victim),
-            TimeSpan.FromSeconds(30), $"partitions {string.Join(",", orphaned)} of {victim} owned by live silos");
+        var after = await cluster.WaitForViewAsync(v => orphaned.All(p => v.OwnerName(p) is { } owner && owner != victim),
+            TimeSpan.FromSeconds(30), $"partitions {string.Join(",", orphaned)} of {victim} read by live silos", pollInterval: TimeSpan.FromMilliseconds(50));
         var takeover = clock.Elapsed;
-        cluster.Log($"takeover of partitions {string.Join(",", orphaned)} after SIGKILL of {victim}: {Wait.Seconds(takeover)} (lease {Wait.Seconds(cluster.LeaseDuration)}); {after.Describe()}");
+        cluster.Log($"partitions {string.Join(",", orphaned)} read again after SIGKILL of {victim}: {Wait.Seconds(takeover)}; {after.Describe()}");
         output.WriteLine($"TAKEOVER TIME: {Wait.Seconds(takeover)}");
         Assert.True(progressAtKill < 1, "the kill happened during the load");
 
-        // At two thirds: SIGTERM another silo (final checkpoint, leases handed over, exit 0), then start it again.
+        // At two thirds: SIGTERM another silo (grains write their state, readers take a last checkpoint, exit 0), then
+        // start it again.
         await Wait.UntilAsync(() => loader.Progress >= 2.0 / 3 || load.IsCompleted, TimeSpan.FromSeconds(120), "two thirds of the load acknowledged");
         var view = await cluster.ViewAsync();
         var restarted = silos.First(s => s != victim && view.OwnedBy(s).Count > 0);
         var held = view.OwnedBy(restarted);
         var progressAtTerm = loader.Progress;
-        var exitCode = await cluster.TerminateSiloAsync(restarted, TimeSpan.FromSeconds(30));
+        var exitCode = await cluster.TerminateSiloAsync(restarted, TimeSpan.FromSeconds(60));
         Assert.Equal(0, exitCode);
         var stopped = cluster.Silo(restarted);
         foreach (var partition in held)
         {
-            Assert.True(stopped.HasLine(l => l.Contains($"Partition {partition} (epoch", StringComparison.Ordinal)
-                    && l.Contains("checkpointed at offset", StringComparison.Ordinal) && l.Contains("handed over", StringComparison.Ordinal)),
-                $"{restarted} logged the final checkpoint and hand-over of partition {partition}:\n{stopped.Tail(30)}");
+            Assert.True(stopped.HasLine(l => l.Contains($"Partition {partition} stopped with everything before offset", StringComparison.Ordinal)),
+                $"{restarted} logged the last checkpoint of partition {partition}:\n{stopped.Tail(30)}");
         }
         cluster.StartSilo(restarted);
         var survivors = silos.Where(s => s != victim).ToArray();
@@ -64,7 +64,6 @@ public sealed class ChaosTests(ClusterServers servers, ITestOutputHelper output)
         Assert.True(progressAtTerm < 1, "the SIGTERM happened during the load");
         await Scenario.FinishAndCheckAsync(cluster, input, loader);
 
-        Assert.True(takeover <= cluster.LeaseDuration + TimeSpan.FromSeconds(2),
-            $"takeover took {Wait.Seconds(takeover)}, more than the lease ({Wait.Seconds(cluster.LeaseDuration)}) + 2 s");
+        Assert.True(takeover <= TimeSpan.FromSeconds(5), $"the killed silo's partitions were read again after {Wait.Seconds(takeover)}, more than 5 s");
     }
 }

@@ -3,9 +3,10 @@ using Integration.Tests.RabbitMq;
 namespace Integration.Tests.Cluster;
 
 /// <summary>
-/// The private PostgreSQL and RabbitMQ servers of the process-level cluster tests, shared by them (each test takes a
-/// fresh database and stream prefix). They are not the servers of the PostgreSQL and RabbitMQ collections: these
-/// tests stop and restart them, which must not disturb tests running in parallel.
+/// The private PostgreSQL, RabbitMQ and Redis servers of the process-level cluster tests, shared by them (each test
+/// takes a fresh database, stream prefix and Orleans cluster and service id). They are not the servers of the
+/// PostgreSQL, RabbitMQ and Redis collections: these tests stop and restart them, which must not disturb tests running
+/// in parallel.
 /// </summary>
 public sealed class ClusterServers : IAsyncLifetime
 {
@@ -13,7 +14,9 @@ public sealed class ClusterServers : IAsyncLifetime
 
     public RabbitMqServer RabbitMq { get; } = new();
 
-    public Task InitializeAsync() => Task.WhenAll(Postgres.InitializeAsync(), RabbitMq.InitializeAsync());
+    public RedisServer Redis { get; } = new();
+
+    public Task InitializeAsync() => Task.WhenAll(Postgres.InitializeAsync(), RabbitMq.InitializeAsync(), Redis.InitializeAsync());
 
     public async Task DisposeAsync()
     {
@@ -23,7 +26,14 @@ public sealed class ClusterServers : IAsyncLifetime
         }
         finally
         {
-            await Postgres.DisposeAsync();
+            try
+            {
+                await Redis.DisposeAsync();
+            }
+            finally
+            {
+                await Postgres.DisposeAsync();
+            }
         }
     }
 }

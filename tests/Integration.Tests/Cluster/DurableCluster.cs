@@ -8,10 +8,11 @@ using Xunit.Abstractions;
 namespace Integration.Tests.Cluster;
 
 /// <summary>
-/// A durable cluster of real processes for one test: silo and Api processes (the built Silo.dll and Api.dll, run with
-/// <c>dotnet</c>) on free loopback ports, on a fresh database and a fresh stream prefix of the shared servers, with
-/// short leases. Each process's output goes to a file and into memory. Everything started here is killed on dispose,
-/// also when the test fails, and the tail of every log is written to the test output.
+/// A durable cluster of real processes for one test: Orleans silo and Api processes (the built Silo.dll and Api.dll,
+/// run with <c>dotnet</c>) on free loopback ports, on a fresh database, stream prefix and Orleans cluster of the shared
+/// servers, with the fast failure detection the silos use by default. Each process's output goes to a file and into
+/// memory. Everything started here is killed on dispose, also when the test fails, and the tail of every log is written
+/// to the test output.
 /// </summary>
 public sealed class DurableCluster : IAsyncDisposable
 {
@@ -43,9 +44,8 @@ public sealed class DurableCluster : IAsyncDisposable
 
     public int Partitions { get; } = 8;
 
-    public TimeSpan LeaseDuration { get; } = TimeSpan.FromSeconds(3);
-
-    public TimeSpan RenewInterval { get; } = TimeSpan.FromMilliseconds(500);
+    /// <summary>How long after a minute's end its readings are still counted (the silos' Grains:AllowedLatenessMs).</summary>
+    public TimeSpan AllowedLateness { get; init; } = TimeSpan.FromSeconds(10);
 
     /// <summary>The connection string of this test's database.</summary>
     public string ConnectionString { get; }
@@ -62,10 +62,13 @@ public sealed class DurableCluster : IAsyncDisposable
 
     public NodeProcess Silo(string siloId) => _silos[siloId];
 
-    public static async Task<DurableCluster> CreateAsync(ClusterServers servers, ITestOutputHelper output)
+    public static async Task<DurableCluster> CreateAsync(ClusterServers servers, ITestOutputHelper output, TimeSpan? allowedLateness = null)
     {
         var connectionString = await servers.Postgres.CreateDatabaseAsync();
-        return new DurableCluster(servers, output, connectionString, $"c{Guid.NewGuid().ToString("N")[..10]}");
+        return new DurableCluster(servers, output, connectionString, $"c{Guid.NewGuid().ToString("N")[..10]}")
+        {
+            AllowedLateness = allowedLateness ?? TimeSpan.FromSeconds(10),
+        };
     }
 
     /// <summary>Writes a line to the test output, stamped with the seconds since the cluster was created.</summary>
@@ -77,35 +80,42 @@ public sealed class DurableCluster : IAsyncDisposable
         $"--Postgres:ConnectionString={ConnectionString}",
         $"--RabbitMq:Uri={_servers.RabbitMq.Uri}",
         $"--RabbitMq:StreamPrefix={StreamPrefix}",
+        $"--Redis:ConnectionString={_servers.Redis.ConnectionString}",
+        $"--Orleans:ClusterId={StreamPrefix}",
+        $"--Orleans:ServiceId={StreamPrefix}",
+        $"--Grains:AllowedLatenessMs={(long)AllowedLateness.TotalMilliseconds}",
         "--RabbitMq:MaxLengthBytes=1000000000",
         "--RabbitMq:MaxSegmentSizeBytes=50000000",
         "--RabbitMq:PublishTimeout=00:00:03",
         "--RabbitMq:ReconnectInterval=00:00:00.250",
         $"--Silo:Partitions={Partitions}",
-        $"--Silo:LeaseDuration={LeaseDuration:c}",
-        $"--Silo:RenewInterval={RenewInterval:c}",
         "--Silo:CheckpointInterval=00:00:00.500",
+        "--Silo:PartitionCheckInterval=00:00:00.250",
         "--Logging:Console:FormatterName=simple",
         "--Logging:Console:FormatterOptions:SingleLine=true",
         "--Logging:Console:FormatterOptions:TimestampFormat=HH:mm:ss.fff ",
     ];
 
-    /// <summary>Starts a silo process (a new one, or the same silo id again after it stopped) on a free port.</summary>
+    /// <summary>
+    /// Starts a silo process named <paramref name="siloId"/> (a new one, or the same name again after it stopped): its
+    /// health endpoint, silo-to-silo and gateway ports are free loopback ports.
+    /// </summary>
     public NodeProcess StartSilo(string siloId)
     {
         if (_silos.TryGetValue(siloId, out var running) && !running.HasExited)
         {
             throw new InvalidOperationException($"{siloId} is running.");
         }
-        var port = RabbitMqServer.FreePort();
+        var (port, siloPort, gatewayPort) = (RabbitMqServer.FreePort(), RabbitMqServer.FreePort(), RabbitMqServer.FreePort());
         var generation = _started.Count(p => p.Name.StartsWith(siloId, StringComparison.Ordinal)) + 1;
         var process = NodeProcess.Start($"{siloId}#{generation}", Dlls.Value.Silo,
-            [$"--Urls=http://127.0.0.1:{port}", $"--Silo:SiloId={siloId}", .. CommonArguments()],
+            [$"--Urls=http://127.0.0.1:{port}", $"--Orleans:SiloName={siloId}", $"--Silo:Port={siloPort}", $"--Silo:GatewayPort={gatewayPort}",
+                .. CommonArguments()],
             new Dictionary<string, string?> { ["DOTNET_ENVIRONMENT"] = "Production" },
             Path.Combine(_directory, $"{siloId}-{generation}.log"));
         _started.Add(process);
         _silos[siloId] = process;
-        Log($"started {process.Name} (pid {process.Pid}, port {port})");
+        Log($"started {process.Name} (pid {process.Pid}, silo port {siloPort}, gateway {gatewayPort})");
         return process;
     }
 
@@ -177,7 +187,7 @@ public sealed class DurableCluster : IAsyncDisposable
     }
 
     /// <summary>Waits until <paramref name="condition"/> holds for the cluster view; returns that view.</summary>
-    public async Task<ClusterView> WaitForViewAsync(Func<ClusterView, bool> condition, TimeSpan timeout, string what)
+    public async Task<ClusterView> WaitForViewAsync(Func<ClusterView, bool> condition, TimeSpan timeout, string what, TimeSpan? pollInterval = null)
     {
         var clock = Stopwatch.StartNew();
         ClusterView? last = null;
@@ -196,7 +206,7 @@ public sealed class DurableCluster : IAsyncDisposable
             {
                 throw new TimeoutException($"Timed out after {timeout.TotalSeconds:0.#} s waiting for: {what}\nlast view: {last?.Describe() ?? "(none)"}");
             }
-            await Task.Delay(100);
+            await Task.Delay(pollInterval ?? TimeSpan.FromMilliseconds(100));
         }
     }
 
@@ -211,6 +221,9 @@ public sealed class DurableCluster : IAsyncDisposable
             }
         }
     }
+
+    /// <summary>A silo that stopped by itself (say, one that learnt it was declared dead) is not a failure of the test.</summary>
+    public void ExpectExit(string siloId) => _expectedExits.Add(_silos[siloId]);
 
     /// <summary>SIGKILL: the silo dies at once, no checkpoint, no hand-over.</summary>
     public void KillSilo(string siloId)
@@ -233,12 +246,12 @@ public sealed class DurableCluster : IAsyncDisposable
         return code;
     }
 
-    /// <summary>Waits until the Api and the silos are up: every partition owned by one of <paramref name="silos"/>, each holding its fair share.</summary>
+    /// <summary>Waits until every partition is read by one of the active silos named <paramref name="silos"/>, each reading its share.</summary>
     public Task<ClusterView> WaitBalancedAsync(IReadOnlyCollection<string> silos, TimeSpan timeout) =>
-        WaitForViewAsync(v => v.IsBalancedOver(silos, Partitions), timeout, $"every partition owned, balanced over {string.Join(", ", silos)}");
+        WaitForViewAsync(v => v.IsBalancedOver(silos, Partitions), timeout, $"every partition read, balanced over {string.Join(", ", silos)}");
 
     /// <summary>
-    /// Waits until every partition is processed and checkpointed: committed offset == end offset (lag 0) on every
+    /// Waits until every partition is processed and committed: committed offset == end offset (lag 0) on every
     /// partition, in <paramref name="stablePolls"/> views in a row.
     /// </summary>
     public async Task<ClusterView> WaitProcessedAsync(TimeSpan timeout, int stablePolls = 4)
@@ -267,6 +280,11 @@ public sealed class DurableCluster : IAsyncDisposable
         {
             _output.WriteLine($"--- {node.Name} (pid {node.Pid}): last lines of {node.LogPath}");
             _output.WriteLine(node.Tail(25));
+        }
+        if (Environment.GetEnvironmentVariable("OIOT_KEEP_CLUSTER_LOGS") == "1")
+        {
+            _output.WriteLine($"--- logs kept in {_directory} (OIOT_KEEP_CLUSTER_LOGS=1)");
+            return;
         }
         try
         {
@@ -305,6 +323,7 @@ public sealed class DurableCluster : IAsyncDisposable
     }
 }
 
+/// <summary>GET /api/v1/cluster as the tests read it: silos by name and address, partitions by the address of their reader's silo.</summary>
 public sealed record ClusterView(IReadOnlyList<SiloView> Silos, IReadOnlyList<PartitionView> PartitionMap)
 {
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
@@ -312,29 +331,36 @@ public sealed record ClusterView(IReadOnlyList<SiloView> Silos, IReadOnlyList<Pa
     public static ClusterView Parse(string json) => JsonSerializer.Deserialize<ClusterView>(json, Json)
         ?? throw new InvalidOperationException("empty cluster view");
 
-    public IReadOnlyList<int> OwnedBy(string siloId) => PartitionMap.Where(p => p.Owner == siloId).Select(p => p.Partition).ToArray();
+    /// <summary>The name of the silo at <paramref name="address"/> (null when no silo has it).</summary>
+    public string? NameOf(string? address) => Silos.FirstOrDefault(s => s.Id == address)?.Name;
+
+    /// <summary>The partitions read by the active silo named <paramref name="siloName"/>.</summary>
+    public IReadOnlyList<int> OwnedBy(string siloName) =>
+        PartitionMap.Where(p => Silos.Any(s => s.Id == p.Owner && s.Name == siloName && s.Status == "active")).Select(p => p.Partition).ToArray();
 
     public PartitionView Partition(int partition) => PartitionMap.Single(p => p.Partition == partition);
 
-    /// <summary>Every partition has a current owner among <paramref name="silos"/>, each of which holds its fair share.</summary>
+    /// <summary>The name of the silo reading <paramref name="partition"/> (null when no reader answered).</summary>
+    public string? OwnerName(int partition) => NameOf(Partition(partition).Owner);
+
+    /// <summary>Every partition is read by an active silo among <paramref name="silos"/>, each reading its share (P/n rounded down or up).</summary>
     public bool IsBalancedOver(IReadOnlyCollection<string> silos, int partitions)
     {
-        if (PartitionMap.Count != partitions || PartitionMap.Any(p => p.Owner is null || !silos.Contains(p.Owner)))
+        if (PartitionMap.Count != partitions || PartitionMap.Any(p => OwnerName(p.Partition) is not { } name || !silos.Contains(name)))
         {
             return false;
         }
-        var fair = (partitions + silos.Count - 1) / silos.Count;
-        return silos.All(s => OwnedBy(s).Count is var n && n >= partitions / silos.Count && n <= fair);
+        return silos.All(s => OwnedBy(s).Count is var n && n >= partitions / silos.Count && n <= (partitions + silos.Count - 1) / silos.Count);
     }
 
     public string Describe() => string.Join("; ", PartitionMap.Select(p =>
-        $"p{p.Partition}={p.Owner ?? "-"}@{p.Epoch} {p.CommittedOffset}/{p.EndOffset}"))
-        + " | " + string.Join(", ", Silos.Select(s => $"{s.Id}:{s.Status}[{string.Join(",", s.Partitions)}]"));
+        $"p{p.Partition}={OwnerName(p.Partition) ?? p.Owner ?? "-"} {p.CommittedOffset}/{p.EndOffset}"))
+        + " | " + string.Join(", ", Silos.Select(s => $"{s.Name}:{s.Status}[{string.Join(",", s.Partitions)}]"));
 }
 
-public sealed record SiloView(string Id, string Status, IReadOnlyList<int> Partitions);
+public sealed record SiloView(string Id, string Name, string Status, IReadOnlyList<int> Partitions);
 
-public sealed record PartitionView(int Partition, string? Owner, long Epoch, long CommittedOffset, long EndOffset, long Lag);
+public sealed record PartitionView(int Partition, string? Owner, long? CommittedOffset, long? EndOffset, long? Lag);
 
 internal static class Wait
 {

@@ -3,7 +3,7 @@ using System.Globalization;
 using System.Net;
 using System.Text.Json;
 using Npgsql;
-using Runtime;
+using Grains.Abstractions;
 
 namespace Integration.Tests.Cluster;
 
@@ -28,19 +28,20 @@ public sealed record InputBatch(int Partition, int FirstSecond, IReadOnlyList<In
 
 /// <summary>
 /// The known input: <see cref="Sensors"/> sensors, one reading each per second of event time for <see cref="Seconds"/> s
-/// from <see cref="T0"/>, a minute start chosen so that every timestamp (including the closing readings) is within the
-/// Api's 5-minute future-skew limit and the wall clock is never far ahead of the posted event time (a silo appends
-/// wall-clock ticks to idle partitions; a tick ahead of readings still to come would close their minutes early).
+/// from <see cref="T0"/>, posted faster than real time, and then one closing reading per sensor (<see cref="Closing"/>).
+/// A sensor's clock is its own event time, never beyond receipt time: <see cref="T0"/> is a minute start far enough in
+/// the past that every timestamp, the closing ones included, is behind the wall clock when it is posted, so each
+/// sensor's clock follows its readings and its closing reading closes its last minute at once. While the posting of a
+/// sensor stalls (a broker outage), its clock runs on with receipt time; a stall longer than the allowed lateness would
+/// make its next readings late, so a test with a long outage gives the silos a longer lateness.
 /// The raw threshold rule <see cref="RuleId"/> (temperature &gt; 30) toggles a few times per sensor.
 /// </summary>
 public sealed class KnownInput
 {
     public const string RuleId = "hot";
     public const double Threshold = 30;
-    public const string FillerPrefix = "fill-";
-    private const long LatenessMs = 10_000;
 
-    public KnownInput(int sensors, int seconds, int partitions, string sensorPrefix = "s-")
+    public KnownInput(int sensors, int seconds, int partitions, TimeSpan allowedLateness, string sensorPrefix = "s-")
     {
         if (seconds % 60 != 0 || seconds > 240)
         {
@@ -49,12 +50,14 @@ public sealed class KnownInput
         Sensors = sensors;
         Seconds = seconds;
         Partitions = partitions;
-        // The minute start nearest to now + 40 s: T0 is at most 20 s behind the wall clock (the load overtakes it at
-        // once) and the last timestamp, T0 + 4 min + 11 s, at most 4 min 51 s ahead.
-        var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() + 40_000;
-        T0 = now - now % 60_000;
+        LatenessMs = (long)allowedLateness.TotalMilliseconds;
+        // Every timestamp, up to the closing readings at T0 + Seconds + lateness + 1 s, at least 30 s behind now.
+        var start = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() - seconds * 1000L - LatenessMs - 31_000;
+        T0 = start - ((start % 60_000) + 60_000) % 60_000;
         SensorIds = Enumerable.Range(0, sensors).Select(s => $"{sensorPrefix}{s:000}").ToArray();
     }
+
+    public long LatenessMs { get; }
 
     public int Sensors { get; }
 
@@ -108,23 +111,16 @@ public sealed class KnownInput
         return byPartition;
     }
 
-    /// <summary>
-    /// One reading per partition, past the close of the last minute (its end + the allowed lateness of 10 s + 1 s),
-    /// so that every partition's stream time closes every minute of the input. Their sensors are left out of the checks.
-    /// </summary>
-    public IReadOnlyList<InputReading> Fillers()
-    {
-        var time = T0 + Seconds * 1000L + LatenessMs + 1_000;
-        var fillers = new List<InputReading>();
-        for (var p = 0; p < Partitions; p++)
-        {
-            var id = Enumerable.Range(0, 10_000).Select(i => $"{FillerPrefix}{p}-{i}").First(i => Partitioner.PartitionOf(i, Partitions) == p);
-            fillers.Add(new InputReading(id, time, 0, 0));
-        }
-        return fillers;
-    }
+    /// <summary>The end of the input's minutes: readings at or after it are closing readings.</summary>
+    public long EndMs => T0 + Seconds * 1000L;
 
-    public static bool IsFiller(string sensorId) => sensorId.StartsWith(FillerPrefix, StringComparison.Ordinal);
+    /// <summary>
+    /// One reading for each of <paramref name="sensorIds"/> past the close of the input's last minute (its end + the
+    /// allowed lateness + 1 s): it moves the sensor's clock past that close, so the minute is emitted, and it is cold, so
+    /// every alert ends resolved. Its own minute stays open; the checks are about the input's minutes.
+    /// </summary>
+    public IReadOnlyList<InputReading> Closing(IEnumerable<string> sensorIds) =>
+        sensorIds.Distinct().Select(id => new InputReading(id, EndMs + LatenessMs + 1_000, 0, 0)).ToArray();
 
     public static string RuleJson => $$"""
         {"id":"{{RuleId}}","name":"Too hot","enabled":true,"severity":"major","target":{"kind":"all"},
@@ -289,13 +285,13 @@ public sealed class TelemetryLoader(HttpClient device, Action<string> log)
 public static class Expected
 {
     /// <summary>
-    /// Every (sensor, minute, metric) row of minute_aggregates equals count, min, max, sum, first and last computed from
-    /// the acknowledged readings, and there is no other row (filler sensors left out).
+    /// Every (sensor, minute, metric) row of minute_aggregates of the input's minutes (before <paramref name="endMs"/>)
+    /// equals count, min, max, sum, first and last computed from the acknowledged readings, and there is no other such row.
     /// </summary>
-    public static async Task AssertExactAggregatesAsync(string connectionString, IReadOnlyList<InputReading> acknowledged)
+    public static async Task AssertExactAggregatesAsync(string connectionString, IReadOnlyList<InputReading> acknowledged, long endMs)
     {
         var expected = new Dictionary<(string Sensor, long Minute, string Metric), (long Count, double Min, double Max, double Sum, double First, double Last)>();
-        foreach (var group in acknowledged.Where(r => !KnownInput.IsFiller(r.SensorId)).GroupBy(r => (r.SensorId, Minute: r.TimestampMs - r.TimestampMs % 60_000)))
+        foreach (var group in acknowledged.Where(r => r.TimestampMs < endMs).GroupBy(r => (r.SensorId, Minute: r.TimestampMs - r.TimestampMs % 60_000)))
         {
             var ordered = group.OrderBy(r => r.TimestampMs).ToArray();
             foreach (var (metric, value) in new (string, Func<InputReading, double>)[] { ("humidity", r => r.Humidity), ("temperature", r => r.Temperature) })
@@ -309,16 +305,14 @@ public static class Expected
         await using (var connection = new NpgsqlConnection(connectionString))
         {
             await connection.OpenAsync();
-            await using var command = new NpgsqlCommand("SELECT sensor_id, minute_ms, metric, count, min, max, sum, first, last FROM minute_aggregates", connection);
+            await using var command = new NpgsqlCommand(
+                "SELECT sensor_id, minute_ms, metric, count, min, max, sum, first, last FROM minute_aggregates WHERE minute_ms < $1", connection);
+            command.Parameters.Add(new NpgsqlParameter { Value = endMs });
             await using var reader = await command.ExecuteReaderAsync();
             while (await reader.ReadAsync())
             {
-                var sensor = reader.GetString(0);
-                if (!KnownInput.IsFiller(sensor))
-                {
-                    actual[(sensor, reader.GetInt64(1), reader.GetString(2))] =
-                        (reader.GetInt64(3), reader.GetDouble(4), reader.GetDouble(5), reader.GetDouble(6), reader.GetDouble(7), reader.GetDouble(8));
-                }
+                actual[(reader.GetString(0), reader.GetInt64(1), reader.GetString(2))] =
+                    (reader.GetInt64(3), reader.GetDouble(4), reader.GetDouble(5), reader.GetDouble(6), reader.GetDouble(7), reader.GetDouble(8));
             }
         }
 
@@ -348,7 +342,7 @@ public static class Expected
     public static async Task<int> AssertAlertsOpenedOnceAsync(string connectionString, IReadOnlyList<InputReading> acknowledged)
     {
         var expected = new Dictionary<string, (List<long> Starts, bool LastHolds)>();
-        foreach (var sensor in acknowledged.Where(r => !KnownInput.IsFiller(r.SensorId)).GroupBy(r => r.SensorId))
+        foreach (var sensor in acknowledged.GroupBy(r => r.SensorId))
         {
             var starts = new List<long>();
             var holding = false;
@@ -378,7 +372,7 @@ public static class Expected
         }
 
         var problems = new List<string>();
-        var bySensor = rows.Where(r => !KnownInput.IsFiller(r.Sensor)).ToLookup(r => r.Sensor);
+        var bySensor = rows.ToLookup(r => r.Sensor);
         foreach (var (sensor, (starts, lastHolds)) in expected)
         {
             var alerts = bySensor[sensor].OrderBy(a => a.StartedAt).ToList();
