@@ -22,8 +22,6 @@ public sealed record SensorListItem(
 
 public sealed record SensorDetail(
     string Id,
-    /// <summary>"live" when read from the owning silo, "checkpoint" when from the last checkpoint.</summary>
-    string Source,
     DateTimeOffset? LastSeen,
     SensorMetadata? Metadata,
     IReadOnlyDictionary<string, double> Latest,

@@ -115,15 +115,14 @@ public sealed class SensorQueries(IGrainFactory grains, IReadStore store)
     public async Task<SensorDetail?> DetailAsync(string sensorId, CancellationToken ct)
     {
         var view = await grains.GetGrain<ISensorGrain>(sensorId).GetViewAsync().WaitAsync(ReadTimeout, ct);
-        return view is null ? null : ToDetail(view, "live");
+        return view is null ? null : ToDetail(view);
     }
 
     public async Task<bool> ExistsAsync(string sensorId, CancellationToken ct) =>
         await store.GetSensorAsync(sensorId, ct) is not null || await DetailAsync(sensorId, ct) is not null;
 
-    private static SensorDetail ToDetail(SensorView s, string source) => new(
+    private static SensorDetail ToDetail(SensorView s) => new(
         s.SensorId,
-        source,
         Map.Time(s.LastSeenMs),
         s.Metadata,
         s.Latest.OrderBy(p => p.Key, StringComparer.Ordinal).ToDictionary(p => p.Key, p => p.Value.Value),

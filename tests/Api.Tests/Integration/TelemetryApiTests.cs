@@ -59,7 +59,6 @@ public sealed class TelemetryApiTests(ApiFactory factory) : IClassFixture<ApiFac
         JsonAssert.Equal(new
         {
             id,
-            source = "live",
             lastSeen = T(t0),
             metadata = new { model = "HW-MD202", location = "garden", version = "1.0.0" },
             latest = new Dictionary<string, double> { ["humidity"] = 50, ["temperature"] = 22, ["volume_control"] = 0.5 },
@@ -104,7 +103,6 @@ public sealed class TelemetryApiTests(ApiFactory factory) : IClassFixture<ApiFac
         JsonAssert.Equal(new
         {
             id = a,
-            source = "live",
             lastSeen = T(t0 + 10_000),
             latest = new Dictionary<string, double> { ["hum"] = 51, ["temp"] = 35.5 },
             lastReadings = new[]
@@ -136,7 +134,6 @@ public sealed class TelemetryApiTests(ApiFactory factory) : IClassFixture<ApiFac
         JsonAssert.Equal(new
         {
             id,
-            source = "live",
             lastSeen = T(window + 32_000),
             latest = new Dictionary<string, double> { ["humedad"] = 52, ["radiacion"] = 2.9, ["sensacion"] = 22, ["temperatura"] = 21 },
             lastReadings = new[]
@@ -204,7 +201,6 @@ public sealed class TelemetryApiTests(ApiFactory factory) : IClassFixture<ApiFac
         JsonAssert.Equal(new
         {
             id,
-            source = "live",
             lastSeen = T(window + 5_000),
             latest = new Dictionary<string, double> { ["v"] = 1 },
             lastReadings = new[]

@@ -150,7 +150,6 @@ export function mount(root, [sensorId], query) {
         ${meta.version ? `<div><dt>Version</dt><dd>${esc(meta.version)}</dd></div>` : ''}
         <div><dt>Last seen</dt><dd>${time(d.lastSeen)}</dd></div>
         <div><dt>Late readings</dt><dd>${num(d.lateCount)}${d.lastLate ? ` <span class="muted small">last ${time(d.lastLate)}</span>` : ''}</dd></div>
-        <div><dt>Source</dt><dd>${esc(d.source)}</dd></div>
         ${Object.entries(d.latest ?? {}).map(([m, v]) => `<div><dt>${esc(m)}</dt><dd>${esc(withUnit(v, m))}</dd></div>`).join('')}
         ${Object.entries(d.attributes ?? {}).map(([k, v]) => `<div><dt>${esc(k)}</dt><dd>${esc(v)}</dd></div>`).join('')}
       </dl>`;
