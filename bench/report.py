@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Reads the JSON files of one bench/run.sh run and prints the results table (medians of the runs)."""
+"""Reads the JSON files of one bench/run.sh run and prints the results table (medians of the runs, and the ratios
+between figures of the run)."""
 import glob, json, os, statistics, sys
 
 
@@ -62,8 +63,48 @@ def table(folder):
     path = os.path.join(folder, "memory.json")
     if os.path.exists(path):
         m = load(path)
-        print(f"| managed memory per active sensor ({fmt(m.get('sensors'))} sensors) | **{fmt(m.get('bytesPerSensor'))} bytes** "
-              f"(grain state {fmt(m.get('grainStateBytesPerSensor'))}); apply path {fmt(m.get('allocatedBytesPerReading'), 1)} B/reading allocated | 1 |")
+        shape = f"{m['readingsPerSensor']} readings of {m['metricsPerReading']} metrics"
+        s = m.get("state")
+        if s:
+            print(f"| grain state per active sensor ({fmt(s['sensors'])} sensors, {shape}): managed / stored (binary, base64) | "
+                  f"**{fmt(s['bytesPerSensor'])} bytes** / {fmt(s['storedBytesPerSensor'])}, {fmt(s['storedBase64BytesPerSensor'])} bytes; "
+                  f"apply path {fmt(s['allocatedBytesPerReading'], 1)} B/reading allocated "
+                  f"({fmt(s.get('allocatedBytesPerReadingAfterFirst'), 1)} after the first) | 1 |")
+        a = m.get("activations")
+        if a:
+            print(f"| sensor grain activation ({fmt(a['sensors'])} activations, {shape}): in all / grain state / **Orleans overhead** "
+                  f"(an empty grain's activation + the sensor grain's shell) | {fmt(a['bytesPerActivation'])} / "
+                  f"{fmt(a.get('grainStateBytesPerSensor'))} / **{fmt(a.get('orleansOverheadBytesPerActivation'))}** bytes "
+                  f"({fmt(a['emptyGrainBytesPerActivation'])} + {fmt(a.get('sensorGrainShellBytesPerActivation'))}) | 1 |")
+            print(f"| idle collection (IdleDeactivation {a['idleDeactivationSeconds']} s, no traffic): all {fmt(a['sensors'])} "
+                  f"deactivated after / memory released / kept (stored states {fmt(a['storedBase64BytesPerSensor'])} B) | "
+                  f"{fmt(a['allDeactivatedAfterSeconds'], 1)} s / **{fmt(a['releasedBytesPerActivation'])}** / "
+                  f"{fmt(a['heldAfterCollectionBytesPerSensor'])} bytes per sensor | 1 |")
+    path = os.path.join(folder, "offline.json")
+    if os.path.exists(path):
+        o = load(path)
+        print(f"| offline rule created over {fmt(o['sensors'])} idle sensors (deactivated by Orleans after "
+              f"{fmt(o['allDeactivatedAfterSeconds'], 1)} s): applied by every partition / committed; sensor activations after | "
+              f"**{fmt(o['ruleAppliedMs'], 1)} ms** / {fmt(o['ruleCommittedMs'], 1)} ms; **{o['sensorActivationsAfterRule']}** "
+              f"(then {o['sensorActivationsAfterCommit']}) | 1 |")
+        print(f"| managed memory, {fmt(o['sensors'])} sensors: released by idle collection / kept per idle sensor / "
+              f"added by the offline rule | {fmt(o['releasedBytesPerSensor'])} / {fmt(o['idleBytesPerSensor'])} / "
+              f"{fmt(o['ruleBytesPerSensor'])} bytes per sensor | 1 |")
+    raw = None
+    path = os.path.join(folder, "calls.json")
+    if os.path.exists(path):
+        c = load(path)
+        raw = c["awaitedCallsPerSecond"]
+        print(f"| raw Orleans awaited calls/s, {fmt(c['grains'])} grains, {fmt(c['inFlight'])} in flight, one silo "
+              f"(one-way calls/s) | **{fmt(raw)}** ({fmt(c['oneWayCallsPerSecond'])}) | "
+              f"{', '.join(fmt(r) for r in c['awaitedRuns'])} |")
+    # Ratios between figures of this run (the same machine at the same time).
+    embedded = median([r.get("appliedReadingsPerSecond") for r in runs(folder, "embedded-batch500")])
+    durable = median([r.get("appliedReadingsPerSecond") for r in runs(folder, "durable-batch500")])
+    if embedded and raw:
+        print(f"| embedded aggregated ingest (batch 500) / raw awaited call rate (target ≥ 35 %) | **{embedded / raw:.0%}** | |")
+    if embedded and durable:
+        print(f"| durable aggregated ingest by one silo (batch 500) / embedded (target ≥ 30 %) | **{durable / embedded:.0%}** | |")
     path = os.path.join(folder, "parse.json")
     if os.path.exists(path):
         for name, f in load(path)["formats"].items():

@@ -1,22 +1,30 @@
 #!/usr/bin/env bash
-# Runs every benchmark of BENCHMARKS.md on this machine, all on 127.0.0.1, in under ten minutes, and writes
-# bench/results/<UTC time>/ (one JSON file per run, and results.md: the table with the median of the runs).
+# Runs every benchmark of BENCHMARKS.md on this machine, all on 127.0.0.1, in about fifteen minutes, and writes
+# bench/results/<UTC time>/ (one JSON file per run, the Api's and the in-process silos' logs, and results.md: the table
+# with the median of the runs and the ratios between the figures of this run).
 #
-#   bench/run.sh                  everything: parse, memory, embedded (query, ingest, alert latency), durable (the same)
-#   bench/run.sh parse memory     only those parts (any of: parse memory embedded durable)
+#   bench/run.sh                  everything: parse, memory, calls, offline, embedded (query, ingest, alert latency),
+#                                 durable (the same)
+#   bench/run.sh calls offline    only those parts (any of: parse memory calls offline embedded durable)
 #
+# Parts: parse (parse-only throughput), memory (grain state per sensor, Orleans activation overhead, idle collection),
+# calls (raw Orleans awaited-call rate to 10,000 grains, 1,000 in flight, one silo: the ceiling of one grain per device),
+# offline (one offline rule created over an idle fleet deactivated by Orleans), embedded and durable (the Api over HTTP).
 # Settings (environment): BENCH_RUNS=3 runs per ingest figure, BENCH_SECONDS=10 seconds per run,
-# BENCH_SENSORS=10000 simulated sensors, BENCH_MEMORY_SENSORS=1000000, BENCH_PROBES=200 alert samples.
+# BENCH_SENSORS=100000 simulated sensors for ingest, BENCH_MEMORY_SENSORS=200000 sensors' state,
+# BENCH_ACTIVATIONS=100000 sensor grain activations, BENCH_OFFLINE_SENSORS=200000, BENCH_PROBES=200 alert samples.
 # Ports: embedded Api 5280, durable Api 5281 with PostgreSQL 55532, RabbitMQ 55772, Redis 56479 and one silo on 5391.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 runs=${BENCH_RUNS:-3}
 seconds=${BENCH_SECONDS:-10}
-sensors=${BENCH_SENSORS:-10000}
-memory_sensors=${BENCH_MEMORY_SENSORS:-1000000}
+sensors=${BENCH_SENSORS:-100000}
+memory_sensors=${BENCH_MEMORY_SENSORS:-200000}
+activations=${BENCH_ACTIVATIONS:-100000}
+offline_sensors=${BENCH_OFFLINE_SENSORS:-200000}
 probes=${BENCH_PROBES:-200}
-parts=${*:-parse memory embedded durable}
+parts=${*:-parse memory calls offline embedded durable}
 out="$root/bench/results/$(date -u +%Y%m%dT%H%M%SZ)"
 mkdir -p "$out"
 operator_key=bench-operator-key
@@ -89,8 +97,17 @@ for part in $parts; do
       bench parse --seconds 1 --runs 5 >"$out/parse.json"
       ;;
     memory)
-      log "memory: $memory_sensors active sensors"
-      bench memory --sensors "$memory_sensors" >"$out/memory.json"
+      log "memory: state of $memory_sensors sensors, $activations sensor grain activations, idle collection"
+      bench memory --sensors "$memory_sensors" --activations "$activations" >"$out/memory.json" 2>"$out/memory.log"
+      ;;
+    calls)
+      # Server GC, as the Api and the silos run.
+      log "calls: raw Orleans awaited calls to 10,000 grains, 1,000 in flight, one silo"
+      DOTNET_gcServer=1 bench calls --grains 10000 --in-flight 1000 >"$out/calls.json" 2>"$out/calls.log"
+      ;;
+    offline)
+      log "offline: one offline rule over $offline_sensors idle sensors"
+      bench offline --sensors "$offline_sensors" >"$out/offline.json" 2>"$out/offline.log"
       ;;
     embedded)
       log "embedded: starting the Api (in-memory log and state, co-hosted silo)"
@@ -122,7 +139,7 @@ for part in $parts; do
       scripts/cluster.sh stop >/dev/null
       unset OIOT_DIR PG_PORT RABBIT_PORT REDIS_PORT API_PORT SILO_PORT_BASE SILOS SKIP_BUILD
       ;;
-    *) log "unknown part '$part' (parse memory embedded durable)"; exit 2 ;;
+    *) log "unknown part '$part' (parse memory calls offline embedded durable)"; exit 2 ;;
   esac
 done
 

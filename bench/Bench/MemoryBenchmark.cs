@@ -1,282 +1,306 @@
 using System.Diagnostics;
-using System.Globalization;
 using System.Text.Json;
 using Grains;
 using Grains.Abstractions;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Orleans.Serialization;
+using Orleans.Storage;
 using Runtime;
+using Runtime.InMemory;
 
 namespace Bench;
 
 /// <summary>
-/// Managed memory per active sensor and allocations per applied reading. Activates <c>--sensors</c> sensor grains
-/// (default 1,000,000) through the <see cref="GrainFactory"/> and delivers each <c>--readings</c> readings (default 10)
-/// of 5 metrics, one string attribute and metadata, named as the simulator's slide format and the design's seed
-/// format send them (temperature, humidity, heat_index, solar_radiation, volume_control; light on/off; model and
-/// location). Readings go round by round to every sensor, stream time advancing to each reading's event time and due
-/// wake-ups firing after each one, like the partition worker does, so minutes close and the state is the steady state
-/// of a live sensor (one open minute, one closed).
+/// Memory of an active sensor, in two parts measured apart, and what Orleans' idle collection gives back.
 /// <para>
-/// Allocations: <c>allocatedBytesPerReading</c> is everything allocated while delivering a reading (the grain's
-/// Receive, due wake-ups with their minute aggregates, the wake-up bookkeeping); <c>grainAllocatedBytesPerReading</c>
-/// only the grain's Receive; <c>…AfterFirst</c> the same without each sensor's first reading (which sizes its state).
-/// Building the reading message (the parser's work) is not counted.
+/// Grain state (<c>--sensors</c>, default 200,000; 0 skips it): one <see cref="SensorLogic"/> per sensor, as a sensor
+/// grain holds it, with the silo's shared <see cref="SensorNameTable"/>, fed <c>--readings</c> readings each (default
+/// 10, every <c>--interval-ms</c> = 6,000 ms of event time from 20 s into a minute, round by round over the fleet, so
+/// the first minute closes and the state is that of a live sensor: one open minute, the last readings). Reports the
+/// managed bytes per sensor (full-collection heap deltas; the logic object, its state and every array and string it
+/// holds), the bytes allocated per applied reading (apply and clock advance, as the grain calls them; building the
+/// reading is not counted), and the stored size of the state in Orleans' binary form (and base64, as the storage keeps it).
 /// </para>
 /// <para>
-/// Runtime bookkeeping is included: the partition worker's private <c>Activation</c> class is replicated here
-/// (<see cref="BenchActivation"/>, same fields) and held like the worker holds it, in a
-/// <c>Dictionary&lt;GrainId, Activation&gt;</c> plus one wake-up entry per sensor in a <c>SortedSet</c> ordered the same
-/// way. Every string of a reading (sensor id, metric and attribute names and values, metadata) is a fresh instance, as
-/// when readings are deserialized from the log.
+/// Orleans activations (<c>--activations</c>, default 100,000; 0 skips it): a silo of the system in this process, as
+/// the Api co-hosts it in embedded mode, except that read-model writes are dropped (their memory is not the grains').
+/// The same readings reach sensor grains by <see cref="ISensorGrain.ApplyAsync"/> calls (<c>--in-flight</c> 1,000 at
+/// a time, round by round), activating them. Managed bytes per activation minus the grain state above is the Orleans
+/// activation overhead (activation, grain object and its persistent-state component, directory and catalog entries).
+/// Then, with <c>--idle-seconds</c> (default 5) as <see cref="SiloOptions.IdleDeactivation"/> and no more calls,
+/// Orleans deactivates them (each writes its state to the in-memory grain storage first): the time until none is
+/// active, the memory released, and what stays in the process (the stored states). Last, as many activations of a grain
+/// with no state and no fields (<see cref="IEmptyGrain"/>): Orleans' own share of the overhead; the rest is the sensor
+/// grain's shell (its object, persistent-state component and empty default state).
 /// </para>
 /// </summary>
 public static class MemoryBenchmark
 {
-    private static readonly string[] MetricNames = ["temperature", "humidity", "heat_index", "solar_radiation", "volume_control"];
-    private static readonly string[] Locations = ["garden", "greenhouse", "warehouse", "office"];
-    private static readonly string[] Models = ["HW-MD202", "TH-100", "SR-7"];
-
-    /// <summary>A UTC minute start (2023-11-14T22:14:00Z); readings start 20 s into it.</summary>
-    private const long M0 = 1_700_000_040_000;
-
-    public static int Run(string[] args)
+    public static async Task<int> RunAsync(string[] args)
     {
-        var sensors = Option(args, "--sensors", 1_000_000);
-        var readings = Option(args, "--readings", 10);
-        var intervalMs = Option(args, "--interval-ms", 6_000);
-        var ruleCount = Option(args, "--rules", 0);
-        if (sensors < 1 || readings < 1 || intervalMs < 1 || ruleCount < 0)
+        var options = new Options(args);
+        var sensors = options.Int("sensors", 200_000);
+        var activations = options.Int("activations", 100_000);
+        var readings = options.Int("readings", 10);
+        var intervalMs = options.Int("interval-ms", 6_000);
+        var ruleCount = options.Int("rules", 0);
+        var idleSeconds = options.Int("idle-seconds", 5);
+        var inFlight = options.Int("in-flight", 1_000);
+        if (sensors < 0 || activations < 0 || readings < 1 || intervalMs < 1 || ruleCount < 0 || idleSeconds < 1 || inFlight < 1)
         {
-            Console.Error.WriteLine("--sensors, --readings and --interval-ms must be positive, --rules not negative");
+            Console.Error.WriteLine("--readings, --interval-ms, --idle-seconds and --in-flight must be positive; --sensors, --activations and --rules not negative");
             return 2;
         }
 
-        var options = new SensorGrainOptions();
-        var factory = new GrainFactory(options);
-        var ids = new string[sensors];
-        for (var i = 0; i < sensors; i++)
-        {
-            ids[i] = string.Create(CultureInfo.InvariantCulture, $"{Locations[i % Locations.Length]}-{i / Locations.Length + 1:00}");
-        }
-
-        var rules = RuleCatalog.From(Enumerable.Range(1, ruleCount).Select(r => new RuleDefinition
-        {
-            Id = string.Create(CultureInfo.InvariantCulture, $"rule-{r:00}"),
-            Name = "temperature above 35",
-            Enabled = true,
-            Severity = Severity.Major,
-            Target = new RuleTarget { Kind = TargetKind.All },
-            Condition = new RuleCondition { Kind = ConditionKind.Threshold, Metric = "temperature", Operator = ComparisonOperator.Greater, Value = 35 },
-            Version = 1,
-        }));
-
-        var worker = new Worker(factory, rules);
-        var before = GC.GetTotalMemory(forceFullCollection: true);
-        var start = Stopwatch.GetTimestamp();
-
-        long grainAllocated = 0;
-        long deliveryAllocated = 0;
-        long steadyGrainAllocated = 0;
-        for (var round = 0; round < readings; round++)
-        {
-            var time = M0 + 20_000 + round * (long)intervalMs;
-            for (var i = 0; i < sensors; i++)
-            {
-                var reading = NewReading(ids[i], i, time, round);
-                var activation = worker.ActivateIfNeeded(reading.SensorId);
-                var a0 = GC.GetAllocatedBytesForCurrentThread();
-                var allocated = worker.Deliver(activation, reading);
-                grainAllocated += allocated;
-                steadyGrainAllocated += round > 0 ? allocated : 0;
-                deliveryAllocated += GC.GetAllocatedBytesForCurrentThread() - a0;
-            }
-        }
-
-        var elapsed = Stopwatch.GetElapsedTime(start);
-        var after = GC.GetTotalMemory(forceFullCollection: true);
-
-        // Grain state only: keep the grains in a plain array, drop the runtime's bookkeeping.
-        var sample = factory.SerializeState(worker.Activations[GrainId.Sensor(ids[0])].Grain);
-        var grains = worker.Activations.Values.Select(a => a.Grain).ToArray();
-        var wakeups = worker.Wakeups.Count;
-        var outputs = worker.Outputs;
-        var signals = worker.Signals;
-        worker.Clear();
-        var grainsOnly = GC.GetTotalMemory(forceFullCollection: true);
-        var arrayBytes = 24L + 8L * grains.Length;
-
-        var total = (long)sensors * readings;
-        var result = new Dictionary<string, object>
+        var shape = new Shape(readings, intervalMs, BenchFleet.ThresholdRules(ruleCount), new SensorGrainOptions());
+        var result = new Dictionary<string, object?>
         {
             ["benchmark"] = "memory",
-            ["sensors"] = sensors,
             ["readingsPerSensor"] = readings,
-            ["metricsPerReading"] = MetricNames.Length,
+            ["intervalMs"] = intervalMs,
+            ["metricsPerReading"] = BenchFleet.MetricNames.Length,
+            ["attributesPerReading"] = 1,
             ["rules"] = ruleCount,
-            ["lastReadingsCount"] = options.LastReadingsCount,
-            ["bytesPerSensor"] = Math.Round((after - before) / (double)sensors, 1),
-            ["grainStateBytesPerSensor"] = Math.Round((grainsOnly - before - arrayBytes) / (double)sensors, 1),
-            ["allocatedBytesPerReading"] = Math.Round(deliveryAllocated / (double)total, 1),
-            ["grainAllocatedBytesPerReading"] = Math.Round(grainAllocated / (double)total, 1),
-            ["grainAllocatedBytesPerReadingAfterFirst"] = readings > 1 ? Math.Round(steadyGrainAllocated / (double)(total - sensors), 1) : 0,
-            ["checkpointJsonBytesPerSensor"] = sample.Length,
-            ["wakeupEntries"] = wakeups,
-            ["outputsEmitted"] = outputs,
-            ["signalsSent"] = signals,
-            ["readingsPerSecond"] = Math.Round(total / elapsed.TotalSeconds),
-            ["bookkeeping"] = "includes a replica of the private Activation class of the partition worker (same fields), held in a dictionary by grain id, and one wake-up entry per sensor in a sorted set, as Runtime/PartitionWorker.cs holds them",
+            ["lastReadingsCount"] = shape.Options.LastReadingsCount,
         };
+
+        double? stateBytes = null;
+        if (sensors > 0)
+        {
+            var state = MeasureState(sensors, shape);
+            stateBytes = (double)state["bytesPerSensor"]!;
+            result["state"] = state;
+        }
+
+        if (activations > 0)
+        {
+            result["activations"] = await MeasureActivationsAsync(activations, shape, idleSeconds, inFlight, stateBytes);
+        }
+
         Console.WriteLine(JsonSerializer.Serialize(result));
-        GC.KeepAlive(grains);
-        GC.KeepAlive(ids);
-        GC.KeepAlive(worker);
         return 0;
     }
 
-    /// <summary>One reading as the ingest path hands it over: every string a fresh instance.</summary>
-    private static Reading NewReading(string id, int sensor, long timeMs, int round)
+    /// <summary>What every sensor receives: how many readings, how far apart, with which rules, under which grain settings.</summary>
+    private sealed record Shape(int Readings, int IntervalMs, RuleCatalog Rules, SensorGrainOptions Options)
     {
-        var metrics = new MetricValue[MetricNames.Length];
-        for (var m = 0; m < metrics.Length; m++)
+        public long TimeOf(int round) => BenchFleet.M0 + 20_000 + round * (long)IntervalMs;
+    }
+
+    private static Dictionary<string, object?> MeasureState(int sensors, Shape shape)
+    {
+        var names = new SensorNameTable();
+        var effects = new CountingEffects();
+        var logic = new SensorLogic[sensors];
+        var before = BenchSilo.ManagedBytes();
+
+        long allocated = 0;
+        long allocatedAfterFirst = 0;
+        long applyTicks = 0;
+        for (var round = 0; round < shape.Readings; round++)
         {
-            metrics[m] = new MetricValue(Fresh(MetricNames[m]), Math.Round(10 + (sensor % 97) * 0.25 + m * 7.5 + round * 0.1, 2));
+            var time = shape.TimeOf(round);
+            var position = LogPosition.Of(round, 0);
+            for (var i = 0; i < sensors; i++)
+            {
+                // The id the logic keeps is its own instance, as a grain's key is.
+                logic[i] ??= new SensorLogic(BenchFleet.Id(i), null, shape.Options, names);
+                var reading = BenchFleet.NewReading(BenchFleet.Id(i), i, time, round);
+                var a0 = GC.GetAllocatedBytesForCurrentThread();
+                var t0 = Stopwatch.GetTimestamp();
+                logic[i].Apply(position, reading, time, shape.Rules, effects);
+                logic[i].Advance(time, shape.Rules, effects);
+                applyTicks += Stopwatch.GetTimestamp() - t0;
+                var bytes = GC.GetAllocatedBytesForCurrentThread() - a0;
+                allocated += bytes;
+                allocatedAfterFirst += round > 0 ? bytes : 0;
+            }
         }
 
-        return new Reading
+        var after = BenchSilo.ManagedBytes();
+
+        // The stored form of a sample of the states, as the grain storage serializes them.
+        var serializer = new ServiceCollection().AddSerializer().BuildServiceProvider().GetRequiredService<Serializer>();
+        var step = Math.Max(1, sensors / 1_000);
+        long storedBytes = 0;
+        long storedBase64 = 0;
+        var samples = 0;
+        for (var i = 0; i < sensors; i += step)
         {
-            SensorId = Fresh(id),
-            TimestampMs = timeMs,
-            Metrics = metrics,
-            Attributes = [new AttributeValue(Fresh("light"), Fresh(round % 2 == 0 ? "on" : "off"))],
-            Metadata = new SensorMetadata { Model = Fresh(Models[sensor % Models.Length]), Location = Fresh(Locations[sensor % Locations.Length]) },
+            var length = serializer.SerializeToArray(logic[i].State).Length;
+            storedBytes += length;
+            storedBase64 += (length + 2) / 3 * 4;
+            samples++;
+        }
+
+        var total = (long)sensors * shape.Readings;
+        GC.KeepAlive(logic);
+        return new Dictionary<string, object?>
+        {
+            ["sensors"] = sensors,
+            ["bytesPerSensor"] = Math.Round((after - before) / (double)sensors, 1),
+            ["allocatedBytesPerReading"] = Math.Round(allocated / (double)total, 1),
+            ["allocatedBytesPerReadingAfterFirst"] = shape.Readings > 1 ? Math.Round(allocatedAfterFirst / (double)(total - sensors), 1) : null,
+            ["storedBytesPerSensor"] = Math.Round(storedBytes / (double)samples, 1),
+            ["storedBase64BytesPerSensor"] = Math.Round(storedBase64 / (double)samples, 1),
+            ["storedSamples"] = samples,
+            ["readingsPerSecond"] = Math.Round(total / Stopwatch.GetElapsedTime(0, applyTicks).TotalSeconds),
+            ["outputsEmitted"] = effects.Outputs,
+            ["signalsSent"] = effects.Signals,
         };
     }
 
-    private static string Fresh(string s) => new(s.AsSpan());
-
-    private static int Option(string[] args, string name, int fallback)
+    private static async Task<Dictionary<string, object?>> MeasureActivationsAsync(int sensors, Shape shape, int idleSeconds, int inFlight, double? stateBytes)
     {
-        var i = Array.IndexOf(args, name);
-        return i >= 0 && i + 1 < args.Length ? int.Parse(args[i + 1], CultureInfo.InvariantCulture) : fallback;
-    }
-
-    /// <summary>The fields of Runtime/PartitionWorker.cs's private Activation class.</summary>
-    private sealed class BenchActivation(GrainId id, IGrain grain)
-    {
-        public GrainId Id { get; } = id;
-        public IGrain Grain { get; } = grain;
-        public bool Dirty { get; set; }
-        public long? WakeAtMs { get; set; }
-        public Dictionary<int, MessageId>? Received { get; set; }
-        public long LastUsedTicks { get; set; }
-    }
-
-    /// <summary>The wake-up order of the partition worker: time, then grain type and key (ordinal).</summary>
-    private sealed class WakeupOrder : IComparer<(long TimeMs, GrainId Id)>
-    {
-        public static readonly WakeupOrder Instance = new();
-
-        public int Compare((long TimeMs, GrainId Id) x, (long TimeMs, GrainId Id) y)
+        var store = new InMemoryGrainStorage.Store();
+        var settings = new Dictionary<string, string?>
         {
-            var c = x.TimeMs.CompareTo(y.TimeMs);
-            if (c != 0) return c;
-            c = string.CompareOrdinal(x.Id.Type, y.Id.Type);
-            return c != 0 ? c : string.CompareOrdinal(x.Id.Key, y.Id.Key);
+            ["Cluster:Mode"] = "Embedded",
+            ["Silo:IdleDeactivation"] = TimeSpan.FromSeconds(idleSeconds).ToString(),
+            ["Grains:AllowedLatenessMs"] = shape.Options.AllowedLatenessMs.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["Grains:LastReadingsCount"] = shape.Options.LastReadingsCount.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        };
+        using var host = await BenchSilo.StartSystemAsync(settings, silo =>
+        {
+            silo.Services.AddSingleton<IReadModelWriter>(new DiscardingWriter());
+            silo.Services.AddKeyedSingleton<IGrainStorage>(GrainStorage.Name, (sp, _) => new InMemoryGrainStorage(store, sp.GetRequiredService<Serializer>()));
+        });
+        var grains = host.Services.GetRequiredService<IGrainFactory>();
+
+        // Warm-up: every code path once (activation, apply, minute closing, deactivation with its state write).
+        await DeliverAsync(grains, 1_000, shape, inFlight, i => "warm-up-" + BenchFleet.Id(i));
+        await grains.GetGrain<IManagementGrain>(0).ForceActivationCollection(TimeSpan.Zero);
+        await BenchSilo.UntilAsync(async () => await BenchSilo.SensorActivationsAsync(grains) == 0, TimeSpan.FromSeconds(60),
+            "the warm-up sensors deactivated", pollMs: 100);
+        var (storedCount0, storedBytes0, storedBase640) = Stored(store);
+        var baseline = BenchSilo.ManagedBytes();
+
+        var delivery = Stopwatch.StartNew();
+        await DeliverAsync(grains, sensors, shape, inFlight, BenchFleet.Id);
+        delivery.Stop();
+        var idleSince = Stopwatch.StartNew();
+        var active = await BenchSilo.SensorActivationsAsync(grains);
+        var activeBytes = BenchSilo.ManagedBytes();
+
+        // No more calls: Orleans' activation collector deactivates them once idle past IdleDeactivation.
+        await BenchSilo.UntilAsync(async () => await BenchSilo.SensorActivationsAsync(grains) == 0,
+            TimeSpan.FromSeconds(idleSeconds * 2 + 120), "every sensor grain deactivated by idle collection", pollMs: 100);
+        var collectedAfter = idleSince.Elapsed;
+        var collectedBytes = BenchSilo.ManagedBytes();
+        var (storedCount, storedBytes, storedBase64) = Stored(store);
+
+        // Orleans' own share: activations of a grain with nothing in it.
+        await Task.WhenAll(Enumerable.Range(0, Math.Min(inFlight, sensors)).Select(c => Task.Run(async () =>
+        {
+            for (var i = c; i < sensors; i += inFlight)
+            {
+                await grains.GetGrain<IEmptyGrain>(i).TouchAsync();
+            }
+        })));
+        var emptyBytes = BenchSilo.ManagedBytes();
+        await host.StopAsync();
+
+        var perActivation = (activeBytes - baseline) / (double)sensors;
+        var perEmptyActivation = (emptyBytes - collectedBytes) / (double)sensors;
+        return new Dictionary<string, object?>
+        {
+            ["sensors"] = sensors,
+            ["activeAfterDelivery"] = active,
+            ["inFlight"] = inFlight,
+            ["callsPerSecond"] = Math.Round((long)sensors * shape.Readings / delivery.Elapsed.TotalSeconds),
+            ["bytesPerActivation"] = Math.Round(perActivation, 1),
+            ["grainStateBytesPerSensor"] = stateBytes,
+            ["orleansOverheadBytesPerActivation"] = stateBytes is { } state ? Math.Round(perActivation - state, 1) : null,
+            ["emptyGrainBytesPerActivation"] = Math.Round(perEmptyActivation, 1),
+            ["sensorGrainShellBytesPerActivation"] = stateBytes is { } s ? Math.Round(perActivation - s - perEmptyActivation, 1) : null,
+            ["idleDeactivationSeconds"] = idleSeconds,
+            ["allDeactivatedAfterSeconds"] = Math.Round(collectedAfter.TotalSeconds, 2),
+            ["releasedBytesPerActivation"] = Math.Round((activeBytes - collectedBytes) / (double)sensors, 1),
+            ["heldAfterCollectionBytesPerSensor"] = Math.Round((collectedBytes - baseline) / (double)sensors, 1),
+            ["statesStored"] = storedCount - storedCount0,
+            ["storedBytesPerSensor"] = Math.Round((storedBytes - storedBytes0) / (double)sensors, 1),
+            ["storedBase64BytesPerSensor"] = Math.Round((storedBase64 - storedBase640) / (double)sensors, 1),
+        };
+    }
+
+    /// <summary>
+    /// Gives <paramref name="sensors"/> sensor grains the benchmark's readings, round by round (one call per sensor and
+    /// reading, <paramref name="inFlight"/> calls at a time), each call telling the position the sensor reported last.
+    /// </summary>
+    private static async Task DeliverAsync(IGrainFactory grains, int sensors, Shape shape, int inFlight, Func<int, string> idOf)
+    {
+        var applied = new long[sensors];
+        Array.Fill(applied, -1);
+        for (var round = 0; round < shape.Readings; round++)
+        {
+            var time = shape.TimeOf(round);
+            var position = LogPosition.Of(round, 0);
+            var next = -1;
+            var callers = new Task[Math.Min(inFlight, sensors)];
+            for (var c = 0; c < callers.Length; c++)
+            {
+                callers[c] = Task.Run(async () =>
+                {
+                    for (var i = Interlocked.Increment(ref next); i < sensors; i = Interlocked.Increment(ref next))
+                    {
+                        var id = idOf(i);
+                        var work = new SensorWork([new SensorWorkItem(position, time, BenchFleet.NewReading(id, i, time, round))], time, shape.Rules, applied[i]);
+                        var progress = await grains.GetGrain<ISensorGrain>(id).ApplyAsync(work);
+                        applied[i] = progress.AppliedPosition;
+                    }
+                });
+            }
+
+            await Task.WhenAll(callers);
         }
     }
 
-    /// <summary>The apply path of the partition worker for telemetry: activation, delivery, wake-ups; outputs are counted and dropped.</summary>
-    private sealed class Worker(GrainFactory factory, RuleCatalog rules) : IGrainContext
+    /// <summary>Entries of the in-memory grain storage, with their size in binary form and as stored (base64).</summary>
+    private static (int Count, long Bytes, long Base64Bytes) Stored(InMemoryGrainStorage.Store store)
     {
-        private BenchActivation _current = null!;
-        private long _streamTimeMs = long.MinValue;
+        long bytes = 0;
+        long base64 = 0;
+        var count = 0;
+        foreach (var (_, (_, data)) in store.Entries)
+        {
+            var text = data.ToMemory().Span;
+            var padding = text.Length > 0 && text[^1] == (byte)'=' ? (text.Length > 1 && text[^2] == (byte)'=' ? 2 : 1) : 0;
+            base64 += text.Length;
+            bytes += text.Length / 4 * 3 - padding;
+            count++;
+        }
 
-        public Dictionary<GrainId, BenchActivation> Activations { get; private set; } = [];
-        public SortedSet<(long TimeMs, GrainId Id)> Wakeups { get; private set; } = new(WakeupOrder.Instance);
+        return (count, bytes, base64);
+    }
+
+    /// <summary>A grain with no state and no fields: what an activation costs in Orleans itself.</summary>
+    [Alias("bench.IEmptyGrain")]
+    public interface IEmptyGrain : IGrainWithIntegerKey
+    {
+        [Alias("touch")]
+        Task TouchAsync();
+    }
+
+    public sealed class EmptyGrain : Grain, IEmptyGrain
+    {
+        public Task TouchAsync() => Task.CompletedTask;
+    }
+
+    /// <summary>The grain's effects, counted and dropped.</summary>
+    private sealed class CountingEffects : IGrainEffects
+    {
         public long Outputs { get; private set; }
         public long Signals { get; private set; }
 
-        public GrainId Id => _current.Id;
-        public long StreamTimeMs => _streamTimeMs;
-        public RuleCatalog Rules => rules;
-
-        public BenchActivation ActivateIfNeeded(string sensorId)
-        {
-            var id = GrainId.Sensor(sensorId);
-            if (!Activations.TryGetValue(id, out var activation))
-            {
-                activation = new BenchActivation(id, factory.Activate(id, null));
-                Activations[id] = activation;
-            }
-
-            return activation;
-        }
-
-        /// <summary>Delivers one reading and fires due wake-ups; returns the bytes the grain allocated in Receive.</summary>
-        public long Deliver(BenchActivation activation, Reading reading)
-        {
-            if (reading.TimestampMs > _streamTimeMs)
-            {
-                _streamTimeMs = reading.TimestampMs;
-            }
-
-            _current = activation;
-            activation.LastUsedTicks = Stopwatch.GetTimestamp();
-            activation.Dirty = true;
-            var before = GC.GetAllocatedBytesForCurrentThread();
-            activation.Grain.Receive(reading, this);
-            var allocated = GC.GetAllocatedBytesForCurrentThread() - before;
-            FireDueWakeups();
-            return allocated;
-        }
-
-        public void Send(GrainId target, GrainMessage message) => Signals++;
-
         public void Emit(GrainOutput output) => Outputs++;
 
-        public void WakeAt(long? timeMs)
-        {
-            var activation = _current;
-            if (activation.WakeAtMs == timeMs)
-            {
-                return;
-            }
+        public void Send(ConditionSignal signal) => Signals++;
+    }
 
-            if (activation.WakeAtMs is { } previous)
-            {
-                Wakeups.Remove((previous, activation.Id));
-            }
-
-            if (timeMs <= _streamTimeMs)
-            {
-                timeMs = _streamTimeMs + 1;
-            }
-
-            activation.WakeAtMs = timeMs;
-            if (timeMs is { } next)
-            {
-                Wakeups.Add((next, activation.Id));
-            }
-        }
-
-        public void Clear()
-        {
-            Activations = [];
-            Wakeups = new(WakeupOrder.Instance);
-        }
-
-        private void FireDueWakeups()
-        {
-            while (Wakeups.Count > 0 && Wakeups.Min.TimeMs <= _streamTimeMs)
-            {
-                var (timeMs, id) = Wakeups.Min;
-                Wakeups.Remove((timeMs, id));
-                var activation = Activations[id];
-                activation.WakeAtMs = null;
-                _current = activation;
-                activation.LastUsedTicks = Stopwatch.GetTimestamp();
-                activation.Dirty = true;
-                activation.Grain.Wake(this);
-            }
-        }
+    /// <summary>Read-model writes, dropped: the memory measured is the grains'.</summary>
+    private sealed class DiscardingWriter : IReadModelWriter
+    {
+        public Task WriteAsync(IReadOnlyList<GrainOutput> outputs, CancellationToken cancellationToken) => Task.CompletedTask;
     }
 }
