@@ -38,13 +38,21 @@ public sealed class RulePreviewApiTests(ApiFactory factory) : IClassFixture<ApiF
     private async Task<JsonElement> PreviewAsync(object body) =>
         await (await _operator.PostAsync("/api/v1/rules/preview", Json(body))).ExpectAsync(HttpStatusCode.OK);
 
+    /// <summary>
+    /// Waits until <paramref name="count"/> minutes of the sensor are stored and so is the sensor itself with its location
+    /// (the preview picks the sensors a rule targets from the sensor list, which is written at the partition's checkpoint,
+    /// after the minutes).
+    /// </summary>
     private async Task StoredMinutesAsync(string sensor, long windowMs, int count) =>
         await Eventually.Until(async () =>
         {
             var metrics = await (await _operator.GetAsync($"/api/v1/sensors/{sensor}/metrics?from={Iso(windowMs)}&to={Iso(windowMs + 10 * M)}&metric=hum"))
                 .ExpectAsync(HttpStatusCode.OK);
-            return metrics.GetProperty("points").GetArrayLength() == count;
-        }, what: $"{count} stored minutes of {sensor}");
+            var listed = await (await _operator.GetAsync($"/api/v1/sensors?search={sensor}")).ExpectAsync(HttpStatusCode.OK);
+            return metrics.GetProperty("points").GetArrayLength() == count
+                && listed.GetProperty("items").EnumerateArray().Any(i => i.GetProperty("id").GetString() == sensor
+                    && i.GetProperty("metadata").ValueKind == JsonValueKind.Object);
+        }, what: $"{count} stored minutes of {sensor}, and the sensor listed with its metadata");
 
     [Fact]
     public async Task Preview_EqualsTheAlertsTheSavedRuleOpens_WhenTheSameDataIsReplayed()
