@@ -45,6 +45,7 @@ public sealed partial class PartitionGrain(
     /// <summary>The checkpoint in flight (at most one): it flushes and commits while the reader goes on.</summary>
     private Task? _checkpoint;
     private int _partition;
+
     private DateTimeOffset _activatedAt;
     private DateTimeOffset? _lastCommitAt;
     private long _committedOffset;
@@ -186,7 +187,6 @@ public sealed partial class PartitionGrain(
         await using var reader = log.OpenReader(_partition, _logic.NextOffset);
         while (true)
         {
-            records.Clear();
             var n = await reader.ReadAsync(records, o.ReadBatchSize, wait, cancellationToken);
             for (var start = 0; start < n;)
             {
@@ -194,6 +194,10 @@ public sealed partial class PartitionGrain(
                 start += _logic.Take(records, start, batch);
                 await DeliverAsync(batch);
             }
+
+            // Not held while the reader waits for the next records (an idle partition after a burst).
+            records.Clear();
+            batch.Clear();
 
             if (_tickPendingMs <= _logic.ReceivedUpToMs)
             {
@@ -284,10 +288,12 @@ public sealed partial class PartitionGrain(
     {
         var appliedAtLeast = _logic.AppliedPositionOf(sensorId);
         Touch(sensorId, items.Length > 0 ? Math.Max(appliedAtLeast, items[^1].Position) : appliedAtLeast);
-        var progress = await GrainFactory.GetGrain<ISensorGrain>(sensorId).ApplyAsync(new SensorWork(items, receivedUpToMs, rules, appliedAtLeast));
+        var progress = await Sensor(sensorId).ApplyAsync(new SensorWork(items, receivedUpToMs, rules, appliedAtLeast));
         _logic.Progress(sensorId, progress);
         Touch(sensorId, progress.AppliedPosition);
     }
+
+    private ISensorGrain Sensor(string sensorId) => GrainFactory.GetGrain<ISensorGrain>(sensorId);
 
     private void Touch(string sensorId, long position) =>
         _touched[sensorId] = Math.Max(position, _touched.GetValueOrDefault(sensorId, -1));
@@ -321,7 +327,7 @@ public sealed partial class PartitionGrain(
         var flushes = new Task<long>[touched.Length];
         for (var i = 0; i < touched.Length; i++)
         {
-            flushes[i] = GrainFactory.GetGrain<ISensorGrain>(touched[i].Key).FlushAsync();
+            flushes[i] = Sensor(touched[i].Key).FlushAsync();
         }
 
         await Task.WhenAll(flushes);
