@@ -29,7 +29,7 @@ public sealed class TestSilos : IAsyncDisposable
     private readonly List<GrainOutput> _published = [];
 
     private TestSilos(InProcessTestCluster cluster, SiloOptions options, InMemoryInboxLog log, InMemoryStore store, InMemoryLiveEvents live,
-        SharedGrainStorage.Records storage)
+        InMemoryGrainStorage.Store storage)
     {
         Cluster = cluster;
         Options = options;
@@ -58,7 +58,7 @@ public sealed class TestSilos : IAsyncDisposable
     public InMemoryInboxLog Log { get; }
     public InMemoryStore Store { get; }
     public InMemoryLiveEvents Live { get; }
-    public SharedGrainStorage.Records Storage { get; }
+    public InMemoryGrainStorage.Store Storage { get; }
     public InboxWriter Inbox { get; }
     public IGrainFactory Grains => Cluster.Client;
 
@@ -85,7 +85,7 @@ public sealed class TestSilos : IAsyncDisposable
         var siloLog = wrapLog?.Invoke(log) ?? log;
         var store = new InMemoryStore(TimeProvider.System);
         var live = new InMemoryLiveEvents();
-        var records = new SharedGrainStorage.Records();
+        var records = new InMemoryGrainStorage.Store();
         var builder = new InProcessTestClusterBuilder(silos);
         builder.Options.ConfigureFileLogging = false;
         builder.ConfigureSilo((_, silo) =>
@@ -102,7 +102,7 @@ public sealed class TestSilos : IAsyncDisposable
             }
             else
             {
-                silo.Services.AddKeyedSingleton<IGrainStorage>(GrainStorage.Name, (sp, _) => new SharedGrainStorage(records, sp.GetRequiredService<Serializer>()));
+                silo.Services.AddKeyedSingleton<IGrainStorage>(GrainStorage.Name, (sp, _) => new InMemoryGrainStorage(records, sp.GetRequiredService<Serializer>()));
             }
 
             silo.Services.Configure<ClusterMembershipOptions>(m =>
@@ -184,73 +184,6 @@ public sealed class TestSilos : IAsyncDisposable
             await Cluster.DisposeAsync();
         }
     }
-}
-
-/// <summary>
-/// A grain storage every silo of the process shares, with the ETag check of the real providers: a write carrying an
-/// ETag other than the stored one is refused (<see cref="InconsistentStateException"/>). States are stored in the
-/// binary form the silos use (<see cref="BinaryGrainStorageSerializer"/>), so a silo reads back only what was written.
-/// </summary>
-public sealed class SharedGrainStorage(SharedGrainStorage.Records records, Serializer serializer) : IGrainStorage
-{
-    private readonly BinaryGrainStorageSerializer _serializer = new(serializer);
-
-    public sealed class Records
-    {
-        public ConcurrentDictionary<string, (string ETag, BinaryData Data)> Entries { get; } = new(StringComparer.Ordinal);
-
-        /// <summary>Number of state writes since the start, for tests of write counts.</summary>
-        public int Writes;
-    }
-
-    public Task ReadStateAsync<T>(string stateName, GrainId grainId, IGrainState<T> grainState)
-    {
-        if (records.Entries.TryGetValue(Key(stateName, grainId), out var entry))
-        {
-            grainState.State = _serializer.Deserialize<T>(entry.Data)!;
-            grainState.ETag = entry.ETag;
-            grainState.RecordExists = true;
-        }
-        else
-        {
-            grainState.ETag = null;
-            grainState.RecordExists = false;
-        }
-
-        return Task.CompletedTask;
-    }
-
-    public Task WriteStateAsync<T>(string stateName, GrainId grainId, IGrainState<T> grainState)
-    {
-        var key = Key(stateName, grainId);
-        var data = _serializer.Serialize(grainState.State);
-        var etag = Guid.NewGuid().ToString("N");
-        lock (records)
-        {
-            var stored = records.Entries.TryGetValue(key, out var entry) ? entry.ETag : null;
-            if (stored != grainState.ETag)
-            {
-                throw new InconsistentStateException($"ETag mismatch for {key}: stored {stored ?? "none"}, written with {grainState.ETag ?? "none"}.");
-            }
-
-            records.Entries[key] = (etag, data);
-            records.Writes++;
-        }
-
-        grainState.ETag = etag;
-        grainState.RecordExists = true;
-        return Task.CompletedTask;
-    }
-
-    public Task ClearStateAsync<T>(string stateName, GrainId grainId, IGrainState<T> grainState)
-    {
-        records.Entries.TryRemove(Key(stateName, grainId), out _);
-        grainState.ETag = null;
-        grainState.RecordExists = false;
-        return Task.CompletedTask;
-    }
-
-    private static string Key(string stateName, GrainId grainId) => $"{stateName}/{grainId}";
 }
 
 /// <summary>Waiting on a condition with a deadline, instead of sleeping.</summary>

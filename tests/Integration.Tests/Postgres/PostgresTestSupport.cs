@@ -47,25 +47,6 @@ public static class PostgresTestSupport
     }
 }
 
-/// <summary>Waiting on a condition with a deadline, instead of sleeping.</summary>
-public static class Eventually
-{
-    public static Task Until(Func<bool> condition, TimeSpan timeout, string what) => Until(() => Task.FromResult(condition()), timeout, what);
-
-    public static async Task Until(Func<Task<bool>> condition, TimeSpan timeout, string what)
-    {
-        var deadline = DateTime.UtcNow + timeout;
-        while (!await condition())
-        {
-            if (DateTime.UtcNow > deadline)
-            {
-                throw new TimeoutException($"Timed out after {timeout.TotalSeconds:0.#} s waiting for: {what}");
-            }
-            await Task.Delay(20);
-        }
-    }
-}
-
 /// <summary>A clock the test sets.</summary>
 public sealed class ManualTimeProvider(DateTimeOffset now) : TimeProvider
 {
