@@ -18,6 +18,7 @@ public sealed partial class SensorGrain(
     IOptions<SensorGrainOptions> options,
     SensorNameTable names,
     IOutputSink outputs,
+    GrainReferences references,
     ILogger<SensorGrain> logger) : Grain, ISensorGrain, IGrainEffects
 {
     /// <summary>Rounds of telling rule grains the time in one call (a rule that answers with a time already reached is told again).</summary>
@@ -160,7 +161,7 @@ public sealed partial class SensorGrain(
             {
                 var ruleId = ruleIds[i];
                 var signals = _signals.Where(s => string.Equals(s.RuleId, ruleId, StringComparison.Ordinal)).ToArray();
-                calls[i] = GrainFactory.GetGrain<IRuleGrain>(ruleId).ReceiveAsync(new SensorSignals(sensorId, signals, _logic.RuleTimeMs(ruleId)));
+                calls[i] = references.Get<IRuleGrain>(ruleId).ReceiveAsync(new SensorSignals(sensorId, signals, _logic.RuleTimeMs(ruleId)));
             }
 
             _signals.Clear();

@@ -146,6 +146,7 @@ public static partial class ClusterHosting
         AllowOurExceptions(silo.Services);
         silo.Services.AddPlacementDirector<PartitionPlacement, PartitionPlacementDirector>();
         silo.Services.AddSingleton<SensorNameTable>();
+        silo.Services.AddSingleton<GrainReferences>();
         silo.Services.AddSingleton<IOutputSink>(sp => new OutputSink(sp.GetRequiredService<ILiveEvents>(), sp.GetRequiredService<IReadModelWriter>()));
         silo.Services.AddHostedService<PartitionKeeper>();
         // The Orleans Dashboard's collectors (grain statistics, silo counters); an Api node serves its pages at /orleans.

@@ -10,23 +10,23 @@ namespace Runtime.InMemory;
 /// The embedded mode's grain storage: states in a dictionary of this process, in their binary form, with the ETag check
 /// of the durable provider (a write carrying another ETag than the stored one is refused). Reads and writes are local
 /// calls, not grain calls: Orleans' memory storage routes every state through a few storage grains, which serialize
-/// the activations of a large fleet. <see cref="Entries"/> can be shared by the silos of one process (tests).
+/// the activations of a large fleet. States are Orleans' binary form as bytes (no base64: nothing here needs text), keyed
+/// by state name and grain id (no key string per write). A <see cref="Store"/> can be shared by the silos of one process
+/// (tests).
 /// </summary>
 public sealed class InMemoryGrainStorage(InMemoryGrainStorage.Store entries, Serializer serializer) : IGrainStorage
 {
-    private readonly BinaryGrainStorageSerializer _serializer = new(serializer);
-
     /// <summary>The stored states by grain, shared by every <see cref="InMemoryGrainStorage"/> created with it.</summary>
     public sealed class Store
     {
-        public ConcurrentDictionary<string, (string ETag, BinaryData Data)> Entries { get; } = new(StringComparer.Ordinal);
+        public ConcurrentDictionary<(string StateName, GrainId GrainId), (string ETag, byte[] Data)> Entries { get; } = new();
     }
 
     public Task ReadStateAsync<T>(string stateName, GrainId grainId, IGrainState<T> grainState)
     {
         if (entries.Entries.TryGetValue(Key(stateName, grainId), out var entry))
         {
-            grainState.State = _serializer.Deserialize<T>(entry.Data)!;
+            grainState.State = serializer.Deserialize<T>(entry.Data);
             grainState.ETag = entry.ETag;
             grainState.RecordExists = true;
         }
@@ -42,7 +42,7 @@ public sealed class InMemoryGrainStorage(InMemoryGrainStorage.Store entries, Ser
     public Task WriteStateAsync<T>(string stateName, GrainId grainId, IGrainState<T> grainState)
     {
         var key = Key(stateName, grainId);
-        var data = _serializer.Serialize(grainState.State);
+        var data = serializer.SerializeToArray(grainState.State);
         var etag = Guid.NewGuid().ToString("N");
         var expected = grainState.ETag;
         var written = expected is null
@@ -50,7 +50,7 @@ public sealed class InMemoryGrainStorage(InMemoryGrainStorage.Store entries, Ser
             : entries.Entries.TryGetValue(key, out var stored) && stored.ETag == expected && entries.Entries.TryUpdate(key, (etag, data), stored);
         if (!written)
         {
-            throw new InconsistentStateException($"Version conflict writing {key}: the stored state is not the one this activation read (ETag {expected ?? "none"}).");
+            throw new InconsistentStateException($"Version conflict writing {stateName} of {grainId}: the stored state is not the one this activation read (ETag {expected ?? "none"}).");
         }
 
         grainState.ETag = etag;
@@ -66,5 +66,5 @@ public sealed class InMemoryGrainStorage(InMemoryGrainStorage.Store entries, Ser
         return Task.CompletedTask;
     }
 
-    private static string Key(string stateName, GrainId grainId) => $"{stateName}/{grainId}";
+    private static (string, GrainId) Key(string stateName, GrainId grainId) => (stateName, grainId);
 }

@@ -27,10 +27,14 @@ public sealed partial class PartitionGrain(
     ILocalSiloDetails silo,
     IClusterMembershipService membership,
     IClusterManifestProvider manifests,
+    GrainReferences references,
     ILogger<PartitionGrain> logger) : Grain, IPartitionGrain
 {
     /// <summary>How long a graceful deactivation waits for the final checkpoint before leaving the replay to the next activation.</summary>
     private static readonly TimeSpan FinalCheckpointTimeout = TimeSpan.FromSeconds(5);
+
+    /// <summary>Sensor calls in flight at once per partition (work, wake-ups, flushes).</summary>
+    private const int CallsInFlight = 256;
 
     private static readonly GrainType PartitionType = GrainType.Create(PartitionPlacementDirector.PartitionGrainType);
 
@@ -240,25 +244,25 @@ public sealed partial class PartitionGrain(
         }
     }
 
-    /// <summary>Hands every sensor of the batch its readings (all sensors at once), then tells rule grains of a rule change.</summary>
+    /// <summary>Hands every sensor of the batch its readings, then tells rule grains of a rule change.</summary>
     private async Task DeliverAsync(PartitionBatch batch)
     {
         if (batch.Sensors.Count > 0)
         {
-            var calls = new Task[batch.Sensors.Count];
+            var work = new KeyValuePair<string, List<SensorWorkItem>>[batch.Sensors.Count];
             var i = 0;
-            foreach (var (sensorId, items) in batch.Sensors)
+            foreach (var entry in batch.Sensors)
             {
-                calls[i++] = ApplyAsync(sensorId, [.. items], batch.ReceivedUpToMs, batch.Rules);
+                work[i++] = entry;
             }
 
-            await Task.WhenAll(calls);
+            await CallAllAsync(work, entry => ApplyAsync(entry.Key, [.. entry.Value], batch.ReceivedUpToMs, batch.Rules));
             _readingsApplied += batch.Readings;
         }
 
         foreach (var change in batch.RuleChanges)
         {
-            await GrainFactory.GetGrain<IRuleGrain>(change.RuleId).DefineAsync(change);
+            await references.Get<IRuleGrain>(change.RuleId).DefineAsync(change);
         }
     }
 
@@ -266,18 +270,30 @@ public sealed partial class PartitionGrain(
     private async Task WakeDueAsync()
     {
         var due = _logic.TakeDue();
-        if (due.Count == 0)
+        if (due.Count > 0)
         {
-            return;
+            await CallAllAsync(due, sensorId => ApplyAsync(sensorId, [], _logic.ReceivedUpToMs, _logic.Rules));
         }
+    }
 
-        var calls = new Task[due.Count];
-        for (var i = 0; i < due.Count; i++)
+    /// <summary>
+    /// Calls every item, <see cref="CallsInFlight"/> at a time: the calls of one batch or checkpoint (tens of thousands in a
+    /// large fleet) must not flood the silo's thread pool, where HTTP requests and other partitions wait behind them, nor
+    /// keep that many messages alive at once (they outlive young-generation collections and make them slow).
+    /// </summary>
+    private static async Task CallAllAsync<T>(IReadOnlyList<T> items, Func<T, Task> call)
+    {
+        var window = new Task[Math.Min(CallsInFlight, items.Count)];
+        for (var start = 0; start < items.Count; start += window.Length)
         {
-            calls[i] = ApplyAsync(due[i], [], _logic.ReceivedUpToMs, _logic.Rules);
-        }
+            var count = Math.Min(window.Length, items.Count - start);
+            for (var i = 0; i < count; i++)
+            {
+                window[i] = call(items[start + i]);
+            }
 
-        await Task.WhenAll(calls);
+            await Task.WhenAll(count == window.Length ? window : window[..count]);
+        }
     }
 
     /// <summary>
@@ -293,7 +309,7 @@ public sealed partial class PartitionGrain(
         Touch(sensorId, progress.AppliedPosition);
     }
 
-    private ISensorGrain Sensor(string sensorId) => GrainFactory.GetGrain<ISensorGrain>(sensorId);
+    private ISensorGrain Sensor(string sensorId) => references.Get<ISensorGrain>(sensorId);
 
     private void Touch(string sensorId, long position) =>
         _touched[sensorId] = Math.Max(position, _touched.GetValueOrDefault(sensorId, -1));
@@ -324,20 +340,14 @@ public sealed partial class PartitionGrain(
     /// </summary>
     private async Task CheckpointAsync(KeyValuePair<string, long>[] touched, PartitionState snapshot)
     {
-        var flushes = new Task<long>[touched.Length];
-        for (var i = 0; i < touched.Length; i++)
+        await CallAllAsync(touched, async sensor =>
         {
-            flushes[i] = Sensor(touched[i].Key).FlushAsync();
-        }
-
-        await Task.WhenAll(flushes);
-        for (var i = 0; i < touched.Length; i++)
-        {
-            if (flushes[i].Result < touched[i].Value)
+            var stored = await Sensor(sensor.Key).FlushAsync();
+            if (stored < sensor.Value)
             {
-                throw new PartitionReplayException(_partition, touched[i].Key, touched[i].Value, flushes[i].Result);
+                throw new PartitionReplayException(_partition, sensor.Key, sensor.Value, stored);
             }
-        }
+        });
 
         storage.State = snapshot;
         await storage.WriteStateAsync();
