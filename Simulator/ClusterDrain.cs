@@ -7,7 +7,8 @@ namespace Simulator;
 /// <summary>
 /// --wait-applied: after sending, polls <c>GET /api/v1/cluster</c> (operator key) until every partition's reader has
 /// applied its log to the end (its sensor grains aggregated every reading; they are written at the next checkpoint), so
-/// the run's readings are not only acknowledged but aggregated. A partition whose reader does not answer is not done.
+/// the run's readings are not only acknowledged but aggregated. A partition whose reader does not answer is not done; a
+/// 503 (the cluster did not answer in time, as under a saturating load) is asked again.
 /// Returns the seconds from the start of the run until then, or null when it did not happen in time.
 /// </summary>
 public static class ClusterDrain
@@ -24,6 +25,12 @@ public static class ClusterDrain
             var polled = Stopwatch.GetTimestamp();
             using (var response = await client.GetAsync(cluster, cancellationToken).ConfigureAwait(false))
             {
+                if (response.StatusCode == System.Net.HttpStatusCode.ServiceUnavailable)
+                {
+                    await Task.Delay(200, cancellationToken).ConfigureAwait(false);
+                    continue;
+                }
+
                 response.EnsureSuccessStatusCode();
                 using var body = JsonDocument.Parse(await response.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false));
                 var done = body.RootElement.GetProperty("partitionMap").EnumerateArray().All(p =>

@@ -62,6 +62,21 @@ public sealed class ClusterDrainTests
     }
 
     [Fact]
+    public async Task Asks_again_when_the_cluster_answers_503_under_load()
+    {
+        // The Api's answer while the silos are too busy to report in time (a saturating load): not done, not a failure.
+        await using var stub = await StubApi.StartAsync(NoTelemetry, poll => poll == 1 ? Results.StatusCode(503) : StubApi.Cluster(0, 0));
+        var runStart = Stopwatch.GetTimestamp();
+
+        var applied = await ClusterDrain.WaitAsync(stub.Url, OperatorKey, runStart, TimeSpan.FromSeconds(30), CancellationToken.None).WaitAsync(Guard);
+
+        Assert.NotNull(applied);
+        Assert.Equal(2, stub.ClusterPollCount);
+        var second = stub.ClusterPolls.OrderBy(p => p.Number).Last();
+        Assert.InRange(applied.Value, 0, Stopwatch.GetElapsedTime(runStart, second.Timestamp).TotalSeconds);
+    }
+
+    [Fact]
     public async Task Returns_null_at_the_timeout_when_a_partition_never_applies_its_end()
     {
         await using var stub = await StubApi.StartAsync(NoTelemetry, _ => StubApi.Cluster(0, 7));
