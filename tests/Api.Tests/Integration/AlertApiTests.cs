@@ -124,6 +124,31 @@ public sealed class AlertApiTests(ApiFactory factory) : IClassFixture<ApiFactory
     }
 
     [Fact]
+    public async Task ConcurrentAcks_OfOneOpenAlert_ExactlyOneSucceeds_TheOthersGet409()
+    {
+        var t0 = factory.NextWindow() + 5_000;
+        var sensor = Ids.New("hum");
+        var rule = Ids.New("low-hum");
+        var version = await CreateRuleAsync(rule, [sensor]);
+        await PostReadingsAsync(_operator, (sensor, t0, 49));
+        var alertId = AlertIds.For(rule, version, sensor, t0);
+        await AlertsAsync($"state=open&ruleId={rule}");
+
+        // Ten operators acknowledge at once: every request passes the read model's check (the alert is open and not
+        // acknowledged there), so the rule grain decides: one acknowledgement, nine conflicts.
+        var answers = await Task.WhenAll(Enumerable.Range(0, 10).Select(_ => _operator.PostAsync($"/api/v1/alerts/{alertId}/ack", null)));
+
+        Assert.Equal(1, answers.Count(a => a.StatusCode == HttpStatusCode.Accepted));
+        foreach (var conflict in answers.Where(a => a.StatusCode != HttpStatusCode.Accepted))
+        {
+            await conflict.ExpectProblemAsync(HttpStatusCode.Conflict, "Alert acknowledged", $"Alert '{alertId}' was already acknowledged by dev-operator.");
+        }
+
+        var acknowledged = await AlertsAsync($"ruleId={rule}", ready: a => a.GetProperty("acknowledged").GetBoolean());
+        Assert.Equal("dev-operator", acknowledged[0].GetProperty("acknowledgedBy").GetString());
+    }
+
+    [Fact]
     public async Task Ack_UnknownAlert_Is404_AndBadQueries_Are400()
     {
         await (await _operator.PostAsync("/api/v1/alerts/0123456789abcdef/ack", null))
