@@ -26,6 +26,36 @@ public sealed class ApiKeyEntry
     public List<string> Devices { get; set; } = [];
 }
 
+/// <summary>
+/// Finds the configured key a caller presented without telling, by the time it takes, how long a key is, how much of
+/// it matched or which entry it is: the SHA-256 digest of the presented key is compared in fixed time with the digest
+/// of every configured key (equal lengths, no early exit on a difference or on a match).
+/// </summary>
+internal static class ApiKeyMatch
+{
+    internal delegate bool DigestEquals(ReadOnlySpan<byte> configured, ReadOnlySpan<byte> presented);
+
+    public static ApiKeyEntry? Find(IReadOnlyList<ApiKeyEntry> keys, string presented) =>
+        Find(keys, presented, System.Security.Cryptography.CryptographicOperations.FixedTimeEquals);
+
+    /// <param name="equals">The digest comparison (fixed-time; tests count the calls).</param>
+    internal static ApiKeyEntry? Find(IReadOnlyList<ApiKeyEntry> keys, string presented, DigestEquals equals)
+    {
+        Span<byte> presentedDigest = stackalloc byte[System.Security.Cryptography.SHA256.HashSizeInBytes];
+        Span<byte> configuredDigest = stackalloc byte[System.Security.Cryptography.SHA256.HashSizeInBytes];
+        System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(presented), presentedDigest);
+        ApiKeyEntry? found = null;
+        for (var i = 0; i < keys.Count; i++)
+        {
+            System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(keys[i].Key), configuredDigest);
+            var equal = equals(configuredDigest, presentedDigest);
+            found = equal ? keys[i] : found;
+        }
+
+        return found;
+    }
+}
+
 public static class Roles
 {
     public const string Device = "device";
@@ -71,7 +101,7 @@ public sealed class ApiKeyHandler(
         {
             return Task.FromResult(AuthenticateResult.NoResult());
         }
-        var entry = keys.CurrentValue.Keys.FirstOrDefault(k => FixedTimeEquals(k.Key, presented));
+        var entry = ApiKeyMatch.Find(keys.CurrentValue.Keys, presented);
         if (entry is null)
         {
             return Task.FromResult(AuthenticateResult.Fail("invalid API key"));
@@ -127,10 +157,6 @@ public sealed class ApiKeyHandler(
         var colon = text.IndexOf(':', StringComparison.Ordinal);
         return colon < 0 ? null : text[(colon + 1)..];
     }
-
-    private static bool FixedTimeEquals(string expected, string presented) =>
-        System.Security.Cryptography.CryptographicOperations.FixedTimeEquals(
-            System.Text.Encoding.UTF8.GetBytes(expected), System.Text.Encoding.UTF8.GetBytes(presented));
 
     protected override Task HandleChallengeAsync(AuthenticationProperties properties)
     {
