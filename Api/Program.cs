@@ -35,7 +35,10 @@ else
     // Api nodes scale and restart without moving a grain.
     builder.UseOrleansClient(client => client.AddOrleansIotClient(builder.Configuration));
 }
+builder.Services.AddExceptionHandler<BadRequestHandler>();
 builder.Services.AddExceptionHandler<ServerUnavailableHandler>();
+// Binding failures reach BadRequestHandler in every environment (by default only Development throws them).
+builder.Services.Configure<Microsoft.AspNetCore.Routing.RouteHandlerOptions>(o => o.ThrowOnBadRequest = true);
 builder.Services.AddOptions<TelemetryOptions>().Bind(builder.Configuration.GetSection("Telemetry"))
     .Validate(o => o.MaxBodyBytes is >= 1024 and <= 256 * 1024 * 1024, "Telemetry:MaxBodyBytes must be between 1 KiB and 256 MiB")
     .Validate(o => o.Limits.MaxItems is >= 1 and <= 1_000_000, "Telemetry:Limits:MaxItems must be between 1 and 1000000 (a log record holds at most 2^20 readings)")

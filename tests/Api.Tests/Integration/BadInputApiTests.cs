@@ -197,4 +197,15 @@ public sealed class BadInputApiTests(ApiFactory factory) : IClassFixture<ApiFact
         await Eventually.Until(async () => (await _operator.GetAsync($"/api/v1/sensors/{id}")).StatusCode == HttpStatusCode.OK);
         await (await factory.Client(null).GetAsync("/health/ready")).ExpectAsync(HttpStatusCode.OK);
     }
+
+    [Theory]
+    [InlineData("/api/v1/alerts?limit=abc", "limit", "limit must be a whole number; 'abc' is not")]
+    [InlineData("/api/v1/sensors?offset=99999999999999999999", "offset", "offset must be a whole number; '99999999999999999999' is not")]
+    [InlineData("/api/v1/sensors/s-1/commands?limit=1.5", "limit", "limit must be a whole number; '1.5' is not")]
+    public async Task QueryValuesOfTheWrongKind_Are400_NamingTheValue_InEveryEnvironment(string url, string name, string problem)
+    {
+        // Without the handler the framework answers these with a 500 in Development (as here) and an empty 400 elsewhere.
+        await (await _operator.GetAsync(url)).ExpectValidationProblemAsync("Invalid query", new Dictionary<string, string[]> { [name] = [problem] });
+        await (await _operator.GetAsync("/health/ready")).ExpectAsync(HttpStatusCode.OK);
+    }
 }
