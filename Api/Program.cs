@@ -35,6 +35,7 @@ else
     // Api nodes scale and restart without moving a grain.
     builder.UseOrleansClient(client => client.AddOrleansIotClient(builder.Configuration));
 }
+builder.Services.AddRequestDecompression();
 builder.Services.AddExceptionHandler<BadRequestHandler>();
 builder.Services.AddExceptionHandler<ServerUnavailableHandler>();
 // Binding failures reach BadRequestHandler in every environment (by default only Development throws them).
@@ -59,6 +60,9 @@ var app = builder.Build();
 
 app.UseExceptionHandler();
 app.UseStatusCodePages();
+// gzip, br and deflate bodies decoded (the endpoints' size limits count the decoded bytes); other encodings and charsets 415.
+app.UseRequestDecompression();
+app.UseRequestBodyEncodingChecks();
 // The operator dashboard, built from ClientApp/ into wwwroot/ (hash routing: every page is served by index.html).
 app.UseDefaultFiles();
 app.UseStaticFiles();

@@ -507,4 +507,71 @@ public sealed class TelemetryApiTests(ApiFactory factory) : IClassFixture<ApiFac
     {
         public override bool CanSeek => false;
     }
+
+    private static ByteArrayContent Compressed(string body, string encoding)
+    {
+        using var compressed = new MemoryStream();
+        using (Stream zip = encoding switch
+        {
+            "gzip" => new System.IO.Compression.GZipStream(compressed, System.IO.Compression.CompressionLevel.Optimal, leaveOpen: true),
+            "br" => new System.IO.Compression.BrotliStream(compressed, System.IO.Compression.CompressionLevel.Optimal, leaveOpen: true),
+            _ => new System.IO.Compression.ZLibStream(compressed, System.IO.Compression.CompressionLevel.Optimal, leaveOpen: true),
+        })
+        {
+            zip.Write(Encoding.UTF8.GetBytes(body));
+        }
+
+        var content = new ByteArrayContent(compressed.ToArray());
+        content.Headers.ContentType = new("application/json");
+        content.Headers.ContentEncoding.Add(encoding);
+        return content;
+    }
+
+    [Theory]
+    [InlineData("gzip")]
+    [InlineData("br")]
+    [InlineData("deflate")]
+    public async Task CompressedBodies_AreDecoded_AndTheLimitCountsDecodedBytes(string encoding)
+    {
+        var window = factory.NextWindow();
+        var id = Ids.New("zip");
+        var body = $$$"""[{"id":"{{{id}}}","timestamp":{{{window + 1_000}}},"t":21.5},{"id":"{{{id}}}","timestamp":{{{window + 2_000}}},"t":22.5}]""";
+        JsonAssert.Equal(new { accepted = 2, rejected = Array.Empty<object>() }, await PostAsync(Compressed(body, encoding)));
+        await SensorAsync(id, s => s.GetProperty("lastSeen").ValueKind != JsonValueKind.Null);
+
+        // A few hundred compressed bytes that decode to more than the limit: refused as the decoded body, nothing stored.
+        var bomb = Ids.New("bomb");
+        var big = $$$"""[{"id":"{{{bomb}}}","timestamp":{{{window + 1_000}}},"t":1}""" + new string(' ', ApiFactory.MaxBodyBytes) + "]";
+        var content = Compressed(big, encoding);
+        Assert.True(content.Headers.ContentLength < ApiFactory.MaxBodyBytes / 10);
+        await (await _operator.PostAsync("/api/v1/telemetry", content)).ExpectProblemAsync(HttpStatusCode.RequestEntityTooLarge,
+            "Request body too large", $"The body is larger than {ApiFactory.MaxBodyBytes} bytes; split the readings over several requests.");
+        await (await _operator.GetAsync($"/api/v1/sensors/{bomb}")).ExpectAsync(HttpStatusCode.NotFound);
+    }
+
+    [Fact]
+    public async Task OtherEncodingsAndCharsets_Are415_AndNothingIsStored()
+    {
+        var window = factory.NextWindow();
+        var id = Ids.New("enc");
+        var body = $$$"""{"id":"{{{id}}}","timestamp":{{{window + 1_000}}},"t":1}""";
+
+        var zstd = new ByteArrayContent(Encoding.UTF8.GetBytes(body));
+        zstd.Headers.ContentType = new("application/json");
+        zstd.Headers.ContentEncoding.Add("zstd");
+        await (await _operator.PostAsync("/api/v1/telemetry", zstd)).ExpectProblemAsync(HttpStatusCode.UnsupportedMediaType,
+            "Unsupported media type", "Content-Encoding 'zstd' is not accepted: send the body uncompressed or compressed with gzip, br or deflate.");
+
+        var utf16 = new StringContent(body, Encoding.Unicode, "application/json");
+        await (await _operator.PostAsync("/api/v1/telemetry", utf16)).ExpectProblemAsync(HttpStatusCode.UnsupportedMediaType,
+            "Unsupported media type", "charset 'utf-16' is not accepted: bodies are UTF-8.");
+
+        // Rules take UTF-8 only as well.
+        var rule = new StringContent("{}", Encoding.Latin1, "application/json");
+        await (await _operator.PostAsync("/api/v1/rules", rule)).ExpectProblemAsync(HttpStatusCode.UnsupportedMediaType,
+            "Unsupported media type", "charset 'iso-8859-1' is not accepted: bodies are UTF-8.");
+
+        await (await _operator.GetAsync($"/api/v1/sensors/{id}")).ExpectAsync(HttpStatusCode.NotFound);
+        JsonAssert.Equal(new { accepted = 1, rejected = Array.Empty<object>() }, await PostAsync(Json(body)));
+    }
 }
