@@ -23,6 +23,12 @@ public sealed class TelemetryParser(TelemetryLimits limits)
     private const long MaxEpochMs = 253_402_300_799_999; // 9999-12-31T23:59:59.999Z
     private const int MaxTimestampStringBytes = 64;
 
+    /// <summary>
+    /// The greatest magnitude of a metric value. A minute's sum of any number of readings of at most 10^15 stays a finite
+    /// double (2^31 of them sum to about 2·10^24), so every aggregate can be written as JSON; integers up to it are exact.
+    /// </summary>
+    public const double MaxMetricMagnitude = 1e15;
+
     private readonly TelemetryLimits _limits = limits ?? throw new ArgumentNullException(nameof(limits));
     private readonly Utf8NameCache _names = new(512, (int)Math.Min(int.MaxValue, 3L * Math.Max(limits.MaxNameLength, 1)));
 
@@ -644,9 +650,9 @@ public sealed class TelemetryParser(TelemetryLimits limits)
                 return $"metric '{name}' must be a number";
             }
 
-            if (!reader.TryGetDouble(out double value) || !double.IsFinite(value))
+            if (MetricValueProblem(ref reader, name, out double value) is { } problem)
             {
-                return $"metric '{name}' is not a finite number";
+                return problem;
             }
 
             if (Contains(_objectMetrics, name))
@@ -659,6 +665,19 @@ public sealed class TelemetryParser(TelemetryLimits limits)
                 _objectMetrics.Add(new MetricValue(name, value));
             }
         }
+    }
+
+    /// <summary>Reads a metric's number; what is wrong with it (not finite, or beyond <see cref="MaxMetricMagnitude"/>), or null.</summary>
+    private static string? MetricValueProblem(ref Utf8JsonReader reader, string name, out double value)
+    {
+        if (!reader.TryGetDouble(out value) || !double.IsFinite(value))
+        {
+            return $"metric '{name}' is not a finite number";
+        }
+
+        return Math.Abs(value) > MaxMetricMagnitude
+            ? $"metric '{name}' is {value.ToString("R", System.Globalization.CultureInfo.InvariantCulture)}: values must be between -1e15 and 1e15"
+            : null;
     }
 
     /// <summary>A top-level field that is not one of the known names: a metric, an attribute, or ignored.</summary>
@@ -686,9 +705,9 @@ public sealed class TelemetryParser(TelemetryLimits limits)
                     return $"duplicate field '{name}'";
                 }
 
-                if (!reader.TryGetDouble(out double value) || !double.IsFinite(value))
+                if (MetricValueProblem(ref reader, name, out double value) is { } problem)
                 {
-                    _item.TopMetricError ??= $"metric '{name}' is not a finite number";
+                    _item.TopMetricError ??= problem;
                     return null;
                 }
 

@@ -397,6 +397,16 @@ public sealed class TelemetryParserTests
     }
 
     [Fact]
+    public void MetricBeyondTheMagnitudeLimit_IsRejected_SoThatMinuteSumsStayFinite()
+    {
+        // Two readings of 1e308 in one minute summed to Infinity, which no JSON writer accepts.
+        Assert.Equal("metric 'temp' is 1E+308: values must be between -1e15 and 1e15", SingleError("""{"id":"a","temp":1e308}"""));
+        Assert.Equal("metric 'temp' is -1000000000000001: values must be between -1e15 and 1e15",
+            SingleError("""{"id":"a","metrics":{"temp":-1000000000000001}}"""));
+        Assert.Equal([M("temp", 1e15), M("low", -1e15)], Parse("""{"id":"a","metrics":{"temp":1e15,"low":-1e15}}""").Accepted[0].Metrics);
+    }
+
+    [Fact]
     public void MetricsObject_MakesTopLevelNumbersIgnored_EvenInvalidOnes()
     {
         Reading reading = Single(Parse("""{"id":"a","bad":1e400,"extra":5,"metrics":{"temp":21.5},"mode":"eco"}"""));
