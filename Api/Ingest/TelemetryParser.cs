@@ -735,6 +735,11 @@ public sealed class TelemetryParser(TelemetryLimits limits)
                     return $"attribute '{name}' is not valid UTF-8";
                 }
 
+                if (ControlCharacter(text) is { } attributeControl)
+                {
+                    return $"attribute '{name}' contains the control character {attributeControl}";
+                }
+
                 if (text.Length > _limits.MaxStringValueLength)
                 {
                     return $"attribute '{name}' is longer than {_limits.MaxStringValueLength} characters";
@@ -768,6 +773,11 @@ public sealed class TelemetryParser(TelemetryLimits limits)
         if (!TryGetScalarText(ref reader, out string? text))
         {
             return $"field '{name}' is not valid UTF-8";
+        }
+
+        if (ControlCharacter(text) is { } control)
+        {
+            return $"field '{name}' contains the control character {control}";
         }
 
         if (text.Length > _limits.MaxStringValueLength)
@@ -850,6 +860,11 @@ public sealed class TelemetryParser(TelemetryLimits limits)
             if (!TryGetScalarText(ref reader, out string? text))
             {
                 return $"metadata.{name} is not valid UTF-8";
+            }
+
+            if (ControlCharacter(text) is { } control)
+            {
+                return $"metadata.{name} contains the control character {control}";
             }
 
             if (text.Length > _limits.MaxStringValueLength)
@@ -945,11 +960,35 @@ public sealed class TelemetryParser(TelemetryLimits limits)
 
             if (name.Length <= _limits.MaxNameLength)
             {
+                if (ControlCharacter(name) is { } control)
+                {
+                    error = $"{kind} name contains the control character {control}";
+                    return null;
+                }
+
                 return name;
             }
         }
 
         error = $"{kind} name '{Display(utf8)}' is longer than {_limits.MaxNameLength} characters";
+        return null;
+    }
+
+    /// <summary>
+    /// The first control character (U+0000–U+001F, U+007F–U+009F) of a name or string value as "U+XXXX", or null. Such
+    /// text is refused at ingest: PostgreSQL's text and jsonb refuse NUL (a durable checkpoint would fail on it for good)
+    /// and the others do not display.
+    /// </summary>
+    private static string? ControlCharacter(string text)
+    {
+        foreach (var c in text)
+        {
+            if (char.IsControl(c))
+            {
+                return $"U+{(int)c:X4}";
+            }
+        }
+
         return null;
     }
 

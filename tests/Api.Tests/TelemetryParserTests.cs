@@ -397,6 +397,21 @@ public sealed class TelemetryParserTests
     }
 
     [Fact]
+    public void ControlCharactersInNamesAndValues_AreRejected_WithTheFieldNamed()
+    {
+        Assert.Equal("attribute 'light' contains the control character U+0000", SingleError("""{"id":"a","t":1,"light":"o\u0000n"}"""));
+        Assert.Equal("attribute 'light' contains the control character U+0009", SingleError("""{"id":"a","t":1,"light":"o\tn"}"""));
+        Assert.Equal("metadata.location contains the control character U+000A", SingleError("""{"id":"a","t":1,"metadata":{"location":"x\ny"}}"""));
+        Assert.Equal("field 'location' contains the control character U+007F", SingleError("""{"id":"a","t":1,"location":"x\u007f"}"""));
+        Assert.Equal("metric name contains the control character U+0001", SingleError("""{"id":"a","metrics":{"te\u0001mp":1}}"""));
+        Assert.Equal("attribute name contains the control character U+0085", SingleError("""{"id":"a","t":1,"x\u0085":"on"}"""));
+        // A lone surrogate cannot be stored either.
+        Assert.Equal("attribute 'light' is not valid UTF-8", SingleError("""{"id":"a","t":1,"light":"\ud800"}"""));
+        // Other Unicode text round-trips as sent.
+        Assert.Equal([new AttributeValue("light", "é ☀ 中 🌡")], Parse("""{"id":"a","t":1,"light":"é ☀ 中 🌡"}""").Accepted[0].Attributes!);
+    }
+
+    [Fact]
     public void MetricBeyondTheMagnitudeLimit_IsRejected_SoThatMinuteSumsStayFinite()
     {
         // Two readings of 1e308 in one minute summed to Infinity, which no JSON writer accepts.
