@@ -10,6 +10,9 @@ public sealed class NodeProcess : IAsyncDisposable
 {
     private readonly Process _process;
     private readonly List<string> _lines = [];
+
+    /// <summary>When each line of <see cref="_lines"/> arrived (<see cref="Stopwatch.GetTimestamp"/>).</summary>
+    private readonly List<long> _arrivals = [];
     private readonly StreamWriter _file;
 
     private NodeProcess(string name, Process process, string logPath)
@@ -79,6 +82,7 @@ public sealed class NodeProcess : IAsyncDisposable
         lock (_lines)
         {
             _lines.Add(line);
+            _arrivals.Add(Stopwatch.GetTimestamp());
             try
             {
                 _file.WriteLine(line);
@@ -101,6 +105,23 @@ public sealed class NodeProcess : IAsyncDisposable
     }
 
     public bool HasLine(Func<string, bool> predicate, int from = 0) => Lines(from).Any(predicate);
+
+    /// <summary>When the first line matching <paramref name="predicate"/> arrived (<see cref="Stopwatch.GetTimestamp"/>), or null.</summary>
+    public long? ArrivalOf(Func<string, bool> predicate, int from = 0)
+    {
+        lock (_lines)
+        {
+            for (var i = from; i < _lines.Count; i++)
+            {
+                if (predicate(_lines[i]))
+                {
+                    return _arrivals[i];
+                }
+            }
+
+            return null;
+        }
+    }
 
     /// <summary>Waits for a line (from line <paramref name="from"/> on) that matches; returns it. Fails when the process exits first.</summary>
     public async Task<string> WaitForLineAsync(Func<string, bool> predicate, TimeSpan timeout, string what, int from = 0)
