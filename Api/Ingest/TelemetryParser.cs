@@ -735,9 +735,9 @@ public sealed class TelemetryParser(TelemetryLimits limits)
                     return $"attribute '{name}' is not valid UTF-8";
                 }
 
-                if (ControlCharacter(text) is { } attributeControl)
+                if (TextRules.Problem(text) is { } attributeProblem)
                 {
-                    return $"attribute '{name}' contains the control character {attributeControl}";
+                    return $"attribute '{name}' contains {attributeProblem}";
                 }
 
                 if (text.Length > _limits.MaxStringValueLength)
@@ -775,9 +775,9 @@ public sealed class TelemetryParser(TelemetryLimits limits)
             return $"field '{name}' is not valid UTF-8";
         }
 
-        if (ControlCharacter(text) is { } control)
+        if (TextRules.Problem(text) is { } problem)
         {
-            return $"field '{name}' contains the control character {control}";
+            return $"field '{name}' contains {problem}";
         }
 
         if (text.Length > _limits.MaxStringValueLength)
@@ -862,9 +862,9 @@ public sealed class TelemetryParser(TelemetryLimits limits)
                 return $"metadata.{name} is not valid UTF-8";
             }
 
-            if (ControlCharacter(text) is { } control)
+            if (TextRules.Problem(text) is { } problem)
             {
-                return $"metadata.{name} contains the control character {control}";
+                return $"metadata.{name} contains {problem}";
             }
 
             if (text.Length > _limits.MaxStringValueLength)
@@ -960,9 +960,9 @@ public sealed class TelemetryParser(TelemetryLimits limits)
 
             if (name.Length <= _limits.MaxNameLength)
             {
-                if (ControlCharacter(name) is { } control)
+                if (TextRules.Problem(name) is { } problem)
                 {
-                    error = $"{kind} name contains the control character {control}";
+                    error = $"{kind} name contains {problem}";
                     return null;
                 }
 
@@ -971,24 +971,6 @@ public sealed class TelemetryParser(TelemetryLimits limits)
         }
 
         error = $"{kind} name '{Display(utf8)}' is longer than {_limits.MaxNameLength} characters";
-        return null;
-    }
-
-    /// <summary>
-    /// The first control character (U+0000–U+001F, U+007F–U+009F) of a name or string value as "U+XXXX", or null. Such
-    /// text is refused at ingest: PostgreSQL's text and jsonb refuse NUL (a durable checkpoint would fail on it for good)
-    /// and the others do not display.
-    /// </summary>
-    private static string? ControlCharacter(string text)
-    {
-        foreach (var c in text)
-        {
-            if (char.IsControl(c))
-            {
-                return $"U+{(int)c:X4}";
-            }
-        }
-
         return null;
     }
 

@@ -211,6 +211,12 @@ public static class RuleValidator
             return null;
         }
 
+        if (TextRules.Problem(name) is { } problem)
+        {
+            bag.Add("name", $"name contains {problem}");
+            return null;
+        }
+
         return name;
     }
 
@@ -499,6 +505,10 @@ public static class RuleValidator
         {
             ok = Fail(bag, "controlAction.command", $"command must be at most {MaxCommandLength} characters");
         }
+        else if (TextRules.Problem(dto.Command) is { } commandProblem)
+        {
+            ok = Fail(bag, "controlAction.command", $"command contains {commandProblem}");
+        }
         else
         {
             command = dto.Command;
@@ -524,6 +534,10 @@ public static class RuleValidator
                     {
                         ok = Fail(bag, "controlAction.parameters." + key, $"parameter names must be at most {MaxParameterNameLength} characters");
                     }
+                    else if (TextRules.Problem(key) is { } keyProblem)
+                    {
+                        ok = Fail(bag, "controlAction.parameters", $"a parameter name contains {keyProblem}");
+                    }
                     else if (value is null)
                     {
                         ok = Fail(bag, "controlAction.parameters." + key, $"parameter '{key}' must have a string value, not null");
@@ -531,6 +545,10 @@ public static class RuleValidator
                     else if (value.Length > MaxParameterValueLength)
                     {
                         ok = Fail(bag, "controlAction.parameters." + key, $"parameter '{key}' must be at most {MaxParameterValueLength} characters");
+                    }
+                    else if (TextRules.Problem(value) is { } valueProblem)
+                    {
+                        ok = Fail(bag, "controlAction.parameters." + key, $"parameter '{key}' contains {valueProblem}");
                     }
                     else
                     {
@@ -566,6 +584,12 @@ public static class RuleValidator
         if (text.Length > maxLength)
         {
             bag.Add(key, $"{field} must be at most {maxLength} characters");
+            return null;
+        }
+
+        if (TextRules.Problem(text) is { } problem)
+        {
+            bag.Add(key, $"{field} contains {problem}");
             return null;
         }
 

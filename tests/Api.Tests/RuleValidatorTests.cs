@@ -611,6 +611,33 @@ public sealed class RuleValidatorTests
         return rule!;
     }
 
+    [Fact]
+    public void Control_characters_and_lone_surrogates_in_any_text_are_refused_with_the_field_named()
+    {
+        var request = Valid() with
+        {
+            Name = "Hot\u0000",
+            Condition = new RuleConditionDto { Kind = "threshold", Metric = "te\nmp", Operator = ">", Value = 30 },
+            ControlAction = new ControlActionDto
+            {
+                Command = "fan\u0007",
+                Parameters = new Dictionary<string, string?> { ["sp\u0001eed"] = "x", ["mode"] = "a\u007fb", ["label"] = "🌡 é 中" },
+            },
+        };
+
+        AssertErrors(request, "r1",
+            ("name", "name contains the control character U+0000"),
+            ("condition.metric", "metric contains the control character U+000A"),
+            ("controlAction.command", "command contains the control character U+0007"),
+            ("controlAction.parameters", "a parameter name contains the control character U+0001"),
+            ("controlAction.parameters.mode", "parameter 'mode' contains the control character U+007F"));
+        AssertErrors(Valid() with { Name = "x\ud800y" }, "r1", ("name", "name contains the lone surrogate U+D800"));
+
+        // Any other Unicode text is kept as sent.
+        var rule = Create(Valid() with { Name = "Chaud 🌡 ☀ 中" }, "r1", 1);
+        Assert.Equal("Chaud 🌡 ☀ 中", rule.Name);
+    }
+
     private static void AssertErrors(RuleRequest request, string? routeId, params (string Key, string Message)[] expected)
     {
         var ok = RuleValidator.TryCreate(request, routeId, 1, out var rule, out var errors);
