@@ -64,7 +64,6 @@ public static partial class TelemetryEndpoints
                 detail: "The Idempotency-Key header must be 1 to 128 visible ASCII characters.");
         }
 
-        var logger = loggers.CreateLogger("Api.Ingest.Telemetry");
         var limit = options.Value.MaxBodyBytes;
         if (request.ContentLength > limit)
         {
@@ -108,7 +107,7 @@ public static partial class TelemetryEndpoints
                 detail: rejected.Count == 0 ? "The body holds no reading." : $"All {rejected.Count} readings were rejected; see 'rejected'.",
                 extensions: new Dictionary<string, object?> { ["rejected"] = rejected });
         }
-        if (key is { } claimed && await ClaimAsync(idempotency, claimed, logger, cancellationToken) == IdempotencyClaim.Conflict)
+        if (key is { } claimed && await ClaimAsync(idempotency, claimed, loggers, cancellationToken) == IdempotencyClaim.Conflict)
         {
             return TypedResults.Problem(statusCode: StatusCodes.Status422UnprocessableEntity, title: "Idempotency-Key reused",
                 detail: $"This API key sent another body with Idempotency-Key '{idempotencyKey}' within the last "
@@ -124,7 +123,7 @@ public static partial class TelemetryEndpoints
     /// Claims the key in the registry. While the registry's store cannot answer, the request goes on unchecked: its
     /// readings are de-duplicated on caller, key and body, so it is processed, never dropped as a resend of another.
     /// </summary>
-    private static async Task<IdempotencyClaim> ClaimAsync(IIdempotencyRegistry idempotency, IdempotencyKey key, ILogger logger,
+    private static async Task<IdempotencyClaim> ClaimAsync(IIdempotencyRegistry idempotency, IdempotencyKey key, ILoggerFactory loggers,
         CancellationToken cancellationToken)
     {
         try
@@ -133,7 +132,7 @@ public static partial class TelemetryEndpoints
         }
         catch (Exception e) when (e is StackExchange.Redis.RedisException or TimeoutException)
         {
-            Log.RegistryUnavailable(logger, e.Message);
+            Log.RegistryUnavailable(loggers.CreateLogger("Api.Ingest.Telemetry"), e.Message);
             return IdempotencyClaim.New;
         }
     }
