@@ -185,7 +185,9 @@ public sealed partial class PartitionGrain(
         var o = options.Value;
         var records = new List<LogRecord>(o.ReadBatchSize);
         var batch = new PartitionBatch();
+        // An idle reader wakes at least every PartitionCheckInterval: to tick, to checkpoint, and to move to a silo that joined.
         var wait = o.TicksEnabled && o.TickInterval < o.CheckpointInterval ? o.TickInterval : o.CheckpointInterval;
+        wait = wait < o.PartitionCheckInterval ? wait : o.PartitionCheckInterval;
         var recordsSinceCheckpoint = 0;
         var lastCheckpoint = time.GetTimestamp();
         await using var reader = log.OpenReader(_partition, _logic.NextOffset);

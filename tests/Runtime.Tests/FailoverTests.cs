@@ -22,12 +22,16 @@ public sealed class FailoverTests
             o.CheckpointInterval = TimeSpan.FromSeconds(30);
             o.CheckpointMaxRecords = 1_000_000;
         });
+        // Partitions answer from the first silos up and move once every silo's manifest is known: the silo to kill must
+        // run its share before the work it will lose is applied.
+        var victim = silos.Cluster.Silos[1];
+        await Waiting.Until(async () => (await silos.StatusesAsync()).Any(s => s?.Silo == victim.SiloAddress.ToParsableString()),
+            TimeSpan.FromSeconds(30), "the silo to kill runs partitions");
         await silos.Inbox.AppendRuleChangeAsync(KnownInput.HotRule.Id, KnownInput.HotRule, CancellationToken.None);
         await Input.PostAsync(silos.Inbox, 0, Seconds / 2);
         await WaitAppliedAsync(silos);
         var published = silos.PublishedOf<GrainOutput>().Count;
 
-        var victim = silos.Cluster.Silos[1];
         var victimPartitions = (await silos.StatusesAsync()).Count(s => s?.Silo == victim.SiloAddress.ToParsableString());
         Assert.True(victimPartitions > 0, "the killed silo ran partitions");
         await silos.Cluster.KillSiloAsync(victim);
