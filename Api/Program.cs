@@ -22,6 +22,7 @@ builder.Services.ConfigureHttpJsonOptions(o =>
 });
 builder.Services.AddOpenApi();
 builder.Services.AddApiKeyAuth(builder.Configuration, builder.Environment);
+builder.Services.AddApiRateLimits(builder.Configuration);
 builder.Configuration.AddClusterDefaults();
 builder.Services.AddClusterServices(builder.Configuration);
 if (ClusterHosting.ModeOf(builder.Configuration) == ClusterMode.Embedded)
@@ -68,6 +69,8 @@ app.UseDefaultFiles();
 app.UseStaticFiles();
 app.UseAuthentication();
 app.UseAuthorization();
+// Per API key, after authentication: 429 with Retry-After past a key's limits (RateLimits.cs).
+app.UseRateLimiter();
 
 app.MapOpenApi();
 app.MapTelemetry();
@@ -77,7 +80,7 @@ app.MapAlerts();
 app.MapDeviceCommands();
 app.MapCluster();
 app.MapOrleansDashboardForOperators();
-app.MapHub<LiveHub>(LiveHub.Path);
+app.MapHub<LiveHub>(LiveHub.Path).RequireRateLimiting(RateLimits.DevicePolicy);
 app.MapHealthChecks("/health/live", new() { Predicate = _ => false });
 app.MapHealthChecks("/health/ready", new() { Predicate = c => c.Tags.Contains("ready") });
 

@@ -48,6 +48,7 @@ public static class LiveView
         table.AddRow("rejected", stats.Rejected > 0 ? $"[yellow]{stats.Rejected:N0}[/]" : "0");
         table.AddRow("errors", stats.Errors > 0 ? $"[red]{stats.Errors:N0}[/]" : "0");
         table.AddRow("retries (503)", $"{stats.Retries503:N0}");
+        table.AddRow("retries (429)", $"{stats.Retries429:N0}");
         table.AddRow("requests in flight", $"{stats.InFlight:N0}");
         table.AddRow("readings/s (acknowledged)", $"{rate:N0}");
         table.AddRow("latency p50 / p99 / max", $"{latency.Percentile(50) / 1000.0:F1} / {latency.Percentile(99) / 1000.0:F1} / {latency.Max / 1000.0:F1} ms");

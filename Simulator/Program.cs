@@ -23,7 +23,7 @@ anomalies.AcceptOnlyFromAmong("none", "typical");
 var seed = new Option<int>("--seed") { Description = "Seed of the value model", DefaultValueFactory = _ => 1 };
 var summary = new Option<FileInfo?>("--summary") { Description = "Also write the JSON summary to this file" };
 var quiet = new Option<bool>("--quiet") { Description = "No live view: only the JSON summary at the end (also when output is redirected)" };
-var maxRetries = new Option<int>("--max-retries") { Description = "Resends of a request after 503 (waiting its Retry-After)", DefaultValueFactory = _ => 10 };
+var maxRetries = new Option<int>("--max-retries") { Description = "Resends of a request after 503 or 429 (waiting its Retry-After)", DefaultValueFactory = _ => 10 };
 var allowRemote = new Option<bool>("--allow-remote") { Description = "Allow a --url that is not a loopback address" };
 var operatorKey = new Option<string?>("--operator-key") { Description = "Operator API key, for --wait-applied and --alert-probe" };
 var waitApplied = new Option<bool>("--wait-applied") { Description = "After sending, wait until every partition has applied all readings and report the applied rate (needs --operator-key)" };

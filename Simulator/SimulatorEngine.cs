@@ -12,7 +12,7 @@ namespace Simulator;
 /// With a rate the dispatch is open loop (request k is due at k·batch/rate, whatever the responses); with rate 0
 /// it is closed loop at <see cref="SimulatorSettings.Concurrency"/> requests in flight. Either way no more than that
 /// many requests are in flight. Sending stops at the duration or the count; in-flight requests then get the drain
-/// timeout. A reading is acknowledged only by a 202 (its body's accepted count); 503 waits the Retry-After and
+/// timeout. A reading is acknowledged only by a 202 (its body's accepted count); 503 and 429 wait the Retry-After and
 /// resends the same body; 4xx rejects; anything else is an error. At the end sent = acknowledged + rejected + errors.
 /// </summary>
 public sealed class SimulatorEngine : IDisposable
@@ -101,6 +101,7 @@ public sealed class SimulatorEngine : IDisposable
             Rejected = Stats.Rejected,
             Errors = Stats.Errors,
             Retries503 = Stats.Retries503,
+            Retries429 = Stats.Retries429,
             ReadingsPerSecond = seconds > 0 ? Math.Round(Stats.Acknowledged / seconds, 1) : 0,
             LatencyMs = new LatencySummary(Ms(latency.Percentile(50)), Ms(latency.Percentile(99)), Ms(latency.Max)),
             RejectedSamples = Stats.Samples,
@@ -213,15 +214,16 @@ public sealed class SimulatorEngine : IDisposable
                 OnAccepted(bytes, readings, elapsed);
                 return;
             }
-            if (status == StatusCodes.ServiceUnavailable)
+            if (status is StatusCodes.ServiceUnavailable or StatusCodes.TooManyRequests)
             {
+                // 503: the log cannot take writes now; 429: this key's rate limit. Both say when to come back.
                 if (attempt >= _settings.MaxRetries)
                 {
                     Stats.AddErrors(readings);
-                    Sample($"error: 503 after {attempt} retries ({readings} readings)");
+                    Sample($"error: {status} after {attempt} retries ({readings} readings)");
                     return;
                 }
-                Stats.AddRetry();
+                Stats.AddRetry(status);
                 await Task.Delay(RetryDelay(response), abort);
                 continue;
             }
@@ -343,6 +345,7 @@ public sealed class SimulatorEngine : IDisposable
     private static class StatusCodes
     {
         public const int Accepted = 202;
+        public const int TooManyRequests = 429;
         public const int ServiceUnavailable = 503;
     }
 }

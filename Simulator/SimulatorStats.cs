@@ -13,6 +13,7 @@ public sealed class SimulatorStats
     private long _rejected;
     private long _errors;
     private long _retries503;
+    private long _retries429;
     private long _requests;
     private long _inFlight;
     private int _sampleCount;
@@ -35,6 +36,9 @@ public sealed class SimulatorStats
     /// <summary>Resends after a 503.</summary>
     public long Retries503 => Interlocked.Read(ref _retries503);
 
+    /// <summary>Resends after a 429 (the key's rate limit).</summary>
+    public long Retries429 => Interlocked.Read(ref _retries429);
+
     /// <summary>HTTP requests sent, retries included.</summary>
     public long Requests => Interlocked.Read(ref _requests);
 
@@ -51,7 +55,7 @@ public sealed class SimulatorStats
 
     internal void AddErrors(int readings) => Interlocked.Add(ref _errors, readings);
 
-    internal void AddRetry() => Interlocked.Increment(ref _retries503);
+    internal void AddRetry(int status) => Interlocked.Increment(ref status == 429 ? ref _retries429 : ref _retries503);
 
     internal void AddRequest() => Interlocked.Increment(ref _requests);
 

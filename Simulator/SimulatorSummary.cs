@@ -16,6 +16,9 @@ public sealed record SimulatorSummary
     public required long Errors { get; init; }
     public required long Retries503 { get; init; }
 
+    /// <summary>Resends after 429 (the key's rate limit).</summary>
+    public long Retries429 { get; init; }
+
     /// <summary>Acknowledged readings per second of the whole run (sending and draining).</summary>
     public required double ReadingsPerSecond { get; init; }
 

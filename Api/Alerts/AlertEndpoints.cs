@@ -9,7 +9,7 @@ public static class AlertEndpoints
 {
     public static IEndpointRouteBuilder MapAlerts(this IEndpointRouteBuilder routes)
     {
-        var alerts = routes.MapGroup("/api/v1/alerts").RequireAuthorization(Roles.OperatorPolicy).WithTags("Alerts");
+        var alerts = routes.MapGroup("/api/v1/alerts").ForOperators().WithTags("Alerts");
 
         alerts.MapGet("/", async Task<IResult> (string? state, string? ruleId, string? sensorId, string? from, string? to, int? limit,
                 IReadStore store, CancellationToken ct) =>

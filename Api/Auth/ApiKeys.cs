@@ -14,7 +14,7 @@ public sealed class ApiKeyOptions
 
 public sealed class ApiKeyEntry
 {
-    /// <summary>A readable name for logs and "acknowledged by".</summary>
+    /// <summary>The caller's name, unique among the keys: in logs, "acknowledged by", rate limits and Idempotency-Key scopes.</summary>
     public string Name { get; set; } = "";
 
     public string Key { get; set; } = "";
@@ -106,7 +106,7 @@ public sealed class ApiKeyHandler(
         {
             return Task.FromResult(AuthenticateResult.Fail("invalid API key"));
         }
-        var claims = new List<Claim> { new(ClaimTypes.Name, entry.Name.Length > 0 ? entry.Name : entry.Role), new(ClaimTypes.Role, entry.Role) };
+        var claims = new List<Claim> { new(ClaimTypes.Name, entry.Name), new(ClaimTypes.Role, entry.Role) };
         claims.AddRange(entry.Devices.Select(d => new Claim(Roles.DeviceClaim, d)));
         var principal = new ClaimsPrincipal(new ClaimsIdentity(claims, SchemeName));
         return Task.FromResult(AuthenticateResult.Success(new AuthenticationTicket(principal, SchemeName)));
@@ -201,6 +201,10 @@ public static class ApiKeyServiceCollectionExtensions
                 "Every Auth:Keys entry needs a Key of at least 16 characters.")
             .Validate(o => o.Keys.Select(k => k.Key).Distinct(StringComparer.Ordinal).Count() == o.Keys.Count,
                 "Auth:Keys contains the same key twice.")
+            .Validate(o => o.Keys.All(k => k.Name.Length is > 0 and <= 64 && TextRules.Problem(k.Name) is null)
+                    && o.Keys.Select(k => k.Name).Distinct(StringComparer.Ordinal).Count() == o.Keys.Count,
+                "Every Auth:Keys entry needs a Name (1 to 64 characters, no control characters), unique among the keys: it names "
+                + "the caller in logs, acknowledgements, rate limits and Idempotency-Key scopes.")
             .ValidateOnStart();
         services.AddAuthentication(ApiKeyHandler.SchemeName).AddScheme<AuthenticationSchemeOptions, ApiKeyHandler>(ApiKeyHandler.SchemeName, null);
         services.AddAuthorizationBuilder()

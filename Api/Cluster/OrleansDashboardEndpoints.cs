@@ -20,7 +20,7 @@ public static class OrleansDashboardEndpoints
         // /orleans/ClusterStats, /orleans/GrainTypes, …): all of them, the log stream (/orleans/Trace) included, for
         // operators only. Not part of the Api's OpenAPI description.
         routes.MapOrleansDashboard(Path)
-            .RequireAuthorization(Roles.OperatorPolicy)
+            .ForOperators()
             .ExcludeFromDescription();
         return routes;
     }

@@ -18,7 +18,7 @@ public static class CommandEndpoints
                 var commands = await store.TakePendingCommandsAsync(id, ct);
                 return TypedResults.Ok(commands.Select(c => c.ToDto()).ToArray());
             })
-            .RequireAuthorization(Roles.DevicePolicy)
+            .ForDevices()
             .WithTags("Devices")
             .WithSummary("Pending commands of a device, oldest first; returned once, then marked delivered")
             .Produces<CommandDto[]>()

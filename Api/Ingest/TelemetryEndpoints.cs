@@ -24,7 +24,7 @@ public static partial class TelemetryEndpoints
     public static IEndpointRouteBuilder MapTelemetry(this IEndpointRouteBuilder routes)
     {
         routes.MapPost("/api/v1/telemetry", PostAsync)
-            .RequireAuthorization(Roles.DevicePolicy)
+            .ForDevices()
             .WithTags("Telemetry")
             .WithSummary("Post readings: one JSON object, a JSON array, or NDJSON (one object per line)")
             .DocumentBody(null, "application/json", "application/x-ndjson")
@@ -37,7 +37,8 @@ public static partial class TelemetryEndpoints
     }
 
     private static async Task<IResult> PostAsync(HttpContext http, InboxWriter inbox, IIdempotencyRegistry idempotency,
-        IOptions<SiloOptions> idempotencyWindow, IOptions<TelemetryOptions> options, TimeProvider time, ILoggerFactory loggers,
+        IOptions<SiloOptions> idempotencyWindow, IOptions<TelemetryOptions> options, ReadingLimiter readingLimiter, TimeProvider time,
+        ILoggerFactory loggers,
         CancellationToken cancellationToken)
     {
         var request = http.Request;
@@ -94,6 +95,16 @@ public static partial class TelemetryEndpoints
             return TypedResults.Problem(statusCode: StatusCodes.Status400BadRequest, title: "Malformed request body",
                 detail: malformed.Error, extensions: new Dictionary<string, object?> { ["line"] = malformed.Line, ["position"] = malformed.Position });
         }
+        using (var lease = readingLimiter.TryTake(http.User.Identity?.Name ?? "", parsed.Accepted.Count + parsed.Rejected.Count))
+        {
+            if (lease is { IsAcquired: false })
+            {
+                await RateLimits.WriteTooManyAsync(http, lease,
+                    $"This API key posted more readings than its limit of {readingLimiter.Limit} allows.");
+                return TypedResults.Empty;
+            }
+        }
+
         var rejected = parsed.Rejected.Select(e => new RejectedItem(e.Index, e.Error)).ToList();
         var accepted = parsed.Accepted;
         if (!http.User.IsInRole(Roles.Operator) && http.User.HasClaim(c => c.Type == Roles.DeviceClaim))

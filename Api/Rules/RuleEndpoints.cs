@@ -9,7 +9,7 @@ public static class RuleEndpoints
 {
     public static IEndpointRouteBuilder MapRules(this IEndpointRouteBuilder routes)
     {
-        var rules = routes.MapGroup("/api/v1/rules").RequireAuthorization(Roles.OperatorPolicy).WithTags("Rules");
+        var rules = routes.MapGroup("/api/v1/rules").ForOperators().WithTags("Rules");
 
         rules.MapGet("/", async (IRuleStore store, CancellationToken ct) =>
                 TypedResults.Ok((await store.ListAsync(ct)).Select(RuleValidator.ToResponse).ToArray()))

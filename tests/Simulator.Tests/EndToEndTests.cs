@@ -6,14 +6,15 @@ namespace Simulator.Tests;
 public sealed class EndToEndTests
 {
     [Fact]
-    public async Task Counts_a_reading_as_acknowledged_only_from_a_202_and_resends_after_503_with_its_retry_after()
+    public async Task Counts_a_reading_as_acknowledged_only_from_a_202_and_resends_after_503_and_429_with_their_retry_after()
     {
         await using var stub = await StubApi.StartAsync((number, readings) => number switch
         {
             1 => StubApi.Unavailable(retryAfterSeconds: 1),
-            4 => Results.Problem(statusCode: 400, title: "No valid reading", detail: "All readings were rejected; see 'rejected'.",
+            3 => StubApi.TooManyRequests(retryAfterSeconds: 1),
+            5 => Results.Problem(statusCode: 400, title: "No valid reading", detail: "All readings were rejected; see 'rejected'.",
                 extensions: new Dictionary<string, object?> { ["rejected"] = Enumerable.Range(0, readings).Select(i => new { index = i, error = "bad" }).ToList() }),
-            6 => StubApi.Accepted(readings - 2, (3, "humidity must be finite"), (7, "bad timestamp")),
+            7 => StubApi.Accepted(readings - 2, (3, "humidity must be finite"), (7, "bad timestamp")),
             _ => StubApi.Accepted(readings),
         });
         var settings = new SimulatorSettings
@@ -30,7 +31,8 @@ public sealed class EndToEndTests
         Assert.Equal(12, summary.Rejected);
         Assert.Equal(0, summary.Errors);
         Assert.Equal(1, summary.Retries503);
-        Assert.Equal(11, stub.RequestCount);
+        Assert.Equal(1, summary.Retries429);
+        Assert.Equal(12, stub.RequestCount);
         Assert.Equal(9, engine.Stats.Latency.Count); // one latency per 202
         Assert.Equal("slide", summary.Format);
         Assert.Equal(10, summary.Batch);
@@ -43,9 +45,11 @@ public sealed class EndToEndTests
         Assert.All(requests, r => Assert.Equal("application/json", r.ContentType));
         Assert.All(requests, r => Assert.Equal(10, r.Readings));
         Assert.True(requests[1].At - requests[0].At >= TimeSpan.FromSeconds(0.95), $"resent after {requests[1].At - requests[0].At}");
-        // The resend after the 503 carries the batch's idempotency key; every other batch has a key of its own.
+        Assert.True(requests[3].At - requests[2].At >= TimeSpan.FromSeconds(0.95), $"resent after {requests[3].At - requests[2].At}");
+        // The resends after the 503 and the 429 carry their batch's idempotency key; every other batch has a key of its own.
         Assert.Equal(requests[0].IdempotencyKey, requests[1].IdempotencyKey);
-        Assert.Equal(10, requests.Skip(1).Select(r => r.IdempotencyKey).Distinct().Count());
+        Assert.Equal(requests[2].IdempotencyKey, requests[3].IdempotencyKey);
+        Assert.Equal(10, requests.Select(r => r.IdempotencyKey).Distinct().Count());
         Assert.All(requests, r => Assert.Equal(32, r.IdempotencyKey.Length));
     }
 

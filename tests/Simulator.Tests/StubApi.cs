@@ -102,7 +102,10 @@ public sealed class StubApi : IAsyncDisposable
                 : new { partition, owner = "127.0.0.1:11111@1", endOffset = 100 + n, appliedOffset = 100, committedOffset = 90, lag = 10 + n }),
         });
 
-    public static IResult Unavailable(int retryAfterSeconds) => new RetryAfterResult(retryAfterSeconds);
+    public static IResult Unavailable(int retryAfterSeconds) => new RetryAfterResult(503, retryAfterSeconds);
+
+    /// <summary>429 with Retry-After, as the Api answers past a key's rate limit.</summary>
+    public static IResult TooManyRequests(int retryAfterSeconds) => new RetryAfterResult(429, retryAfterSeconds);
 
     public async ValueTask DisposeAsync()
     {
@@ -110,11 +113,11 @@ public sealed class StubApi : IAsyncDisposable
         await _app.DisposeAsync();
     }
 
-    private sealed class RetryAfterResult(int seconds) : IResult
+    private sealed class RetryAfterResult(int status, int seconds) : IResult
     {
         public Task ExecuteAsync(HttpContext httpContext)
         {
-            httpContext.Response.StatusCode = 503;
+            httpContext.Response.StatusCode = status;
             httpContext.Response.Headers.RetryAfter = seconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
             return Task.CompletedTask;
         }

@@ -5,10 +5,10 @@ using Microsoft.Extensions.Options;
 
 namespace Api.Tests.Integration;
 
-/// <summary>Issue 2 item 8: outside Development the Api refuses to start without API keys.</summary>
+/// <summary>Outside Development the Api refuses to start without API keys, and with settings that cannot work.</summary>
 public sealed class StartupTests
 {
-    private sealed class ProductionFactory(bool withKeys) : WebApplicationFactory<Program>
+    private sealed class ProductionFactory(bool withKeys, params (string Key, string Value)[] settings) : WebApplicationFactory<Program>
     {
         protected override void ConfigureWebHost(IWebHostBuilder builder)
         {
@@ -21,17 +21,42 @@ public sealed class StartupTests
                 builder.UseSetting("Auth:Keys:0:Key", "production-operator-key-0001");
                 builder.UseSetting("Auth:Keys:0:Role", "operator");
             }
+            foreach (var (key, value) in settings)
+            {
+                builder.UseSetting(key, value);
+            }
         }
     }
 
     [Fact]
     public void Production_WithoutKeys_RefusesToStart()
     {
-        var validation = StartupFailure();
+        var validation = StartupFailure(withKeys: false);
 
         Assert.Contains("Auth:Keys", validation.Message, StringComparison.Ordinal);
         Assert.Equal(
             ["No API keys are configured (section Auth:Keys). Outside Development the Api refuses to start without keys."],
+            validation.Failures);
+    }
+
+    [Fact]
+    public void Keys_without_a_unique_name_are_refused()
+    {
+        var validation = StartupFailure(withKeys: true,
+            ("Auth:Keys:1:Name", "ops"), ("Auth:Keys:1:Key", "production-device-key-00001"), ("Auth:Keys:1:Role", "device"));
+
+        Assert.Equal(
+            ["Every Auth:Keys entry needs a Name (1 to 64 characters, no control characters), unique among the keys: it names "
+                + "the caller in logs, acknowledgements, rate limits and Idempotency-Key scopes."],
+            validation.Failures);
+    }
+
+    [Fact]
+    public void A_reading_limit_smaller_than_one_full_request_is_refused()
+    {
+        var validation = StartupFailure(withKeys: true, ("RateLimits:Readings:PerSecond", "100"), ("RateLimits:Readings:Burst", "5000"));
+
+        Assert.Equal(["RateLimits:Readings:Burst must be at least Telemetry:Limits:MaxItems, or a full request could never pass."],
             validation.Failures);
     }
 
@@ -50,19 +75,19 @@ public sealed class StartupTests
     }
 
     /// <summary>
-    /// Starts the Api in Production without keys and returns the validation error it fails with. WebApplicationFactory
+    /// Starts the Api in Production with settings it refuses and returns the validation error it fails with. WebApplicationFactory
     /// lets the app's own entry point run the host while the factory waits for it to start; when the start fails fast,
     /// the entry point can dispose the host before the factory looks at it, and the factory then reports an
     /// ObjectDisposedException instead of the start error. That outcome also means the start failed, so it is retried
     /// until the error itself is seen.
     /// </summary>
-    private static OptionsValidationException StartupFailure()
+    private static OptionsValidationException StartupFailure(bool withKeys, params (string Key, string Value)[] settings)
     {
         for (var attempt = 1; ; attempt++)
         {
-            using var factory = new ProductionFactory(withKeys: false);
+            using var factory = new ProductionFactory(withKeys, settings);
             var error = Record.Exception(() => factory.CreateClient());
-            Assert.True(error is not null, "the Api started in Production without API keys");
+            Assert.True(error is not null, "the Api started with settings it should refuse");
             error = Unwrap(error);
             if (error is ObjectDisposedException && attempt < 5)
             {
