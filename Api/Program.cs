@@ -16,11 +16,13 @@ builder.Services.AddProblemDetails();
 builder.Services.ConfigureHttpJsonOptions(o =>
 {
     o.SerializerOptions.DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull;
+    // Numbers are numbers (the web defaults also read "5" as 5, and the OpenAPI schemas would say "integer or string").
+    o.SerializerOptions.NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.Strict;
     o.SerializerOptions.Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping;
     o.SerializerOptions.TypeInfoResolverChain.Insert(0, ApiJsonContext.Default);
     o.SerializerOptions.TypeInfoResolverChain.Insert(1, RulesJsonContext.Default);
 });
-builder.Services.AddOpenApi();
+builder.Services.AddApiOpenApi(builder.Configuration);
 builder.Services.AddApiKeyAuth(builder.Configuration, builder.Environment);
 builder.Services.AddApiRateLimits(builder.Configuration);
 builder.Configuration.AddClusterDefaults();
@@ -72,7 +74,7 @@ app.UseAuthorization();
 // Per API key, after authentication: 429 with Retry-After past a key's limits (RateLimits.cs).
 app.UseRateLimiter();
 
-app.MapOpenApi();
+app.MapApiOpenApi();
 app.MapTelemetry();
 app.MapSensors();
 app.MapRules();

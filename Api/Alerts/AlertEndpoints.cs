@@ -7,6 +7,9 @@ namespace Api.Alerts;
 
 public static class AlertEndpoints
 {
+    /// <summary>The states of an alert, as the API writes them and the <c>state</c> filter takes them.</summary>
+    public static readonly IReadOnlyList<string> States = ["open", "resolved"];
+
     public static IEndpointRouteBuilder MapAlerts(this IEndpointRouteBuilder routes)
     {
         var alerts = routes.MapGroup("/api/v1/alerts").ForOperators().WithTags("Alerts");

@@ -27,7 +27,6 @@ public static partial class TelemetryEndpoints
             .ForDevices()
             .WithTags("Telemetry")
             .WithSummary("Post readings: one JSON object, a JSON array, or NDJSON (one object per line)")
-            .DocumentBody(null, "application/json", "application/x-ndjson")
             .Produces<TelemetryResponse>(StatusCodes.Status202Accepted)
             .ProducesProblem(StatusCodes.Status400BadRequest)
             .ProducesProblem(StatusCodes.Status413PayloadTooLarge)

@@ -105,6 +105,7 @@ public static class RuleEndpoints
                 return TypedResults.NoContent();
             })
             .WithSummary("Delete a rule; its open alerts are resolved")
+            .Produces(StatusCodes.Status204NoContent)
             .ProducesProblem(StatusCodes.Status404NotFound);
 
         return routes;

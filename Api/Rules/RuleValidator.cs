@@ -56,6 +56,12 @@ public static class RuleValidator
 
     private static readonly string _operatorList = string.Join(", ", _operators.Select(RuleCondition.Symbol));
 
+    public static IReadOnlyList<string> SeverityNames { get; } = [.. _severities.Select(s => s.Name)];
+    public static IReadOnlyList<string> TargetKindNames { get; } = [.. _targetKinds.Select(s => s.Name)];
+    public static IReadOnlyList<string> ConditionKindNames { get; } = [.. _conditionKinds.Select(s => s.Name)];
+    public static IReadOnlyList<string> SourceNames { get; } = [.. _sources.Select(s => s.Name)];
+    public static IReadOnlyList<string> OperatorSymbols { get; } = [.. _operators.Select(RuleCondition.Symbol)];
+
     public static bool TryCreate(
         RuleRequest request,
         string? idFromRoute,

@@ -46,6 +46,113 @@ public sealed class OpsApiTests(ApiFactory factory) : IClassFixture<ApiFactory>
         Assert.Subset(responses.ToHashSet(), new HashSet<string> { "202", "400", "413", "415" });
     }
 
+    /// <summary>
+    /// Every operation with a role describes how to call it and every answer the access rules and the cluster add: the
+    /// API key schemes, 401, 403, 429 and 503 (both with Retry-After), a success, and 204 for deletes. An endpoint
+    /// added without them fails here.
+    /// </summary>
+    [Fact]
+    public async Task OpenApiDocument_EveryProtectedOperation_HasSecurityAndItsAnswers()
+    {
+        var document = await (await factory.Client(null).GetAsync("/openapi/v1.json")).ExpectAsync(HttpStatusCode.OK);
+
+        var schemes = document.GetProperty("components").GetProperty("securitySchemes");
+        Assert.Equal(("apiKey", "header", "X-Api-Key"), (schemes.GetProperty("ApiKey").GetProperty("type").GetString(),
+            schemes.GetProperty("ApiKey").GetProperty("in").GetString(), schemes.GetProperty("ApiKey").GetProperty("name").GetString()));
+        Assert.Equal(("http", "bearer"), (schemes.GetProperty("Bearer").GetProperty("type").GetString(), schemes.GetProperty("Bearer").GetProperty("scheme").GetString()));
+
+        var missing = new List<string>();
+        var operations = 0;
+        foreach (var path in document.GetProperty("paths").EnumerateObject().Where(p => p.Name.StartsWith("/api/v1/", StringComparison.Ordinal)))
+        {
+            foreach (var operation in path.Value.EnumerateObject())
+            {
+                operations++;
+                var name = $"{operation.Name.ToUpperInvariant()} {path.Name}";
+                var security = operation.Value.TryGetProperty("security", out var s)
+                    ? s.EnumerateArray().SelectMany(r => r.EnumerateObject().Select(o => o.Name)).Order().ToArray()
+                    : [];
+                if (!security.SequenceEqual(["ApiKey", "Bearer"]))
+                {
+                    missing.Add($"{name}: security [{string.Join(", ", security)}]");
+                }
+                var responses = operation.Value.GetProperty("responses");
+                foreach (var status in new[] { "401", "403", "429", "503" })
+                {
+                    if (!responses.TryGetProperty(status, out var response))
+                    {
+                        missing.Add($"{name}: no {status}");
+                    }
+                    else if (!response.GetProperty("content").TryGetProperty("application/problem+json", out _))
+                    {
+                        missing.Add($"{name}: {status} is not a ProblemDetails");
+                    }
+                    else if (status is "429" or "503" && !(response.TryGetProperty("headers", out var headers) && headers.TryGetProperty("Retry-After", out _)))
+                    {
+                        missing.Add($"{name}: {status} without Retry-After");
+                    }
+                }
+                var successes = responses.EnumerateObject().Where(r => r.Name.StartsWith('2')).Select(r => r.Name).ToArray();
+                if (successes.Length == 0 || (operation.Name == "delete" && !successes.SequenceEqual(["204"])))
+                {
+                    missing.Add($"{name}: successes [{string.Join(", ", successes)}]");
+                }
+                if (!operation.Value.TryGetProperty("summary", out _))
+                {
+                    missing.Add($"{name}: no summary");
+                }
+            }
+        }
+
+        Assert.True(operations >= 16, $"{operations} operations");
+        Assert.Empty(missing);
+    }
+
+    [Fact]
+    public async Task OpenApiDocument_DescribesTheTelemetryBody_Enums_AndHealth()
+    {
+        var document = await (await factory.Client(null).GetAsync("/openapi/v1.json")).ExpectAsync(HttpStatusCode.OK);
+        var schemas = document.GetProperty("components").GetProperty("schemas");
+
+        // The telemetry body: one reading or an array of them as JSON, or NDJSON; a 400 with rejected items or line/position.
+        var telemetry = document.GetProperty("paths").GetProperty("/api/v1/telemetry").GetProperty("post");
+        var json = telemetry.GetProperty("requestBody").GetProperty("content").GetProperty("application/json").GetProperty("schema");
+        JsonAssert.Equal(new object[]
+        {
+            new Dictionary<string, string> { ["$ref"] = "#/components/schemas/TelemetryReading" },
+            new Dictionary<string, object> { ["type"] = "array", ["items"] = new Dictionary<string, string> { ["$ref"] = "#/components/schemas/TelemetryReading" } },
+        }, json.GetProperty("oneOf"));
+        Assert.Equal("string", telemetry.GetProperty("requestBody").GetProperty("content").GetProperty("application/x-ndjson")
+            .GetProperty("schema").GetProperty("type").GetString());
+        Assert.Equal(["deviceId", "id", "metadata", "metrics", "nodo", "sensor", "sensorId", "timestamp"],
+            schemas.GetProperty("TelemetryReading").GetProperty("properties").EnumerateObject().Select(p => p.Name).Order(StringComparer.Ordinal));
+        Assert.Equal("#/components/schemas/TelemetryProblem", telemetry.GetProperty("responses").GetProperty("400").GetProperty("content")
+            .GetProperty("application/problem+json").GetProperty("schema").GetProperty("$ref").GetString());
+        Assert.Equal(["line", "position", "rejected"],
+            schemas.GetProperty("TelemetryProblem").GetProperty("properties").EnumerateObject().Select(p => p.Name).Order(StringComparer.Ordinal));
+
+        // Enumerated values as enums, in requests, responses and query parameters.
+        static string[] Enum(JsonElement schema) => [.. schema.GetProperty("enum").EnumerateArray().Select(v => v.ValueKind == JsonValueKind.Null ? "(null)" : v.GetString()!)];
+        Assert.Equal(["==", "!=", "<", "<=", ">", ">=", "(null)"], Enum(schemas.GetProperty("RuleConditionDto").GetProperty("properties").GetProperty("operator")));
+        Assert.Equal(["raw", "avg", "min", "max", "sum", "count", "last", "(null)"], Enum(schemas.GetProperty("RuleConditionDto").GetProperty("properties").GetProperty("on")));
+        Assert.Equal(["all", "sensors", "location", "model", "(null)"], Enum(schemas.GetProperty("RuleTargetDto").GetProperty("properties").GetProperty("kind")));
+        Assert.Equal(["critical", "major", "minor", "warning", "info"], Enum(schemas.GetProperty("RuleResponse").GetProperty("properties").GetProperty("severity")));
+        Assert.Equal(["open", "resolved"], Enum(schemas.GetProperty("AlertDto").GetProperty("properties").GetProperty("state")));
+        var stateParameter = document.GetProperty("paths").GetProperty("/api/v1/alerts").GetProperty("get").GetProperty("parameters")
+            .EnumerateArray().Single(p => p.GetProperty("name").GetString() == "state");
+        Assert.Equal(["open", "resolved"], Enum(stateParameter.GetProperty("schema")));
+        // Numbers are numbers, not "integer or string".
+        Assert.Equal("integer", schemas.GetProperty("RuleResponse").GetProperty("properties").GetProperty("cooldownSeconds").GetProperty("type").GetString());
+
+        // The health endpoints, without security.
+        foreach (var path in new[] { "/health/live", "/health/ready" })
+        {
+            var get = document.GetProperty("paths").GetProperty(path).GetProperty("get");
+            Assert.False(get.TryGetProperty("security", out _), path);
+            Assert.Equal(["200", "503"], get.GetProperty("responses").EnumerateObject().Select(r => r.Name).Order(StringComparer.Ordinal));
+        }
+    }
+
     [Fact]
     public async Task UnknownRoutesAndMethods_AreProblemDetailsToo()
     {

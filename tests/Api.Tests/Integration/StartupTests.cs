@@ -74,6 +74,23 @@ public sealed class StartupTests
         Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/api/v1/rules")).StatusCode);
     }
 
+    [Fact]
+    public async Task Outside_Development_the_OpenApi_document_is_for_operators_unless_made_public()
+    {
+        await using (var factory = new ProductionFactory(withKeys: true))
+        {
+            var client = factory.CreateClient();
+            Assert.Equal(HttpStatusCode.Unauthorized, (await client.GetAsync("/openapi/v1.json")).StatusCode);
+            client.DefaultRequestHeaders.Add("X-Api-Key", "production-operator-key-0001");
+            Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/openapi/v1.json")).StatusCode);
+        }
+
+        await using (var factory = new ProductionFactory(withKeys: true, ("OpenApi:Public", "true")))
+        {
+            Assert.Equal(HttpStatusCode.OK, (await factory.CreateClient().GetAsync("/openapi/v1.json")).StatusCode);
+        }
+    }
+
     /// <summary>
     /// Starts the Api in Production with settings it refuses and returns the validation error it fails with. WebApplicationFactory
     /// lets the app's own entry point run the host while the factory waits for it to start; when the start fails fast,
