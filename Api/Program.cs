@@ -46,6 +46,7 @@ builder.Services.Configure<Microsoft.AspNetCore.Routing.RouteHandlerOptions>(o =
 builder.Services.AddOptions<TelemetryOptions>().Bind(builder.Configuration.GetSection("Telemetry"))
     .Validate(o => o.MaxBodyBytes is >= 1024 and <= 256 * 1024 * 1024, "Telemetry:MaxBodyBytes must be between 1 KiB and 256 MiB")
     .Validate(o => o.Limits.MaxItems is >= 1 and <= 1_000_000, "Telemetry:Limits:MaxItems must be between 1 and 1000000 (a log record holds at most 2^20 readings)")
+    .Validate(o => o.MaxIdempotencyKeysPerCaller is >= 1 and <= 10_000_000, "Telemetry:MaxIdempotencyKeysPerCaller must be between 1 and 10000000")
     .ValidateOnStart();
 builder.Services.AddSignalR().AddJsonProtocol(o =>
 {

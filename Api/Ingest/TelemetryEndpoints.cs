@@ -14,10 +14,16 @@ public sealed class TelemetryOptions
     public int MaxBodyBytes { get; set; } = 4 * 1024 * 1024;
 
     public TelemetryLimits Limits { get; set; } = new();
+
+    /// <summary>Idempotency-Keys a caller may have remembered at once (each for Silo:IdempotencyWindow); a new key past it gets 429.</summary>
+    public int MaxIdempotencyKeysPerCaller { get; set; } = 100_000;
 }
 
 public static partial class TelemetryEndpoints
 {
+    /// <summary>When a caller past its Idempotency-Key limit is told to come back (its oldest keys expire one by one).</summary>
+    private const int IdempotencyKeysRetryAfterSeconds = 60;
+
     private static readonly string[] JsonTypes = ["application/json"];
     private static readonly string[] NdJsonTypes = ["application/x-ndjson", "application/ndjson", "application/jsonl", "application/x-jsonlines"];
 
@@ -117,12 +123,23 @@ public static partial class TelemetryEndpoints
                 detail: rejected.Count == 0 ? "The body holds no reading." : $"All {rejected.Count} readings were rejected; see 'rejected'.",
                 extensions: new Dictionary<string, object?> { ["rejected"] = rejected });
         }
-        if (key is { } claimed && await ClaimAsync(idempotency, claimed, loggers, cancellationToken) == IdempotencyClaim.Conflict)
+        var claim = key is { } claimed
+            ? await ClaimAsync(idempotency, claimed, options.Value.MaxIdempotencyKeysPerCaller, loggers, cancellationToken)
+            : IdempotencyClaim.New;
+        var window = $"{idempotencyWindow.Value.IdempotencyWindow.TotalMinutes:0.#} minutes";
+        if (claim == IdempotencyClaim.Conflict)
         {
             return TypedResults.Problem(statusCode: StatusCodes.Status422UnprocessableEntity, title: "Idempotency-Key reused",
-                detail: $"This API key sent another body with Idempotency-Key '{idempotencyKey}' within the last "
-                    + $"{idempotencyWindow.Value.IdempotencyWindow.TotalMinutes:0.#} minutes; nothing of this request was stored. "
-                    + "Use a new key for a new request, and the same key only to resend the same body.");
+                detail: $"This API key sent another body with Idempotency-Key '{idempotencyKey}' within the last {window}; "
+                    + "nothing of this request was stored. Use a new key for a new request, and the same key only to resend the same body.");
+        }
+        if (claim == IdempotencyClaim.TooMany)
+        {
+            http.Response.Headers.RetryAfter = IdempotencyKeysRetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            return TypedResults.Problem(statusCode: StatusCodes.Status429TooManyRequests, title: "Too many Idempotency-Keys",
+                detail: $"This API key has used {options.Value.MaxIdempotencyKeysPerCaller} Idempotency-Keys within the last {window}, "
+                    + $"its limit (Telemetry:MaxIdempotencyKeysPerCaller); nothing of this request was stored. Retry after "
+                    + $"{IdempotencyKeysRetryAfterSeconds} s, or send it without an Idempotency-Key.");
         }
         await inbox.AppendTelemetryAsync(accepted, key?.InLog, cancellationToken);
         rejected.Sort((a, b) => a.Index.CompareTo(b.Index));
@@ -133,12 +150,12 @@ public static partial class TelemetryEndpoints
     /// Claims the key in the registry. While the registry's store cannot answer, the request goes on unchecked: its
     /// readings are de-duplicated on caller, key and body, so it is processed, never dropped as a resend of another.
     /// </summary>
-    private static async Task<IdempotencyClaim> ClaimAsync(IIdempotencyRegistry idempotency, IdempotencyKey key, ILoggerFactory loggers,
-        CancellationToken cancellationToken)
+    private static async Task<IdempotencyClaim> ClaimAsync(IIdempotencyRegistry idempotency, IdempotencyKey key, int maxKeysPerCaller,
+        ILoggerFactory loggers, CancellationToken cancellationToken)
     {
         try
         {
-            return await idempotency.ClaimAsync(key, cancellationToken);
+            return await idempotency.ClaimAsync(key, maxKeysPerCaller, cancellationToken);
         }
         catch (Exception e) when (e is StackExchange.Redis.RedisException or TimeoutException)
         {
