@@ -53,6 +53,12 @@ builder.Services.AddSignalR().AddJsonProtocol(o =>
     o.PayloadSerializerOptions.DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull;
     o.PayloadSerializerOptions.TypeInfoResolverChain.Insert(0, ApiJsonContext.Default);
 });
+builder.Services.AddOptions<RuleOptions>().Bind(builder.Configuration.GetSection("Rules"))
+    .Validate(o => o.MaxRules is >= 1 and <= 100_000, "Rules:MaxRules must be between 1 and 100000")
+    .ValidateOnStart();
+builder.Services.AddOptions<LiveOptions>().Bind(builder.Configuration.GetSection("Live"))
+    .Validate(o => o.MaxSubscriptionsPerConnection is >= 1 and <= 100_000, "Live:MaxSubscriptionsPerConnection must be between 1 and 100000")
+    .ValidateOnStart();
 builder.Services.AddHostedService<LiveEventForwarder>();
 builder.Services.AddClusterMetrics(builder.Configuration);
 builder.Services.AddSingleton<SensorQueries>();

@@ -68,6 +68,14 @@ public interface IReadStore
 }
 
 /// <summary>The rule definitions as operators manage them. Versions come from one increasing sequence.</summary>
+/// <summary>What <see cref="IRuleStore.CreateAsync"/> did.</summary>
+public enum RuleCreation
+{
+    Created,
+    Exists,
+    Full,
+}
+
 public interface IRuleStore
 {
     Task<IReadOnlyList<RuleDefinition>> ListAsync(CancellationToken cancellationToken);
@@ -76,8 +84,11 @@ public interface IRuleStore
 
     Task<long> NextVersionAsync(CancellationToken cancellationToken);
 
-    /// <summary>False when a rule with that id exists.</summary>
-    Task<bool> TryCreateAsync(RuleDefinition rule, CancellationToken cancellationToken);
+    /// <summary>
+    /// Stores a new rule unless one with that id exists, or <paramref name="maxRules"/> rules exist already (checked and
+    /// inserted atomically: concurrent creates never pass the bound together).
+    /// </summary>
+    Task<RuleCreation> CreateAsync(RuleDefinition rule, int maxRules, CancellationToken cancellationToken);
 
     /// <summary>False when no rule with that id exists.</summary>
     Task<bool> TryUpdateAsync(RuleDefinition rule, CancellationToken cancellationToken);

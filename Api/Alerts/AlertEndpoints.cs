@@ -25,6 +25,10 @@ public static class AlertEndpoints
                     "resolved" => AlertState.Resolved,
                     _ => Error(errors, "state", "state must be 'open' or 'resolved'"),
                 };
+                if (sensorId is not null && SensorIds.Problem(sensorId) is { } sensorProblem)
+                {
+                    errors["sensorId"] = [$"sensor id {sensorProblem}"];
+                }
                 var fromMs = Query.ParseTime(from, "from", errors);
                 var toMs = Query.ParseTime(to, "to", errors);
                 if (limit is < 1 or > 1000)

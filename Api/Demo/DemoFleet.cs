@@ -130,7 +130,7 @@ public sealed partial class DemoFleet(InboxWriter inbox, IRuleStore rules, TimeP
         foreach (var rule in demo)
         {
             var versioned = rule with { Version = await rules.NextVersionAsync(ct) };
-            if (await rules.TryCreateAsync(versioned, ct))
+            if (await rules.CreateAsync(versioned, int.MaxValue, ct) == RuleCreation.Created)
             {
                 await inbox.AppendRuleChangeAsync(versioned.Id, versioned, ct);
             }

@@ -19,6 +19,7 @@ public static class CommandEndpoints
                 return TypedResults.Ok(commands.Select(c => c.ToDto()).ToArray());
             })
             .ForDevices()
+            .WithSensorIdInPath()
             .WithTags("Devices")
             .WithSummary("Pending commands of a device, oldest first; returned once, then marked delivered")
             .Produces<CommandDto[]>()

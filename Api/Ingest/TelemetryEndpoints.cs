@@ -229,12 +229,17 @@ public static partial class TelemetryEndpoints
     }
 
     /// <summary>One parser per thread: a parser keeps a cache of metric names and is not thread-safe.</summary>
+    /// <summary>
+    /// A parser per thread (it keeps buffers between requests), for the limits it is asked with: another host in the
+    /// process (tests) or reloaded settings get a parser of their own.
+    /// </summary>
     private static class Parsers
     {
         [ThreadStatic]
         private static TelemetryParser? _parser;
 
-        public static TelemetryParser Get(TelemetryLimits limits) => _parser ??= new TelemetryParser(limits);
+        public static TelemetryParser Get(TelemetryLimits limits) =>
+            _parser is { } parser && ReferenceEquals(parser.Limits, limits) ? parser : _parser = new TelemetryParser(limits);
     }
 
     private static partial class Log

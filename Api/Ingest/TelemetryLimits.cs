@@ -3,9 +3,6 @@ namespace Api.Ingest;
 /// <summary>Limits applied by <see cref="TelemetryParser"/> to every request body and reading.</summary>
 public sealed class TelemetryLimits
 {
-    /// <summary>Longest accepted sensor id, in UTF-16 characters.</summary>
-    public int MaxIdLength { get; set; } = 128;
-
     /// <summary>Most metrics in one reading.</summary>
     public int MaxMetrics { get; set; } = 64;
 

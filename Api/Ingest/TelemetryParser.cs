@@ -30,6 +30,9 @@ public sealed class TelemetryParser(TelemetryLimits limits)
     public const double MaxMetricMagnitude = 1e15;
 
     private readonly TelemetryLimits _limits = limits ?? throw new ArgumentNullException(nameof(limits));
+
+    /// <summary>The limits this parser applies.</summary>
+    public TelemetryLimits Limits => _limits;
     private readonly Utf8NameCache _names = new(512, (int)Math.Min(int.MaxValue, 3L * Math.Max(limits.MaxNameLength, 1)));
 
     /// <summary>Short string values that repeat across readings (ids, models, locations, "on"/"off"), decoded once.</summary>
@@ -495,23 +498,7 @@ public sealed class TelemetryParser(TelemetryLimits limits)
         return null;
     }
 
-    private string? ValidateId(string id)
-    {
-        if (id.Length > _limits.MaxIdLength)
-        {
-            return $"sensor id is longer than {_limits.MaxIdLength} characters";
-        }
-
-        foreach (char c in id)
-        {
-            if (!char.IsLetterOrDigit(c) && c is not ('-' or '_' or '.' or ':' or '@'))
-            {
-                return "sensor id contains characters other than letters, digits and - _ . : @";
-            }
-        }
-
-        return null;
-    }
+    private static string? ValidateId(string id) => SensorIds.Problem(id) is { } problem ? "sensor id " + problem : null;
 
     private static bool IsInteger(ReadOnlySpan<byte> number)
     {

@@ -12,7 +12,7 @@ namespace Api.Live;
 /// Events carry an EventId that repeats if a replay reproduces the event, so clients drop ids they have seen.
 /// </summary>
 [Authorize(Policy = Roles.DevicePolicy)]
-public sealed class LiveHub(IHostApplicationLifetime lifetime) : Hub
+public sealed class LiveHub(IHostApplicationLifetime lifetime, Microsoft.Extensions.Options.IOptions<LiveOptions> options) : Hub
 {
     public const string Path = "/hubs/live";
     public const string Operators = "operators";
@@ -41,21 +41,53 @@ public sealed class LiveHub(IHostApplicationLifetime lifetime) : Hub
     public async Task SubscribeSensor(string sensorId)
     {
         RequireOperator();
-        await Groups.AddToGroupAsync(Context.ConnectionId, SensorGroup(sensorId));
+        RequireSensorId(sensorId);
+        await JoinAsync(SensorGroup(sensorId));
     }
 
-    public Task UnsubscribeSensor(string sensorId) => Groups.RemoveFromGroupAsync(Context.ConnectionId, SensorGroup(sensorId));
+    public Task UnsubscribeSensor(string sensorId) => LeaveAsync(SensorGroup(sensorId));
 
     public async Task SubscribeDevice(string deviceId)
     {
+        RequireSensorId(deviceId);
         if (Context.User is null || !Context.User.MayActFor(deviceId))
         {
             throw new HubException($"This API key may not receive the commands of device '{deviceId}'.");
         }
-        await Groups.AddToGroupAsync(Context.ConnectionId, DeviceGroup(deviceId));
+        await JoinAsync(DeviceGroup(deviceId));
     }
 
-    public Task UnsubscribeDevice(string deviceId) => Groups.RemoveFromGroupAsync(Context.ConnectionId, DeviceGroup(deviceId));
+    public Task UnsubscribeDevice(string deviceId) => LeaveAsync(DeviceGroup(deviceId));
+
+    /// <summary>The sensor and device groups this connection follows (a connection's invocations run one at a time).</summary>
+    private HashSet<string> Subscriptions =>
+        (HashSet<string>)(Context.Items.TryGetValue(nameof(Subscriptions), out var set) ? set! : Context.Items[nameof(Subscriptions)] = new HashSet<string>(StringComparer.Ordinal));
+
+    private async Task JoinAsync(string group)
+    {
+        var max = options.Value.MaxSubscriptionsPerConnection;
+        if (!Subscriptions.Contains(group) && Subscriptions.Count >= max)
+        {
+            throw new HubException($"This connection already follows {max} sensors and devices, its limit (Live:MaxSubscriptionsPerConnection); "
+                + "unsubscribe from one first.");
+        }
+        await Groups.AddToGroupAsync(Context.ConnectionId, group);
+        Subscriptions.Add(group);
+    }
+
+    private async Task LeaveAsync(string group)
+    {
+        await Groups.RemoveFromGroupAsync(Context.ConnectionId, group);
+        Subscriptions.Remove(group);
+    }
+
+    private static void RequireSensorId(string id)
+    {
+        if (SensorIds.Problem(id ?? "") is { } problem)
+        {
+            throw new HubException($"Not a sensor id: it {problem}.");
+        }
+    }
 
     private void RequireOperator()
     {
@@ -64,6 +96,13 @@ public sealed class LiveHub(IHostApplicationLifetime lifetime) : Hub
             throw new HubException("Only operator keys may subscribe to sensors.");
         }
     }
+}
+
+/// <summary>Settings of section "Live".</summary>
+public sealed class LiveOptions
+{
+    /// <summary>Sensors and devices one hub connection may follow at once.</summary>
+    public int MaxSubscriptionsPerConnection { get; set; } = 100;
 }
 
 /// <summary>Forwards the live events of the cluster to the hub's clients.</summary>

@@ -1,19 +1,50 @@
 using System.Text.Json;
 using System.Text.Json.Serialization.Metadata;
 using Api.Auth;
+using Microsoft.Extensions.Options;
 using Runtime;
 
 namespace Api.Rules;
 
+/// <summary>Settings of section "Rules".</summary>
+public sealed class RuleOptions
+{
+    /// <summary>Rules the cluster holds at most (every sensor call carries the rule catalog); one more gets 409.</summary>
+    public int MaxRules { get; set; } = 1_000;
+}
+
 public static class RuleEndpoints
 {
+    private const int DefaultPageSize = 100;
+    private const int MaxPageSize = 1_000;
+
     public static IEndpointRouteBuilder MapRules(this IEndpointRouteBuilder routes)
     {
         var rules = routes.MapGroup("/api/v1/rules").ForOperators().WithTags("Rules");
 
-        rules.MapGet("/", async (IRuleStore store, CancellationToken ct) =>
-                TypedResults.Ok((await store.ListAsync(ct)).Select(RuleValidator.ToResponse).ToArray()))
-            .WithSummary("All rules");
+        rules.MapGet("/", async Task<IResult> (int? offset, int? limit, IRuleStore store, CancellationToken ct) =>
+            {
+                var errors = new Dictionary<string, string[]>();
+                if (offset is < 0)
+                {
+                    errors["offset"] = ["offset must be 0 or more"];
+                }
+                if (limit is < 1 or > MaxPageSize)
+                {
+                    errors["limit"] = [$"limit must be between 1 and {MaxPageSize}"];
+                }
+                if (errors.Count > 0)
+                {
+                    return TypedResults.ValidationProblem(errors, title: "Invalid query");
+                }
+                // At most Rules:MaxRules of them: the page is cut from the whole list.
+                var all = await store.ListAsync(ct);
+                var page = all.Skip(offset ?? 0).Take(limit ?? DefaultPageSize).Select(RuleValidator.ToResponse).ToArray();
+                return TypedResults.Ok(new PageResponse<RuleResponse>(page, all.Count, offset ?? 0, limit ?? DefaultPageSize));
+            })
+            .WithSummary("Rules by id, a page at a time (offset, limit: default 100, at most 1000)")
+            .Produces<PageResponse<RuleResponse>>()
+            .ProducesValidationProblem();
 
         rules.MapGet("/{id}", async Task<IResult> (string id, IRuleStore store, CancellationToken ct) =>
                 await store.GetAsync(id, ct) is { } rule ? TypedResults.Ok(RuleValidator.ToResponse(rule)) : NotFound(id))
@@ -21,7 +52,8 @@ public static class RuleEndpoints
             .Produces<RuleResponse>()
             .ProducesProblem(StatusCodes.Status404NotFound);
 
-        rules.MapPost("/", async Task<IResult> (HttpRequest request, IRuleStore store, InboxWriter inbox, CancellationToken ct) =>
+        rules.MapPost("/", async Task<IResult> (HttpRequest request, IRuleStore store, InboxWriter inbox, IOptions<RuleOptions> options,
+                CancellationToken ct) =>
             {
                 var (body, error) = await ReadAsync(request, RulesJsonContext.Default.RuleRequest, "the rule", ct);
                 if (error is not null)
@@ -33,10 +65,16 @@ public static class RuleEndpoints
                 {
                     return TypedResults.ValidationProblem(errors, title: "The rule is not valid");
                 }
-                if (!await store.TryCreateAsync(rule!, ct))
+                var max = options.Value.MaxRules;
+                switch (await store.CreateAsync(rule!, max, ct))
                 {
-                    return TypedResults.Problem(statusCode: StatusCodes.Status409Conflict, title: "Rule exists",
-                        detail: $"A rule with id '{rule!.Id}' already exists; use PUT /api/v1/rules/{rule.Id} to change it.");
+                    case RuleCreation.Exists:
+                        return TypedResults.Problem(statusCode: StatusCodes.Status409Conflict, title: "Rule exists",
+                            detail: $"A rule with id '{rule!.Id}' already exists; use PUT /api/v1/rules/{rule.Id} to change it.");
+                    case RuleCreation.Full:
+                        return TypedResults.Problem(statusCode: StatusCodes.Status409Conflict, title: "Too many rules",
+                            detail: $"The cluster has {max} rules, its limit (Rules:MaxRules); nothing was stored. Delete a rule "
+                                + "before creating another, or change an existing one with PUT.");
                 }
                 await inbox.AppendRuleChangeAsync(rule!.Id, rule, ct);
                 return TypedResults.Created($"/api/v1/rules/{Uri.EscapeDataString(rule.Id)}", RuleValidator.ToResponse(rule));

@@ -15,7 +15,6 @@ public static class RuleValidator
     public const int MaxIdLength = 64;
     public const int MaxNameLength = 200;
     public const int MaxSensorIds = 1000;
-    public const int MaxSensorIdLength = 128;
     public const int MaxTargetValueLength = 128;
     public const int MaxMetricLength = 64;
     public const int MaxForMinutes = 1440;
@@ -191,11 +190,8 @@ public static class RuleValidator
         id is { Length: > 0 and <= MaxIdLength } && id is not ("." or "..") && id.All(ch => char.IsAsciiLetterOrDigit(ch) || ch is '-' or '_' or '.');
 
     /// <summary>1..128 ASCII letters, digits, '-', '_', '.', ':', '@'.</summary>
-    public static bool IsValidSensorId(string? id) =>
-        id is { Length: > 0 and <= MaxSensorIdLength } && id.All(ch => char.IsAsciiLetterOrDigit(ch) || ch is '-' or '_' or '.' or ':' or '@');
 
     private const string RuleIdSyntax = "1 to 64 characters: letters, digits, '-', '_', '.' (and not '.' or '..')";
-    private const string SensorIdSyntax = "1 to 128 characters: letters, digits, '-', '_', '.', ':', '@'";
 
     private static string? ValidateName(string? name, ErrorBag bag)
     {
@@ -350,9 +346,9 @@ public static class RuleValidator
         {
             var id = ids[i];
             var itemKey = $"{key}[{i}]";
-            if (!IsValidSensorId(id))
+            if (!SensorIds.IsValid(id))
             {
-                bag.Add(itemKey, $"sensorIds[{i}] must be a sensor id of " + SensorIdSyntax);
+                bag.Add(itemKey, $"sensorIds[{i}] must be a sensor id of " + SensorIds.Syntax);
                 ok = false;
             }
             else if (firstIndex.TryGetValue(id!, out var first))
@@ -564,9 +560,9 @@ public static class RuleValidator
             }
         }
 
-        if (dto.DeviceId is not null && !IsValidSensorId(dto.DeviceId))
+        if (dto.DeviceId is not null && !SensorIds.IsValid(dto.DeviceId))
         {
-            ok = Fail(bag, "controlAction.deviceId", "deviceId must be a sensor id of " + SensorIdSyntax);
+            ok = Fail(bag, "controlAction.deviceId", "deviceId must be a sensor id of " + SensorIds.Syntax);
         }
 
         return ok ? new ControlAction { Command = command!, Parameters = parameters, DeviceId = dto.DeviceId } : null;

@@ -11,5 +11,6 @@ namespace Api.Rules;
 [JsonSerializable(typeof(RuleRequest))]
 [JsonSerializable(typeof(RuleResponse))]
 [JsonSerializable(typeof(IReadOnlyList<RuleResponse>))]
+[JsonSerializable(typeof(PageResponse<RuleResponse>))]
 [JsonSerializable(typeof(RulePreviewRequest))]
 public sealed partial class RulesJsonContext : JsonSerializerContext;

@@ -8,7 +8,7 @@ public static class SensorEndpoints
 {
     public static IEndpointRouteBuilder MapSensors(this IEndpointRouteBuilder routes)
     {
-        var sensors = routes.MapGroup("/api/v1/sensors").ForOperators().WithTags("Sensors");
+        var sensors = routes.MapGroup("/api/v1/sensors").ForOperators().WithSensorIdInPath().WithTags("Sensors");
 
         sensors.MapGet("/", async Task<IResult> (string? search, int? offset, int? limit, IReadStore store, CancellationToken ct) =>
             {

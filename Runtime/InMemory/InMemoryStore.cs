@@ -169,9 +169,14 @@ public sealed class InMemoryStore(TimeProvider time) : IReadModelWriter, IReadSt
         lock (_gate) return Task.FromResult(++_ruleVersion);
     }
 
-    public Task<bool> TryCreateAsync(RuleDefinition rule, CancellationToken cancellationToken)
+    public Task<RuleCreation> CreateAsync(RuleDefinition rule, int maxRules, CancellationToken cancellationToken)
     {
-        lock (_gate) return Task.FromResult(_rules.TryAdd(rule.Id, rule));
+        lock (_gate)
+        {
+            return Task.FromResult(_rules.ContainsKey(rule.Id) ? RuleCreation.Exists
+                : _rules.Count >= maxRules ? RuleCreation.Full
+                : _rules.TryAdd(rule.Id, rule) ? RuleCreation.Created : RuleCreation.Exists);
+        }
     }
 
     public Task<bool> TryUpdateAsync(RuleDefinition rule, CancellationToken cancellationToken)

@@ -37,6 +37,6 @@ public sealed class DemoTests
         Assert.InRange(minutes, 9, 11);
         Assert.Equal("greenhouse-01", alert);
         var rules = await client.GetFromJsonAsync<JsonElement>("/api/v1/rules");
-        Assert.Equal(["demo-greenhouse-hot", "demo-humid-minute", "demo-offline"], rules.EnumerateArray().Select(r => r.GetProperty("id").GetString()));
+        Assert.Equal(["demo-greenhouse-hot", "demo-humid-minute", "demo-offline"], rules.GetProperty("items").EnumerateArray().Select(r => r.GetProperty("id").GetString()));
     }
 }

@@ -295,11 +295,11 @@ public sealed class RuleValidatorTests
         ["target.sensorIds: too many"] = (Valid() with { Target = new RuleTargetDto { Kind = "sensors", SensorIds = Enumerable.Range(0, 1001).Select(i => (string?)$"s{i}").ToArray() } }, null,
             "target.sensorIds", "sensorIds must contain at most 1000 sensor ids"),
         ["target.sensorIds[2]: bad character"] = (Valid() with { Target = new RuleTargetDto { Kind = "sensors", SensorIds = ["a", "b", "c d"] } }, null,
-            "target.sensorIds[2]", "sensorIds[2] must be a sensor id of 1 to 128 characters: letters, digits, '-', '_', '.', ':', '@'"),
+            "target.sensorIds[2]", "sensorIds[2] must be a sensor id of 1 to 128 characters: ASCII letters, digits, '-', '_', '.', ':', '@'"),
         ["target.sensorIds[1]: null"] = (Valid() with { Target = new RuleTargetDto { Kind = "sensors", SensorIds = ["a", null] } }, null,
-            "target.sensorIds[1]", "sensorIds[1] must be a sensor id of 1 to 128 characters: letters, digits, '-', '_', '.', ':', '@'"),
+            "target.sensorIds[1]", "sensorIds[1] must be a sensor id of 1 to 128 characters: ASCII letters, digits, '-', '_', '.', ':', '@'"),
         ["target.sensorIds[0]: too long"] = (Valid() with { Target = new RuleTargetDto { Kind = "sensors", SensorIds = [new string('s', 129)] } }, null,
-            "target.sensorIds[0]", "sensorIds[0] must be a sensor id of 1 to 128 characters: letters, digits, '-', '_', '.', ':', '@'"),
+            "target.sensorIds[0]", "sensorIds[0] must be a sensor id of 1 to 128 characters: ASCII letters, digits, '-', '_', '.', ':', '@'"),
         ["target.sensorIds[2]: duplicate"] = (Valid() with { Target = new RuleTargetDto { Kind = "sensors", SensorIds = ["a", "b", "a"] } }, null,
             "target.sensorIds[2]", "sensorIds[2] repeats 'a' (already at index 0)"),
         ["target.location: missing"] = (Valid() with { Target = new RuleTargetDto { Kind = "location" } }, null,
@@ -385,7 +385,7 @@ public sealed class RuleValidatorTests
         ["controlAction.parameters.x: value too long"] = (Valid() with { ControlAction = new ControlActionDto { Command = "c", Parameters = new Dictionary<string, string?> { ["x"] = new string('v', 257) } } }, null,
             "controlAction.parameters.x", "parameter 'x' must be at most 256 characters"),
         ["controlAction.deviceId: bad"] = (Valid() with { ControlAction = new ControlActionDto { Command = "c", DeviceId = "a b" } }, null,
-            "controlAction.deviceId", "deviceId must be a sensor id of 1 to 128 characters: letters, digits, '-', '_', '.', ':', '@'"),
+            "controlAction.deviceId", "deviceId must be a sensor id of 1 to 128 characters: ASCII letters, digits, '-', '_', '.', ':', '@'"),
     };
 
     public static TheoryData<string> CaseNames => new(_cases.Keys);
@@ -443,7 +443,7 @@ public sealed class RuleValidatorTests
             ("name", "name must not be empty or whitespace"),
             ("id", "id must be 1 to 64 characters: letters, digits, '-', '_', '.' (and not '.' or '..')"),
             ("severity", "severity must be one of: critical, major, minor, warning, info"),
-            ("target.sensorIds[1]", "sensorIds[1] must be a sensor id of 1 to 128 characters: letters, digits, '-', '_', '.', ':', '@'"),
+            ("target.sensorIds[1]", "sensorIds[1] must be a sensor id of 1 to 128 characters: ASCII letters, digits, '-', '_', '.', ':', '@'"),
             ("target.sensorIds[2]", "sensorIds[2] repeats 'ok' (already at index 0)"),
             ("target.location", "location is only allowed when kind is location"),
             ("condition.metric", "metric is required when kind is threshold"),
@@ -455,7 +455,7 @@ public sealed class RuleValidatorTests
             ("cooldownSeconds", "cooldownSeconds must be between 0 and 86400"),
             ("controlAction.command", "command is required"),
             ("controlAction.parameters.x", "parameter 'x' must have a string value, not null"),
-            ("controlAction.deviceId", "deviceId must be a sensor id of 1 to 128 characters: letters, digits, '-', '_', '.', ':', '@'"));
+            ("controlAction.deviceId", "deviceId must be a sensor id of 1 to 128 characters: ASCII letters, digits, '-', '_', '.', ':', '@'"));
     }
 
     [Fact]

@@ -344,15 +344,23 @@ public sealed class TelemetryParserTests
         Assert.Equal(new string('x', 128), Single(Parse($$"""{"id":"{{new string('x', 128)}}","t":1}""")).SensorId);
     }
 
+    /// <summary>
+    /// Sensor ids are ASCII (issue 10 item 2): look-alikes from other scripts, full-width and accented forms are refused,
+    /// so that two ids that look the same are the same id.
+    /// </summary>
     [Theory]
-    [InlineData("a b")]
-    [InlineData("a/b")]
-    [InlineData("a\\u0000")]
-    [InlineData("a#")]
-    public void IdWithBadCharacters_IsRejected(string id)
+    [InlineData("a b", "contains U+0020")]
+    [InlineData("a/b", "contains '/' (U+002F)")]
+    [InlineData("a\\u0000", "contains U+0000")]
+    [InlineData("a#", "contains '#' (U+0023)")]
+    [InlineData("s\\u0430nsor", "contains 'а' (U+0430)")] // Cyrillic a, looks like the Latin one
+    [InlineData("ｓensor", "contains 'ｓ' (U+FF53)")] // full-width s
+    [InlineData("café", "contains 'é' (U+00E9)")]
+    [InlineData("cafe\\u0301", "contains '\u0301' (U+0301)")] // e and a combining acute accent
+    public void IdWithBadCharacters_IsRejected(string id, string problem)
     {
         Assert.Equal(
-            "sensor id contains characters other than letters, digits and - _ . : @",
+            $"sensor id {problem}: a sensor id is 1 to 128 characters: ASCII letters, digits, '-', '_', '.', ':', '@'",
             SingleError($$"""{"id":"{{id}}","t":1}"""));
     }
 

@@ -94,7 +94,7 @@ public sealed class RulePreviewPageTests(DashboardFixture fx)
         Assert.Single(fx.Driver.FindElements(By.CssSelector("#preview-alerts tbody tr")));
         Assert.Empty(fx.Driver.FindElements(By.Id("preview-approximation")));
         JsonElement rules = await (await fx.Operator.GetAsync("/api/v1/rules")).ExpectAsync(HttpStatusCode.OK);
-        Assert.DoesNotContain(rules.EnumerateArray(), r => r.GetProperty("name").GetString() == name);
+        Assert.DoesNotContain(rules.GetProperty("items").EnumerateArray(), r => r.GetProperty("name").GetString() == name);
         ((IJavaScriptExecutor)fx.Driver).ExecuteScript("document.getElementById('preview-result').scrollIntoView({ block: 'center' });");
         fx.Screenshots("rules-preview");
 
@@ -102,7 +102,7 @@ public sealed class RulePreviewPageTests(DashboardFixture fx)
         var ruleId = (await DashboardFixture.Until(async () =>
         {
             var list = await (await fx.Operator.GetAsync("/api/v1/rules")).ExpectAsync(HttpStatusCode.OK);
-            return list.EnumerateArray().Where(r => r.GetProperty("name").GetString() == name).Select(r => (JsonElement?)r).FirstOrDefault();
+            return list.GetProperty("items").EnumerateArray().Where(r => r.GetProperty("name").GetString() == name).Select(r => (JsonElement?)r).FirstOrDefault();
         }, "the saved rule")).GetProperty("id").GetString()!;
 
         // The same readings from a second sensor of the site, ten minutes later, one minute at a time as a device

@@ -1,3 +1,4 @@
+using Api;
 using System.Net;
 using System.Text;
 using System.Text.Json;
@@ -29,8 +30,15 @@ public sealed class BadInputApiTests(ApiFactory factory) : IClassFixture<ApiFact
         Assert.Equal(stored.Order(StringComparer.Ordinal), list.GetProperty("items").EnumerateArray().Select(s => s.GetProperty("id").GetString()!));
         foreach (var id in notStored)
         {
-            await (await _operator.GetAsync($"/api/v1/sensors/{Uri.EscapeDataString(id)}"))
-                .ExpectProblemAsync(HttpStatusCode.NotFound, "Sensor not found", $"No reading of sensor '{id}' has been received.");
+            var response = await _operator.GetAsync($"/api/v1/sensors/{Uri.EscapeDataString(id)}");
+            if (SensorIds.IsValid(id))
+            {
+                await response.ExpectProblemAsync(HttpStatusCode.NotFound, "Sensor not found", $"No reading of sensor '{id}' has been received.");
+            }
+            else
+            {
+                await response.ExpectProblemAsync(HttpStatusCode.BadRequest, "Invalid sensor id", null); // no such sensor can exist
+            }
         }
     }
 
@@ -84,7 +92,7 @@ public sealed class BadInputApiTests(ApiFactory factory) : IClassFixture<ApiFact
             new { index = 10, error = "timestamp must be epoch seconds, epoch milliseconds or an ISO-8601 string" },
             new { index = 11, error = "metadata must be an object" },
             new { index = 12, error = "metrics must be an object" },
-            new { index = 13, error = "sensor id contains characters other than letters, digits and - _ . : @" },
+            new { index = 13, error = "sensor id contains U+0020: a sensor id is 1 to 128 characters: ASCII letters, digits, '-', '_', '.', ':', '@'" },
             new { index = 14, error = "item must be a JSON object" },
         }, body.GetProperty("rejected"));
 
@@ -207,5 +215,49 @@ public sealed class BadInputApiTests(ApiFactory factory) : IClassFixture<ApiFact
         // Without the handler the framework answers these with a 500 in Development (as here) and an empty 400 elsewhere.
         await (await _operator.GetAsync(url)).ExpectValidationProblemAsync("Invalid query", new Dictionary<string, string[]> { [name] = [problem] });
         await (await _operator.GetAsync("/health/ready")).ExpectAsync(HttpStatusCode.OK);
+    }
+
+    /// <summary>
+    /// One sensor-id rule in paths, query filters and live subscriptions (issue 10 item 2): an id no sensor can have is a
+    /// 400 naming the character, never a lookup; a well-formed unknown id stays a 404.
+    /// </summary>
+    [Theory]
+    [InlineData("/api/v1/sensors/{0}")]
+    [InlineData("/api/v1/sensors/{0}/metrics")]
+    [InlineData("/api/v1/sensors/{0}/commands")]
+    [InlineData("/api/v1/devices/{0}/commands")]
+    public async Task A_path_with_a_look_alike_sensor_id_is_a_400(string template)
+    {
+        var lookAlike = Uri.EscapeDataString("s\u0430nsor-1"); // Cyrillic a
+        await (await _operator.GetAsync(string.Format(System.Globalization.CultureInfo.InvariantCulture, template, lookAlike)))
+            .ExpectValidationProblemAsync("Invalid sensor id", new Dictionary<string, string[]>
+            {
+                ["id"] = ["sensor id contains '\u0430' (U+0430): a sensor id is 1 to 128 characters: ASCII letters, digits, '-', '_', '.', ':', '@'"],
+            });
+        await (await _operator.GetAsync($"/api/v1/alerts?sensorId={lookAlike}"))
+            .ExpectValidationProblemAsync("Invalid query", new Dictionary<string, string[]>
+            {
+                ["sensorId"] = ["sensor id contains '\u0430' (U+0430): a sensor id is 1 to 128 characters: ASCII letters, digits, '-', '_', '.', ':', '@'"],
+            });
+    }
+
+    [Fact]
+    public async Task A_live_subscription_to_a_look_alike_id_is_refused_and_a_connection_follows_at_most_100()
+    {
+        await using var hub = await LiveHubConnection.ConnectAsync(factory.Server, ApiFactory.OperatorKey);
+        var refused = await Assert.ThrowsAsync<Microsoft.AspNetCore.SignalR.HubException>(() => hub.InvokeAsync("SubscribeSensor", "caf\u00e9"));
+        Assert.Equal("An unexpected error occurred invoking 'SubscribeSensor' on the server. HubException: Not a sensor id: it contains 'é' "
+            + "(U+00E9): a sensor id is 1 to 128 characters: ASCII letters, digits, '-', '_', '.', ':', '@'.", refused.Message);
+
+        for (var i = 0; i < 100; i++)
+        {
+            await hub.InvokeAsync("SubscribeSensor", $"follow-{i}");
+        }
+        await hub.InvokeAsync("SubscribeSensor", "follow-7"); // already followed: no more room needed
+        var full = await Assert.ThrowsAsync<Microsoft.AspNetCore.SignalR.HubException>(() => hub.InvokeAsync("SubscribeDevice", "follow-100"));
+        Assert.Equal("An unexpected error occurred invoking 'SubscribeDevice' on the server. HubException: This connection already follows "
+            + "100 sensors and devices, its limit (Live:MaxSubscriptionsPerConnection); unsubscribe from one first.", full.Message);
+        await hub.InvokeAsync("UnsubscribeSensor", "follow-3");
+        await hub.InvokeAsync("SubscribeDevice", "follow-100");
     }
 }

@@ -48,7 +48,7 @@ public sealed class RuleApiTests(ApiFactory factory) : IClassFixture<ApiFactory>
 
         JsonAssert.Equal(Response(id, sensor, version), await (await _operator.GetAsync(created.Headers.Location)).ExpectAsync(HttpStatusCode.OK));
         var list = await (await _operator.GetAsync("/api/v1/rules")).ExpectAsync(HttpStatusCode.OK);
-        JsonAssert.Equal(Response(id, sensor, version), Assert.Single(list.EnumerateArray(), r => r.GetProperty("id").GetString() == id));
+        JsonAssert.Equal(Response(id, sensor, version), Assert.Single(list.GetProperty("items").EnumerateArray(), r => r.GetProperty("id").GetString() == id));
 
         await (await _operator.PostAsync("/api/v1/rules", Json(Request(id, sensor, value: 10))))
             .ExpectProblemAsync(HttpStatusCode.Conflict, "Rule exists", $"A rule with id '{id}' already exists; use PUT /api/v1/rules/{id} to change it.");
@@ -75,7 +75,7 @@ public sealed class RuleApiTests(ApiFactory factory) : IClassFixture<ApiFactory>
         await (await _operator.GetAsync($"/api/v1/rules/{id}")).ExpectProblemAsync(HttpStatusCode.NotFound, "Rule not found", $"There is no rule with id '{id}'.");
         await (await _operator.DeleteAsync($"/api/v1/rules/{id}")).ExpectProblemAsync(HttpStatusCode.NotFound, "Rule not found", $"There is no rule with id '{id}'.");
         var after = await (await _operator.GetAsync("/api/v1/rules")).ExpectAsync(HttpStatusCode.OK);
-        Assert.DoesNotContain(after.EnumerateArray(), r => r.GetProperty("id").GetString() == id);
+        Assert.DoesNotContain(after.GetProperty("items").EnumerateArray(), r => r.GetProperty("id").GetString() == id);
     }
 
     [Fact]
@@ -146,7 +146,7 @@ public sealed class RuleApiTests(ApiFactory factory) : IClassFixture<ApiFactory>
             ["condition.minutes"] = ["minutes is only allowed when kind is offline"],
             ["cooldownSeconds"] = ["cooldownSeconds must be between 0 and 86400"],
             ["controlAction.command"] = ["command must not be empty or whitespace"],
-            ["controlAction.deviceId"] = ["deviceId must be a sensor id of 1 to 128 characters: letters, digits, '-', '_', '.', ':', '@'"],
+            ["controlAction.deviceId"] = ["deviceId must be a sensor id of 1 to 128 characters: ASCII letters, digits, '-', '_', '.', ':', '@'"],
         });
 
         await (await _operator.PostAsync("/api/v1/rules", Json("{}")))
@@ -160,7 +160,7 @@ public sealed class RuleApiTests(ApiFactory factory) : IClassFixture<ApiFactory>
 
         // Nothing was stored.
         var rules = await (await _operator.GetAsync("/api/v1/rules")).ExpectAsync(HttpStatusCode.OK);
-        Assert.DoesNotContain(rules.EnumerateArray(), r => r.GetProperty("id").GetString() == "broken");
+        Assert.DoesNotContain(rules.GetProperty("items").EnumerateArray(), r => r.GetProperty("id").GetString() == "broken");
     }
 
     [Fact]

@@ -157,7 +157,7 @@ public sealed class RulePreviewApiTests(ApiFactory factory) : IClassFixture<ApiF
     [Fact]
     public async Task InvalidPreview_Is400_WithFieldErrors_AndChangesNothing()
     {
-        var before = (await (await _operator.GetAsync("/api/v1/rules")).ExpectAsync(HttpStatusCode.OK)).GetArrayLength();
+        var before = (await (await _operator.GetAsync("/api/v1/rules")).ExpectAsync(HttpStatusCode.OK)).GetProperty("total").GetInt32();
         const string title = "The preview request is not valid";
 
         await (await _operator.PostAsync("/api/v1/rules/preview", Json("""
@@ -217,6 +217,6 @@ public sealed class RulePreviewApiTests(ApiFactory factory) : IClassFixture<ApiF
             .ExpectAsync(HttpStatusCode.Forbidden);
 
         // Nothing was stored.
-        Assert.Equal(before, (await (await _operator.GetAsync("/api/v1/rules")).ExpectAsync(HttpStatusCode.OK)).GetArrayLength());
+        Assert.Equal(before, (await (await _operator.GetAsync("/api/v1/rules")).ExpectAsync(HttpStatusCode.OK)).GetProperty("total").GetInt32());
     }
 }

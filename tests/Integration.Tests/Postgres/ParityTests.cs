@@ -101,10 +101,13 @@ public sealed class ParityTests(PostgresServer server)
         var b = Rule("b", 2, 0) with { Target = new RuleTarget { Kind = TargetKind.Sensors, SensorIds = ["x", "y"] } };
         var a = Rule("a", 3, 1) with { ControlAction = new ControlAction { Command = "fan", Parameters = new() { ["speed"] = "high" } } };
         var upper = Rule("B", 4, 2);
-        Assert.True(await parity.BothAsync("Create b", s => s.TryCreateAsync(b, None)));
-        Assert.True(await parity.BothAsync("Create a", s => s.TryCreateAsync(a, None)));
-        Assert.True(await parity.BothAsync("Create B", s => s.TryCreateAsync(upper, None)));
-        Assert.False(await parity.BothAsync("Create a again", s => s.TryCreateAsync(a with { Name = "dup" }, None)));
+        Assert.Equal(RuleCreation.Created, await parity.BothAsync("Create b", s => s.CreateAsync(b, 3, None)));
+        Assert.Equal(RuleCreation.Created, await parity.BothAsync("Create a", s => s.CreateAsync(a, 3, None)));
+        Assert.Equal(RuleCreation.Created, await parity.BothAsync("Create B", s => s.CreateAsync(upper, 3, None)));
+        Assert.Equal(RuleCreation.Exists, await parity.BothAsync("Create a again", s => s.CreateAsync(a with { Name = "dup" }, 3, None)));
+        // Three rules, the bound: a fourth is refused, and nothing of it stored.
+        Assert.Equal(RuleCreation.Full, await parity.BothAsync("Create c past the bound", s => s.CreateAsync(Rule("c", 5, 0), 3, None)));
+        Assert.Null(await parity.BothAsync("Get c", s => s.GetAsync("c", None)));
         Assert.Equal(["B", "a", "b"], (await parity.BothAsync("List", s => s.ListAsync(None))).Select(r => r.Id));
         await parity.BothAsync("Get a", s => s.GetAsync("a", None));
         await parity.BothAsync("Get b", s => s.GetAsync("b", None));
@@ -119,6 +122,19 @@ public sealed class ParityTests(PostgresServer server)
         Assert.False(await parity.BothAsync("Delete b again", s => s.TryDeleteAsync("b", None)));
         Assert.Equal(["B", "a"], (await parity.BothAsync("List", s => s.ListAsync(None))).Select(r => r.Id));
         Assert.Equal(4L, await parity.BothAsync("NextVersion", s => s.NextVersionAsync(None)));
+    }
+
+    /// <summary>The rule bound holds when creates race on several connections: the count and the insert are serial.</summary>
+    [Fact]
+    public async Task Racing_rule_creates_never_pass_the_bound()
+    {
+        var (pg, _) = await server.MigratedStoreAsync();
+        await using var _1 = pg;
+
+        var outcomes = await Task.WhenAll(Enumerable.Range(0, 12).Select(i => pg.CreateAsync(Rule($"race-{i}", i + 1, 0), 5, None)));
+
+        Assert.Equal((5, 7), (outcomes.Count(o => o == RuleCreation.Created), outcomes.Count(o => o == RuleCreation.Full)));
+        Assert.Equal(5, (await pg.ListAsync(None)).Count);
     }
 
     private static RuleDefinition Rule(string id, long version, int variant) => new()

@@ -102,7 +102,7 @@ public sealed class StoreParity<TExpected, TActual>(TExpected expected, TActual 
         public Task<IReadOnlyList<RuleDefinition>> ListAsync(CancellationToken ct) => inner.ListAsync(ct);
         public Task<RuleDefinition?> GetAsync(string ruleId, CancellationToken ct) => inner.GetAsync(ruleId, ct);
         public Task<long> NextVersionAsync(CancellationToken ct) => inner.NextVersionAsync(ct);
-        public Task<bool> TryCreateAsync(RuleDefinition rule, CancellationToken ct) => inner.TryCreateAsync(rule, ct);
+        public Task<RuleCreation> CreateAsync(RuleDefinition rule, int maxRules, CancellationToken ct) => inner.CreateAsync(rule, maxRules, ct);
         public Task<bool> TryUpdateAsync(RuleDefinition rule, CancellationToken ct) => inner.TryUpdateAsync(rule, ct);
         public Task<bool> TryDeleteAsync(string ruleId, CancellationToken ct) => inner.TryDeleteAsync(ruleId, ct);
     }

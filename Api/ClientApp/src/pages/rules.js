@@ -45,6 +45,7 @@ export function mount(root) {
     <section class="page rules-page">
       <h1>Rules</h1>
       <p id="rules-error" class="error" role="alert"></p>
+      <p id="rules-more" class="muted" hidden></p>
       <div class="table-wrap">
         <table class="data rules-table">
           <caption class="visually-hidden">Alert rules</caption>
@@ -249,9 +250,13 @@ export function mount(root) {
 
   async function load() {
     try {
-      rules = (await api('/api/v1/rules')).sort((a, b) => a.name.localeCompare(b.name));
+      const page = await api('/api/v1/rules?limit=1000');
+      rules = page.items.sort((a, b) => a.name.localeCompare(b.name));
       if (closed) return;
       errorLine.textContent = '';
+      const more = $('#rules-more');
+      more.hidden = page.total <= page.items.length;
+      more.textContent = `Showing the first ${num(page.items.length)} of ${num(page.total)} rules (by id).`;
       renderList();
     } catch (error) {
       errorLine.textContent = `Rules could not be loaded: ${error.message}`;
