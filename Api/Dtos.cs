@@ -29,7 +29,8 @@ public sealed record SensorDetail(
     IReadOnlyList<ReadingDto> LastReadings,
     MinuteDto? CurrentMinute,
     long LateCount,
-    DateTimeOffset? LastLate);
+    DateTimeOffset? LastLate,
+    long? NamesDropped = null);
 
 public sealed record ReadingDto(DateTimeOffset Timestamp, IReadOnlyDictionary<string, double> Metrics,
     IReadOnlyDictionary<string, string>? Attributes, bool Late);

@@ -62,6 +62,7 @@ builder.Services.AddOptions<LiveOptions>().Bind(builder.Configuration.GetSection
 builder.Services.AddHostedService<LiveEventForwarder>();
 builder.Services.AddClusterMetrics(builder.Configuration);
 builder.Services.AddSingleton<SensorQueries>();
+builder.Services.AddSingleton<SensorNameAdmission>();
 builder.Services.AddSingleton<RulePreview>();
 builder.Services.AddHealthChecks().AddCheck<ClusterReadyCheck>("cluster", tags: ["ready"]);
 builder.Services.AddDemoFleet(builder.Configuration);

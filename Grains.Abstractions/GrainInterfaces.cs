@@ -21,9 +21,28 @@ public interface ISensorGrain : IGrainWithStringKey
     [Alias("flush")]
     Task<long> FlushAsync();
 
+    /// <summary>
+    /// Admits the metric and attribute names readings are about to bring (the Api asks before appending them to the log):
+    /// names the sensor has, and new ones while it has room; answers the names refused.
+    /// </summary>
+    [Alias("admit")]
+    Task<NameAdmission> AdmitNamesAsync(string[] metrics, string[] attributes);
+
     /// <summary>The sensor as it stands now; null when it never received a reading.</summary>
     [Alias("view"), ReadOnly]
     Task<SensorView?> GetViewAsync();
+}
+
+/// <summary>What <see cref="ISensorGrain.AdmitNamesAsync"/> refused (nothing: every name admitted), and the sensor's limits.</summary>
+[GenerateSerializer, Immutable, Alias("oiot.NameAdmission")]
+public sealed record NameAdmission(
+    [property: Id(0)] string[] RefusedMetrics,
+    [property: Id(1)] string[] RefusedAttributes,
+    [property: Id(2)] int MaxMetricNames,
+    [property: Id(3)] int MaxAttributeNames,
+    [property: Id(4)] bool Changed)
+{
+    public bool AllAdmitted => RefusedMetrics.Length == 0 && RefusedAttributes.Length == 0;
 }
 
 /// <summary>

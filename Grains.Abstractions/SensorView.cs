@@ -46,6 +46,9 @@ public sealed class SensorView
 
     /// <summary>The newest open minute as it stands now; null when no minute is open.</summary>
     [Id(12)] public MinuteAggregate? CurrentMinute { get; set; }
+
+    /// <summary>Metric and attribute values applied without being stored: the sensor had as many names as it may.</summary>
+    [Id(13)] public long NamesDropped { get; set; }
 }
 
 [GenerateSerializer, Alias("oiot.TimedValue")]

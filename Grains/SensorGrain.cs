@@ -109,6 +109,14 @@ public sealed partial class SensorGrain(
         return _storedPosition;
     }
 
+    public Task<NameAdmission> AdmitNamesAsync(string[] metrics, string[] attributes)
+    {
+        ThrowIfBroken();
+        var admission = _logic.Admit(metrics, attributes);
+        _dirty |= admission.Changed; // stored with the next flush, or when the grain deactivates
+        return Task.FromResult(admission);
+    }
+
     public Task<SensorView?> GetViewAsync() => Task.FromResult(_logic.Exists ? _logic.View() : null);
 
     void IGrainEffects.Emit(GrainOutput output)
@@ -187,7 +195,10 @@ public sealed partial class SensorGrain(
         try
         {
             await _writing;
-            _unwritten.Add(_logic.Snapshot());
+            if (_logic.Exists)
+            {
+                _unwritten.Add(_logic.Snapshot()); // not for a sensor that only had names admitted, no reading yet
+            }
             await outputs.WriteAsync(_unwritten, cancellationToken);
             storage.State = _logic.State;
             await storage.WriteStateAsync(cancellationToken);

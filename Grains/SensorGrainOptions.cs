@@ -8,4 +8,10 @@ public sealed class SensorGrainOptions
 
     /// <summary>How many of the most recent readings (by arrival) a sensor keeps.</summary>
     public int LastReadingsCount { get; set; } = 10;
+
+    /// <summary>Distinct metric names a sensor may have; the Api refuses a reading that would add one more.</summary>
+    public int MaxMetricNames { get; set; } = 256;
+
+    /// <summary>Distinct attribute names a sensor may have; the Api refuses a reading that would add one more.</summary>
+    public int MaxAttributeNames { get; set; } = 256;
 }

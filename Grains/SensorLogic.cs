@@ -335,6 +335,7 @@ public sealed class SensorLogic
             LastSeenMs = s.LastSeenMs,
             LastClosedMinuteMs = s.LastClosedMinuteMs,
             LateCount = s.LateCount,
+            NamesDropped = s.NamesDropped,
             LastLate = s.LastLate is { } late ? new LateReadingInfo { TimestampMs = late.TimestampMs, MinuteMs = late.MinuteMs } : null,
             ClockMs = s.ClockMs,
             CurrentMinute = CurrentMinute(),
@@ -477,6 +478,11 @@ public sealed class SensorLogic
         for (var i = 0; i < metrics.Length; i++)
         {
             var slot = metricSlots[i];
+            if (slot < 0)
+            {
+                continue; // past the sensor's names (counted in NamesDropped)
+            }
+
             values[slot] = metrics[i].Value;
             present[(slot + 1) >> 6] |= 1UL << ((slot + 1) & 63);
         }
@@ -488,7 +494,10 @@ public sealed class SensorLogic
             Array.Clear(readingAttributes);
             for (var i = 0; i < attributes.Length; i++)
             {
-                readingAttributes[attributeSlots[i]] = attributes[i].Value;
+                if (attributeSlots[i] >= 0)
+                {
+                    readingAttributes[attributeSlots[i]] = attributes[i].Value;
+                }
             }
         }
 
@@ -599,24 +608,79 @@ public sealed class SensorLogic
     }
 
     /// <summary>Fills the slot of every metric and attribute of the reading, giving new names new slots (one layout change per reading).</summary>
+    /// <remarks>
+    /// Names past <see cref="SensorGrainOptions.MaxMetricNames"/> / <see cref="SensorGrainOptions.MaxAttributeNames"/> get
+    /// slot -1: their values are not stored, only counted (<see cref="SensorState.NamesDropped"/>). The Api admits names
+    /// before it appends a reading (<see cref="Admit"/>), so this happens only when admissions raced or one was lost.
+    /// </remarks>
     private void ResolveSlots(MetricValue[] metrics, AttributeValue[] attributes, Span<int> metricSlots, Span<int> attributeSlots, bool late)
     {
-        if (ResolveSlots(metrics, static m => m.Name, _state.Metrics, metricSlots) is { } addedMetrics)
+        if (ResolveSlots(metrics, static m => m.Name, _state.Metrics, metricSlots, _options.MaxMetricNames, ref _state.NamesDropped) is { } addedMetrics)
         {
             AddMetrics(addedMetrics, late);
         }
 
-        if (ResolveSlots(attributes, static a => a.Name, _state.AttributeNames, attributeSlots) is { } addedAttributes)
+        if (ResolveSlots(attributes, static a => a.Name, _state.AttributeNames, attributeSlots, _options.MaxAttributeNames, ref _state.NamesDropped)
+            is { } addedAttributes)
         {
             AddAttributes(addedAttributes);
         }
     }
 
     /// <summary>
+    /// Gives the sensor the names a reading is about to bring, as the Api asks before appending it: names it has, and
+    /// new ones while there is room (as slots without a value yet), are admitted; the others are returned. Admitted
+    /// names count against the limits at once, so that readings admitted one after another never pass them.
+    /// </summary>
+    public NameAdmission Admit(IReadOnlyList<string> metrics, IReadOnlyList<string> attributes)
+    {
+        ArgumentNullException.ThrowIfNull(metrics);
+        ArgumentNullException.ThrowIfNull(attributes);
+        var refusedMetrics = Admit(metrics, _state.Metrics, _options.MaxMetricNames, out var addedMetrics);
+        if (addedMetrics is not null)
+        {
+            AddMetrics(addedMetrics, late: true);
+        }
+
+        var refusedAttributes = Admit(attributes, _state.AttributeNames, _options.MaxAttributeNames, out var addedAttributes);
+        if (addedAttributes is not null)
+        {
+            AddAttributes(addedAttributes);
+        }
+
+        return new NameAdmission(refusedMetrics, refusedAttributes, _options.MaxMetricNames, _options.MaxAttributeNames,
+            addedMetrics is not null || addedAttributes is not null);
+    }
+
+    private static string[] Admit(IReadOnlyList<string> names, string[] layout, int max, out List<string>? added)
+    {
+        added = null;
+        List<string>? refused = null;
+        foreach (var name in names)
+        {
+            if (SlotOf(layout, name) >= 0 || added?.Contains(name) == true || refused?.Contains(name) == true)
+            {
+                continue;
+            }
+
+            if (layout.Length + (added?.Count ?? 0) < max)
+            {
+                (added ??= []).Add(name);
+            }
+            else
+            {
+                (refused ??= []).Add(name);
+            }
+        }
+
+        return refused is null ? [] : [.. refused];
+    }
+
+    /// <summary>
     /// The slot of each item's name in <paramref name="layout"/> (a name not in it gets the next free slot, in order
     /// of first appearance); returns the names to add to the layout, or null when there are none.
     /// </summary>
-    private static List<string>? ResolveSlots<T>(T[] items, Func<T, string> nameOf, string[] layout, Span<int> slots)
+    private static List<string>? ResolveSlots<T>(T[] items, Func<T, string> nameOf, string[] layout, Span<int> slots, int max, ref long dropped)
     {
         List<string>? added = null;
         for (var i = 0; i < items.Length; i++)
@@ -627,6 +691,13 @@ public sealed class SensorLogic
             {
                 added ??= [];
                 var index = added.IndexOf(name);
+                if (index < 0 && layout.Length + added.Count >= max)
+                {
+                    dropped++;
+                    slots[i] = -1;
+                    continue;
+                }
+
                 if (index < 0)
                 {
                     index = added.Count;
@@ -639,7 +710,7 @@ public sealed class SensorLogic
             slots[i] = slot;
         }
 
-        return added;
+        return added is { Count: > 0 } ? added : null;
     }
 
     private void AddMetrics(List<string> added, bool late)

@@ -89,6 +89,12 @@ public sealed class SensorState
     /// <summary>Per rule targeting this sensor, in rule id order: what the rule grain was last told. Null when no rule targets it.</summary>
     [Id(23)] internal RuleSlot[]? Rules;
 
+    /// <summary>
+    /// Names of readings applied without a slot because the sensor had as many names as it may (readings admitted by
+    /// two Api nodes at once, or after an admission lost in a crash): counted, not stored.
+    /// </summary>
+    [Id(24)] internal long NamesDropped;
+
     internal static int FlagWords(int stride) => (stride + 64) >> 6;
 }
 

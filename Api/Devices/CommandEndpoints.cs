@@ -1,5 +1,6 @@
 using System.Security.Claims;
 using Api.Auth;
+using Api.Sensors;
 using Runtime;
 
 namespace Api.Devices;

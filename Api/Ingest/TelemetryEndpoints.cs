@@ -42,7 +42,7 @@ public static partial class TelemetryEndpoints
     }
 
     private static async Task<IResult> PostAsync(HttpContext http, InboxWriter inbox, IIdempotencyRegistry idempotency,
-        IOptions<SiloOptions> idempotencyWindow, IOptions<TelemetryOptions> options, ReadingLimiter readingLimiter, TimeProvider time,
+        IOptions<SiloOptions> idempotencyWindow, IOptions<TelemetryOptions> options, ReadingLimiter readingLimiter, SensorNameAdmission names, TimeProvider time,
         ILoggerFactory loggers,
         CancellationToken cancellationToken)
     {
@@ -111,10 +111,14 @@ public static partial class TelemetryEndpoints
         }
 
         var rejected = parsed.Rejected.Select(e => new RejectedItem(e.Index, e.Error)).ToList();
-        var accepted = parsed.Accepted;
+        var (accepted, indexes) = (parsed.Accepted, parsed.AcceptedIndexes);
         if (!http.User.IsInRole(Roles.Operator) && http.User.HasClaim(c => c.Type == Roles.DeviceClaim))
         {
-            accepted = FilterForDevice(http, parsed, rejected);
+            (accepted, indexes) = FilterForDevice(http, parsed, rejected);
+        }
+        if (accepted.Count > 0)
+        {
+            (accepted, indexes) = await names.AdmitAsync(accepted, indexes, rejected);
         }
         if (accepted.Count == 0)
         {
@@ -165,22 +169,24 @@ public static partial class TelemetryEndpoints
     }
 
     /// <summary>A device key limited to some devices may only post readings of those devices.</summary>
-    private static List<Reading> FilterForDevice(HttpContext http, TelemetryParseResult parsed, List<RejectedItem> rejected)
+    private static (List<Reading> Readings, List<int> Indexes) FilterForDevice(HttpContext http, TelemetryParseResult parsed, List<RejectedItem> rejected)
     {
         var kept = new List<Reading>(parsed.Accepted.Count);
+        var keptIndexes = new List<int>(parsed.Accepted.Count);
         for (var i = 0; i < parsed.Accepted.Count; i++)
         {
             var reading = parsed.Accepted[i];
             if (http.User.MayActFor(reading.SensorId))
             {
                 kept.Add(reading);
+                keptIndexes.Add(parsed.AcceptedIndexes[i]);
             }
             else
             {
                 rejected.Add(new RejectedItem(parsed.AcceptedIndexes[i], $"this API key may not post readings for sensor '{reading.SensorId}'"));
             }
         }
-        return kept;
+        return (kept, keptIndexes);
     }
 
     private static IResult TooLarge(int limit) =>

@@ -130,5 +130,6 @@ public sealed class SensorQueries(IGrainFactory grains, IReadStore store)
         s.LastReadings.Select(r => new ReadingDto(Map.Time(r.TimestampMs), r.Metrics, r.Attributes, r.Late)).ToArray(),
         s.CurrentMinute?.ToDto(),
         s.LateCount,
-        Map.Time(s.LastLate?.TimestampMs));
+        Map.Time(s.LastLate?.TimestampMs),
+        s.NamesDropped == 0 ? null : s.NamesDropped);
 }

@@ -29,6 +29,38 @@ public sealed class SensorLogicTests
     private static MetricAggregate Stats(string metric, long count, double min, double max, double sum, double first, double last) =>
         new() { Metric = metric, Count = count, Min = min, Max = max, Sum = sum, First = first, Last = last };
 
+    /// <summary>
+    /// Distinct names per sensor are bounded (issue 10 item 5): admission takes names while there is room and counts
+    /// them at once; a reading that brings a name past the limit anyway (admissions raced) keeps its other values and the
+    /// extra one is dropped and counted, never stored.
+    /// </summary>
+    [Fact]
+    public void Names_are_admitted_up_to_the_limits_and_a_name_past_them_is_dropped_and_counted()
+    {
+        var logic = new SensorLogic("s1", null, new SensorGrainOptions { MaxMetricNames = 3, MaxAttributeNames = 1 });
+
+        static string Of(NameAdmission a) =>
+            $"refused [{string.Join(",", a.RefusedMetrics)}] [{string.Join(",", a.RefusedAttributes)}] of {a.MaxMetricNames}/{a.MaxAttributeNames}, changed {a.Changed}";
+
+        Assert.Equal("refused [] [] of 3/1, changed True", Of(logic.Admit(["temp", "hum"], ["door"])));
+        Assert.Equal("refused [light] [window] of 3/1, changed True", Of(logic.Admit(["temp", "co2", "light", "light"], ["door", "window"])));
+        Assert.Equal("refused [] [] of 3/1, changed False", Of(logic.Admit(["temp", "co2"], ["door"])));
+        // Admitted names have no value yet: the sensor shows none of them and still has received nothing.
+        Assert.False(logic.Exists);
+
+        logic.Apply(Reading("s1", M0 + 1_000, ("temp", 21), ("light", 300)) with
+        {
+            Attributes = [new AttributeValue("door", "open"), new AttributeValue("window", "shut")],
+        }, M0 + 1_000, _rules, _effects);
+
+        var view = logic.View();
+        Assert.Equal(["temp"], view.Latest.Keys);
+        Assert.Equal(["door"], view.Attributes.Keys);
+        Assert.Equal(2, view.NamesDropped);
+        Assert.Equal(Json(new MinuteAggregate { SensorId = "s1", MinuteMs = M0, Metrics = [Stats("temp", 1, 21, 21, 21, 21, 21)] }),
+            Json(logic.CurrentMinute()!));
+    }
+
     [Fact]
     public void Aggregates_count_min_max_sum_avg_first_last_with_out_of_order_event_times()
     {
