@@ -55,6 +55,8 @@ builder.Services.AddSignalR().AddJsonProtocol(o =>
 });
 builder.Services.AddOptions<RuleOptions>().Bind(builder.Configuration.GetSection("Rules"))
     .Validate(o => o.MaxRules is >= 1 and <= 100_000, "Rules:MaxRules must be between 1 and 100000")
+    .Validate(o => o.PreviewMaxSensors is >= 1 and <= 100_000 && o.PreviewMaxSensorMinutes is >= 1 and <= 100_000_000
+        && o.PreviewConcurrency is >= 1 and <= 64, "Rules:PreviewMaxSensors (1-100000), PreviewMaxSensorMinutes (1-100000000) and PreviewConcurrency (1-64) are out of range")
     .ValidateOnStart();
 builder.Services.AddOptions<LiveOptions>().Bind(builder.Configuration.GetSection("Live"))
     .Validate(o => o.MaxSubscriptionsPerConnection is >= 1 and <= 100_000, "Live:MaxSubscriptionsPerConnection must be between 1 and 100000")

@@ -11,6 +11,15 @@ public sealed class RuleOptions
 {
     /// <summary>Rules the cluster holds at most (every sensor call carries the rule catalog); one more gets 409.</summary>
     public int MaxRules { get; set; } = 1_000;
+
+    /// <summary>Sensors a preview replays at most (the first targeted ones by id).</summary>
+    public int PreviewMaxSensors { get; set; } = 200;
+
+    /// <summary>Minute aggregates a preview may read: replayed sensors times minutes of the range; more is a 400.</summary>
+    public long PreviewMaxSensorMinutes { get; set; } = 200 * 1_440;
+
+    /// <summary>Previews running at once on an Api node; one more is a 429.</summary>
+    public int PreviewConcurrency { get; set; } = 2;
 }
 
 public static class RuleEndpoints
@@ -85,14 +94,20 @@ public static class RuleEndpoints
             .ProducesValidationProblem()
             .ProducesProblem(StatusCodes.Status409Conflict);
 
-        rules.MapPost("/preview", async Task<IResult> (HttpRequest request, RulePreview preview, CancellationToken ct) =>
+        rules.MapPost("/preview", async Task<IResult> (HttpRequest request, RulePreview preview, IOptions<RuleOptions> options, CancellationToken ct) =>
             {
                 var (body, error) = await ReadAsync(request, RulesJsonContext.Default.RulePreviewRequest, "the preview request", ct);
                 if (error is not null)
                 {
                     return error;
                 }
-                var (result, errors) = await preview.RunAsync(body!, ct);
+                var (started, result, errors) = await preview.TryRunAsync(body!, ct);
+                if (!started)
+                {
+                    request.HttpContext.Response.Headers.RetryAfter = "1";
+                    return TypedResults.Problem(statusCode: StatusCodes.Status429TooManyRequests, title: "Too many previews",
+                        detail: $"{options.Value.PreviewConcurrency} rule previews are running on this node, its limit (Rules:PreviewConcurrency); retry after 1 s.");
+                }
                 return errors is not null
                     ? TypedResults.ValidationProblem(errors, title: "The preview request is not valid")
                     : TypedResults.Ok(result);

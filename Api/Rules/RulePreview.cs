@@ -9,13 +9,40 @@ namespace Api.Rules;
 /// Replays an unsaved rule over the stored minute aggregates of the sensors it targets, with the grains' own logic
 /// (<see cref="RuleReplay"/>), and reports the alerts it would have opened. Reads only; stores nothing.
 /// </summary>
-public sealed class RulePreview(IReadStore store, IOptions<SensorGrainOptions> options, TimeProvider time)
+public sealed class RulePreview(IReadStore store, IOptions<SensorGrainOptions> options, IOptions<RuleOptions> limits, TimeProvider time)
+    : IDisposable
 {
     public const long MaxRangeMs = 7L * 24 * 3_600_000;
     public const long DefaultRangeMs = 3_600_000;
-    public const int MaxSensors = 200;
     public const int MaxAlertsListed = 1000;
     private const int PageSize = 1000;
+
+    private readonly SemaphoreSlim _running = new(limits.Value.PreviewConcurrency, limits.Value.PreviewConcurrency);
+
+    /// <summary>
+    /// Runs the preview unless <see cref="RuleOptions.PreviewConcurrency"/> previews are running on this node already
+    /// (then false: the caller answers 429). Each one reads up to Rules:PreviewMaxSensorMinutes minute aggregates.
+    /// </summary>
+    public async Task<(bool Started, RulePreviewResponse? Preview, Dictionary<string, string[]>? Errors)> TryRunAsync(RulePreviewRequest request,
+        CancellationToken ct)
+    {
+        if (!await _running.WaitAsync(0, ct))
+        {
+            return (false, null, null);
+        }
+
+        try
+        {
+            var (preview, errors) = await RunAsync(request, ct);
+            return (true, preview, errors);
+        }
+        finally
+        {
+            _running.Release();
+        }
+    }
+
+    public void Dispose() => _running.Dispose();
 
     /// <summary>The preview, or the validation errors keyed by JSON path (rule fields under "rule.").</summary>
     public async Task<(RulePreviewResponse? Preview, Dictionary<string, string[]>? Errors)> RunAsync(RulePreviewRequest request, CancellationToken ct)
@@ -67,6 +94,17 @@ public sealed class RulePreview(IReadStore store, IOptions<SensorGrainOptions> o
         }
 
         var (targeted, sensors) = await TargetsAsync(rule!, ct);
+        var rangeMinutes = (toMs - fromMs + 59_999) / 60_000;
+        var budget = limits.Value.PreviewMaxSensorMinutes;
+        if (sensors.Count * rangeMinutes > budget)
+        {
+            return (null, new Dictionary<string, string[]>(StringComparer.Ordinal)
+            {
+                ["to"] = [$"the preview would replay {sensors.Count} sensors over {rangeMinutes} minutes ({sensors.Count * rangeMinutes} sensor-minutes); "
+                    + $"at most {budget} (Rules:PreviewMaxSensorMinutes): shorten the range or narrow the target"],
+            });
+        }
+
         // Timers (forMinutes, cooldown) run to the end of the range, never past now.
         var endMs = Math.Min(toMs, now);
         var alerts = new List<Alert>();
@@ -98,10 +136,18 @@ public sealed class RulePreview(IReadStore store, IOptions<SensorGrainOptions> o
         }, null);
     }
 
-    /// <summary>How many known sensors the rule targets, and the first <see cref="MaxSensors"/> of them by id.</summary>
+    /// <summary>How many known sensors the rule targets, and the first Rules:PreviewMaxSensors of them by id.</summary>
     private async Task<(int Targeted, List<SensorSummary> Sensors)> TargetsAsync(RuleDefinition rule, CancellationToken ct)
     {
+        var maxSensors = limits.Value.PreviewMaxSensors;
         var sensors = new List<SensorSummary>();
+        if (rule.Target.Kind == TargetKind.All)
+        {
+            // Every sensor: the first page has them and the count, with no scan of the fleet.
+            var first = await store.ListSensorsAsync(null, 0, maxSensors, ct);
+            return (first.Total, [.. first.Items]);
+        }
+
         var targeted = 0;
         if (rule.Target.Kind == TargetKind.Sensors)
         {
@@ -110,7 +156,7 @@ public sealed class RulePreview(IReadStore store, IOptions<SensorGrainOptions> o
                 if (await store.GetSensorAsync(id, ct) is { } sensor)
                 {
                     targeted++;
-                    if (sensors.Count < MaxSensors)
+                    if (sensors.Count < maxSensors)
                     {
                         sensors.Add(sensor);
                     }
@@ -135,7 +181,7 @@ public sealed class RulePreview(IReadStore store, IOptions<SensorGrainOptions> o
                 if (rule.Targets(sensor.SensorId, sensor.Metadata))
                 {
                     targeted++;
-                    if (sensors.Count < MaxSensors)
+                    if (sensors.Count < maxSensors)
                     {
                         sensors.Add(sensor);
                     }
