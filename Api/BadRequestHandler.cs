@@ -57,6 +57,8 @@ public sealed partial class BadRequestHandler(IProblemDetailsService problems, I
             _ when message.StartsWith("Unexpected end of request content", StringComparison.Ordinal) =>
                 "The request body ended before the length its Content-Length header announced.",
             _ when message.StartsWith("Request body too large", StringComparison.Ordinal) => message,
+            _ when message.StartsWith("Reading the request body timed out", StringComparison.Ordinal) =>
+                "The request body arrived too slowly or stopped before the length its Content-Length header announced.",
             _ => "The request could not be read.",
         });
     }

@@ -8,6 +8,7 @@ using Api.Ingest;
 using Api.Live;
 using Api.Rules;
 using Api.Sensors;
+using Microsoft.AspNetCore.SignalR;
 using Runtime.Hosting;
 
 var builder = WebApplication.CreateBuilder(args);
@@ -48,7 +49,7 @@ builder.Services.AddOptions<TelemetryOptions>().Bind(builder.Configuration.GetSe
     .Validate(o => o.Limits.MaxItems is >= 1 and <= 1_000_000, "Telemetry:Limits:MaxItems must be between 1 and 1000000 (a log record holds at most 2^20 readings)")
     .Validate(o => o.MaxIdempotencyKeysPerCaller is >= 1 and <= 10_000_000, "Telemetry:MaxIdempotencyKeysPerCaller must be between 1 and 10000000")
     .ValidateOnStart();
-builder.Services.AddSignalR().AddJsonProtocol(o =>
+builder.Services.AddSignalR(o => o.AddFilter<LiveHubErrors>()).AddJsonProtocol(o =>
 {
     o.PayloadSerializerOptions.DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull;
     o.PayloadSerializerOptions.TypeInfoResolverChain.Insert(0, ApiJsonContext.Default);
@@ -62,6 +63,9 @@ builder.Services.AddOptions<LiveOptions>().Bind(builder.Configuration.GetSection
     .Validate(o => o.MaxSubscriptionsPerConnection is >= 1 and <= 100_000, "Live:MaxSubscriptionsPerConnection must be between 1 and 100000")
     .ValidateOnStart();
 builder.Services.AddHostedService<LiveEventForwarder>();
+// Hub method failures are logged by LiveHubErrors (a client's refused request is not an error); SignalR's dispatcher
+// would log every one of them at Error with a stack trace.
+builder.Logging.AddFilter("Microsoft.AspNetCore.SignalR.Internal.DefaultHubDispatcher", LogLevel.Critical);
 builder.Services.AddClusterMetrics(builder.Configuration);
 builder.Services.AddSingleton<SensorQueries>();
 builder.Services.AddSingleton<SensorNameAdmission>();

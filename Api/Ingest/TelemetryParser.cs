@@ -473,7 +473,7 @@ public sealed class TelemetryParser(TelemetryLimits limits)
 
                 if (!TryDecodeString(ref reader, out id))
                 {
-                    error = $"sensor id field '{name}' is not valid UTF-8";
+                    error = $"sensor id field '{name}' is not valid text (invalid UTF-8 or a lone surrogate)";
                 }
 
                 break;
@@ -719,7 +719,7 @@ public sealed class TelemetryParser(TelemetryLimits limits)
 
                 if (!TryGetScalarText(ref reader, out string? text))
                 {
-                    return $"attribute '{name}' is not valid UTF-8";
+                    return $"attribute '{name}' is not valid text (invalid UTF-8 or a lone surrogate)";
                 }
 
                 if (TextRules.Problem(text) is { } attributeProblem)
@@ -759,7 +759,7 @@ public sealed class TelemetryParser(TelemetryLimits limits)
 
         if (!TryGetScalarText(ref reader, out string? text))
         {
-            return $"field '{name}' is not valid UTF-8";
+            return $"field '{name}' is not valid text (invalid UTF-8 or a lone surrogate)";
         }
 
         if (TextRules.Problem(text) is { } problem)
@@ -846,7 +846,7 @@ public sealed class TelemetryParser(TelemetryLimits limits)
 
             if (!TryGetScalarText(ref reader, out string? text))
             {
-                return $"metadata.{name} is not valid UTF-8";
+                return $"metadata.{name} is not valid text (invalid UTF-8 or a lone surrogate)";
             }
 
             if (TextRules.Problem(text) is { } problem)
@@ -941,7 +941,7 @@ public sealed class TelemetryParser(TelemetryLimits limits)
             string? name = _names.Get(utf8);
             if (name is null)
             {
-                error = $"{kind} name '{Display(utf8)}' is not valid UTF-8";
+                error = $"{kind} name '{Display(utf8)}' is not valid text (invalid UTF-8 or a lone surrogate)";
                 return null;
             }
 

@@ -98,6 +98,38 @@ public sealed class LiveHub(IHostApplicationLifetime lifetime, Microsoft.Extensi
     }
 }
 
+/// <summary>
+/// Logs what the hub's methods throw in the API's terms: a refusal (<see cref="HubException"/>: a client asked for what it
+/// may not have) at Information, without a stack trace; anything else at Error. SignalR's own dispatcher would log both
+/// at Error with a stack trace; its category is silenced in Program.cs so that a client's mistake never reads as a fault.
+/// </summary>
+public sealed partial class LiveHubErrors(ILogger<LiveHubErrors> logger) : IHubFilter
+{
+    public async ValueTask<object?> InvokeMethodAsync(HubInvocationContext invocationContext, Func<HubInvocationContext, ValueTask<object?>> next)
+    {
+        try
+        {
+            return await next(invocationContext);
+        }
+        catch (HubException e)
+        {
+            LogRefused(logger, invocationContext.HubMethodName, e.Message);
+            throw;
+        }
+        catch (Exception e)
+        {
+            LogFailed(logger, e, invocationContext.HubMethodName);
+            throw;
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Live hub: {Method} refused: {Reason}")]
+    private static partial void LogRefused(ILogger logger, string method, string reason);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Live hub: {Method} failed")]
+    private static partial void LogFailed(ILogger logger, Exception exception, string method);
+}
+
 /// <summary>Settings of section "Live".</summary>
 public sealed class LiveOptions
 {

@@ -17,6 +17,8 @@ public sealed class BadRequestHandlerTests
     [Theory]
     [InlineData("Unexpected end of request content.", "The request body ended before the length its Content-Length header announced.")]
     [InlineData("Request body too large. The max request body size is 1048576 bytes.", "Request body too large. The max request body size is 1048576 bytes.")]
+    [InlineData("Reading the request body timed out due to data arriving too slowly. See MinRequestBodyDataRate.",
+        "The request body arrived too slowly or stopped before the length its Content-Length header announced.")]
     [InlineData("Something System.Int32 went wrong.", "The request could not be read.")]
     public void Describes_the_request_as_a_whole_otherwise(string message, string problem) =>
         Assert.Equal(((string?)null, problem), BadRequestHandler.Describe(message));

@@ -414,7 +414,7 @@ public sealed class TelemetryParserTests
         Assert.Equal("metric name contains the control character U+0001", SingleError("""{"id":"a","metrics":{"te\u0001mp":1}}"""));
         Assert.Equal("attribute name contains the control character U+0085", SingleError("""{"id":"a","t":1,"x\u0085":"on"}"""));
         // A lone surrogate cannot be stored either.
-        Assert.Equal("attribute 'light' is not valid UTF-8", SingleError("""{"id":"a","t":1,"light":"\ud800"}"""));
+        Assert.Equal("attribute 'light' is not valid text (invalid UTF-8 or a lone surrogate)", SingleError("""{"id":"a","t":1,"light":"\ud800"}"""));
         // Other Unicode text round-trips as sent.
         Assert.Equal([new AttributeValue("light", "é ☀ 中 🌡")], Parse("""{"id":"a","t":1,"light":"é ☀ 中 🌡"}""").Accepted[0].Attributes!);
     }
