@@ -108,6 +108,41 @@ public sealed class HostileClientTests(HostileApiFactory factory) : IClassFixtur
         await AssertUnharmedAsync(neighbour);
     }
 
+    /// <summary>Any other text (every script, emoji, invisible and non-characters, markup, escapes) comes back exactly as sent.</summary>
+    [Fact]
+    public async Task Every_other_text_round_trips_exactly_through_the_api()
+    {
+        var neighbour = await factory.NeighbourAsync();
+        var sensor = Ids.New("text");
+        var t = factory.NextWindow() + 1_000;
+        string[] texts = ["température", "湿度", "😀👍🏽", "\u2028x\u2029", "\uFEFFbom", "\uFFFE", "'\"\\/<>&%{}", "e\u0301", "שלום", "a\u200Bb", " spaced "];
+        var reading = new Dictionary<string, object>
+        {
+            ["id"] = sensor,
+            ["timestamp"] = t,
+            ["metrics"] = texts.Take(4).Select((text, i) => (text, i)).ToDictionary(x => x.text, x => (object)x.i), // 4: this node's name limit
+            ["metadata"] = new Dictionary<string, string> { ["location"] = texts[1], ["model"] = texts[2] },
+        };
+        foreach (var (text, i) in texts.Select((text, i) => (text, i)))
+        {
+            reading["attr" + i] = text;
+        }
+        await (await Device.PostAsync("/api/v1/telemetry", Json(reading))).ExpectAsync(HttpStatusCode.Accepted);
+        await factory.CloseMinuteAsync(t);
+        await factory.SettledAsync();
+
+        var detail = await (await Operator.GetAsync($"/api/v1/sensors/{sensor}")).ExpectAsync(HttpStatusCode.OK);
+        Assert.Equal(texts.Take(4).Order(StringComparer.Ordinal), detail.GetProperty("latest").EnumerateObject().Select(m => m.Name).Order(StringComparer.Ordinal));
+        Assert.Equal(texts, Enumerable.Range(0, texts.Length).Select(i => detail.GetProperty("attributes").GetProperty("attr" + i).GetString()));
+        Assert.Equal((texts[1], texts[2]), (detail.GetProperty("metadata").GetProperty("location").GetString(), detail.GetProperty("metadata").GetProperty("model").GetString()));
+        var minute = await (await Operator.GetAsync($"/api/v1/sensors/{sensor}/metrics?from={Iso(t - 1_000)}&to={Iso(t + 59_000)}&metric={Uri.EscapeDataString(texts[2])}"))
+            .ExpectAsync(HttpStatusCode.OK);
+        Assert.Equal((texts[2], 2.0), (minute.GetProperty("points")[0].GetProperty("metric").GetString(), minute.GetProperty("points")[0].GetProperty("sum").GetDouble()));
+        var listed = await (await Operator.GetAsync($"/api/v1/sensors?search={Uri.EscapeDataString(texts[1])}")).ExpectAsync(HttpStatusCode.OK);
+        Assert.Contains(listed.GetProperty("items").EnumerateArray(), i => i.GetProperty("id").GetString() == sensor);
+        await AssertUnharmedAsync(neighbour);
+    }
+
     [Fact]
     public async Task Client_errors_are_4xx_problems_gzip_is_decoded_and_a_stalled_body_times_out_as_408()
     {

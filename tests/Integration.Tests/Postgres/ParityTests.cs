@@ -124,6 +124,70 @@ public sealed class ParityTests(PostgresServer server)
         Assert.Equal(4L, await parity.BothAsync("NextVersion", s => s.NextVersionAsync(None)));
     }
 
+    /// <summary>
+    /// Every text the Api accepts (TextRules: anything but control characters and lone surrogates) comes back from both
+    /// stores exactly as written: names and values of metrics, attributes, metadata, alerts and commands (issue 10 item 2).
+    /// </summary>
+    [Fact]
+    public async Task Every_text_the_api_accepts_round_trips_unchanged_through_both_stores()
+    {
+        var (pg, _) = await server.MigratedStoreAsync();
+        await using var _1 = pg;
+        var parity = new StoreParity<InMemoryStore, Runtime.Postgres.PostgresStore>(new InMemoryStore(TimeProvider.System), pg);
+        string[] texts =
+        [
+            "é à ü ñ ß", "Jardín", "日本語テキスト", "😀👍🏽🇨🇴", "\u2028\u2029", "\uFEFFbom", "\uFFFE\uFFFF", "'\"\\/<>&%{}_",
+            "{\"json\":true}", "e\u0301", "שלום", "a\u200Bb", " spaced ", "\\u0000 as text", new string('x', 250) + "😀é",
+        ];
+        var summaries = new List<GrainOutput>();
+        for (var i = 0; i < texts.Length; i++)
+        {
+            var text = texts[i];
+            var sensor = $"text-{i}";
+            summaries.Add(new SensorSummary
+            {
+                SensorId = sensor, LastSeenMs = T0, LateCount = 0, AppliedPosition = i,
+                Latest = new Dictionary<string, double> { [text] = i },
+                Attributes = new Dictionary<string, string> { [text] = text },
+                Metadata = new SensorMetadata { Location = text, Model = text, Owner = text, Version = text, Extra = new() { [text] = text } },
+            });
+            summaries.Add(new MinuteAggregate
+            {
+                SensorId = sensor, MinuteMs = T0,
+                Metrics = [new MetricAggregate { Metric = text, Count = 1, Min = i, Max = i, Sum = i, First = i, Last = i }],
+            });
+            var alert = new Alert
+            {
+                Id = $"alert-{i}", RuleId = "r1", RuleName = text, RuleVersion = 1, SensorId = sensor, Severity = Severity.Minor,
+                State = AlertState.Open, StartedAtMs = T0, OpenedAtMs = T0, Message = text,
+            };
+            summaries.Add(new AlertEvent { Kind = AlertEventKind.Opened, Alert = alert });
+            summaries.Add(new DeviceCommand
+            {
+                CommandId = $"command-{i}", DeviceId = sensor, Command = text, Parameters = new() { [text] = text }, RuleId = "r1",
+                AlertId = alert.Id, CreatedAtMs = T0,
+            });
+        }
+
+        await parity.BothAsync("Write", s => s.WriteAsync(summaries, None));
+
+        for (var i = 0; i < texts.Length; i++)
+        {
+            var text = texts[i];
+            var sensor = await parity.BothAsync($"GetSensor(text-{i})", s => s.GetSensorAsync($"text-{i}", None));
+            Assert.Equal((text, text, text, text), (sensor!.Latest.Keys.Single(), sensor.Attributes!.Single().Value, sensor.Metadata!.Location, sensor.Metadata.Extra!.Single().Key));
+            var minutes = await parity.BothAsync($"GetAggregates(text-{i})", s => s.GetAggregatesAsync($"text-{i}", long.MinValue, long.MaxValue, text, None));
+            Assert.Equal(text, minutes.Single().Metrics.Single().Metric);
+            var alert = await parity.BothAsync($"GetAlert(alert-{i})", s => s.GetAlertAsync($"alert-{i}", None));
+            Assert.Equal((text, text), (alert!.RuleName, alert.Message));
+            var commands = await parity.BothAsync($"TakePendingCommands(text-{i})", s => s.TakePendingCommandsAsync($"text-{i}", None));
+            Assert.Equal((text, text, text), (commands.Single().Command, commands.Single().Parameters!.Single().Key, commands.Single().Parameters!.Single().Value));
+        }
+
+        var search = await parity.BothAsync("ListSensors(日本語)", s => s.ListSensorsAsync("日本語", 0, 10, None));
+        Assert.Equal("text-2", search.Items.Single().SensorId);
+    }
+
     /// <summary>The rule bound holds when creates race on several connections: the count and the insert are serial.</summary>
     [Fact]
     public async Task Racing_rule_creates_never_pass_the_bound()
