@@ -1,26 +1,15 @@
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
-using Microsoft.AspNetCore.Hosting;
 using static Api.Tests.Integration.HttpAssert;
 
 namespace Api.Tests.Integration;
-
-/// <summary>The Api with room for three Idempotency-Keys per caller.</summary>
-public sealed class IdempotencyLimitApiFactory : ApiFactory
-{
-    protected override void ConfigureWebHost(IWebHostBuilder builder)
-    {
-        base.ConfigureWebHost(builder);
-        builder.UseSetting("Telemetry:MaxIdempotencyKeysPerCaller", "3");
-    }
-}
 
 /// <summary>
 /// The Idempotency-Keys a caller has remembered are bounded (issue 10 item 5): a new key past the caller's limit gets 429
 /// with Retry-After and nothing of its request is stored; resends under keys it has, and other callers, go on.
 /// </summary>
-public sealed class IdempotencyLimitApiTests(IdempotencyLimitApiFactory factory) : IClassFixture<IdempotencyLimitApiFactory>
+public sealed class IdempotencyLimitApiTests(LimitedApiFactory factory) : IClassFixture<LimitedApiFactory>
 {
     private static HttpRequestMessage Post(string body, string key)
     {

@@ -1,24 +1,13 @@
 using System.Net;
-using Microsoft.AspNetCore.Hosting;
 using static Api.Tests.Integration.HttpAssert;
 
 namespace Api.Tests.Integration;
-
-/// <summary>The Api with room for three rules.</summary>
-public sealed class RuleLimitApiFactory : ApiFactory
-{
-    protected override void ConfigureWebHost(IWebHostBuilder builder)
-    {
-        base.ConfigureWebHost(builder);
-        builder.UseSetting("Rules:MaxRules", "3");
-    }
-}
 
 /// <summary>
 /// Rules in the cluster are bounded (issue 10 item 5) and listed a page at a time: one rule past Rules:MaxRules is a
 /// 409 and stores nothing, also when the creates race.
 /// </summary>
-public sealed class RuleLimitApiTests(RuleLimitApiFactory factory) : IClassFixture<RuleLimitApiFactory>
+public sealed class RuleLimitApiTests(LimitedApiFactory factory) : IClassFixture<LimitedApiFactory>
 {
     private readonly HttpClient _operator = factory.Operator();
 

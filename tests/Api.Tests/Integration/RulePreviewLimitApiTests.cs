@@ -1,24 +1,13 @@
 using System.Net;
-using Microsoft.AspNetCore.Hosting;
 using static Api.Tests.Integration.HttpAssert;
 
 namespace Api.Tests.Integration;
-
-/// <summary>The Api with a preview budget of 100 sensor-minutes.</summary>
-public sealed class RulePreviewLimitApiFactory : ApiFactory
-{
-    protected override void ConfigureWebHost(IWebHostBuilder builder)
-    {
-        base.ConfigureWebHost(builder);
-        builder.UseSetting("Rules:PreviewMaxSensorMinutes", "100");
-    }
-}
 
 /// <summary>
 /// A rule preview's cost is bounded (issue 10 item 5): the sensors it would replay times the minutes of its range may
 /// not pass Rules:PreviewMaxSensorMinutes; past it, a 400 says by how much, and nothing is read.
 /// </summary>
-public sealed class RulePreviewLimitApiTests(RulePreviewLimitApiFactory factory) : IClassFixture<RulePreviewLimitApiFactory>
+public sealed class RulePreviewLimitApiTests(LimitedApiFactory factory) : IClassFixture<LimitedApiFactory>
 {
     [Fact]
     public async Task A_preview_past_its_sensor_minute_budget_is_a_400_and_one_within_it_runs()

@@ -1,26 +1,14 @@
 using System.Net;
-using Microsoft.AspNetCore.Hosting;
 using static Api.Tests.Integration.HttpAssert;
 
 namespace Api.Tests.Integration;
-
-/// <summary>The Api with room for three metric names and two attribute names per sensor.</summary>
-public sealed class SensorNameLimitApiFactory : ApiFactory
-{
-    protected override void ConfigureWebHost(IWebHostBuilder builder)
-    {
-        base.ConfigureWebHost(builder);
-        builder.UseSetting("Grains:MaxMetricNames", "3");
-        builder.UseSetting("Grains:MaxAttributeNames", "2");
-    }
-}
 
 /// <summary>
 /// Distinct metric and attribute names per sensor are bounded (issue 10 item 5): a reading that would give its sensor
 /// one name more than it may have is rejected at ingest with its index, nothing of it stored; the sensor's other readings
 /// and other sensors go on.
 /// </summary>
-public sealed class SensorNameLimitApiTests(SensorNameLimitApiFactory factory) : IClassFixture<SensorNameLimitApiFactory>
+public sealed class SensorNameLimitApiTests(LimitedApiFactory factory) : IClassFixture<LimitedApiFactory>
 {
     [Fact]
     public async Task A_reading_with_a_name_past_its_sensor_s_limit_is_rejected_and_nothing_of_it_is_stored()
