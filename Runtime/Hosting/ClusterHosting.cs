@@ -118,7 +118,16 @@ public static partial class ClusterHosting
             var redis = RedisConnection(configuration);
             silo.UseRedisClustering(o => o.ConfigurationOptions = redis);
             silo.AddOrleansIotRedisStorage(redis);
-            var address = IPAddress.Parse(configuration["Silo:AdvertisedAddress"] is { Length: > 0 } advertised ? advertised : "127.0.0.1");
+            var pod = KubernetesPod.Current;
+            if (pod is not null)
+            {
+                // In a pod: Orleans' Kubernetes hosting beside Redis clustering (it is not a membership provider).
+                silo.UseKubernetesHosting();
+            }
+
+            var address = IPAddress.Parse(configuration["Silo:AdvertisedAddress"] is { Length: > 0 } advertised ? advertised
+                : pod?.IP is { } podIp ? podIp
+                : "127.0.0.1");
             silo.ConfigureEndpoints(address, siloOptions.Port != 0 ? siloOptions.Port : 11111,
                 siloOptions.GatewayPort != 0 ? siloOptions.GatewayPort : 30000, listenOnAnyHostAddress: false);
         }
