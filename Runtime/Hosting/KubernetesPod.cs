@@ -5,7 +5,8 @@ namespace Runtime.Hosting;
 /// (<c>KUBERNETES_SERVICE_HOST</c>, set in every pod) and the pod's own fields from the downward API (<c>POD_NAME</c>,
 /// <c>POD_NAMESPACE</c>, <c>POD_IP</c>). Outside a pod (a process started by hand or by scripts/cluster.sh) there is none,
 /// and the silo starts exactly as it always did; in one, it adds Orleans' Kubernetes hosting (silo name = pod name, the
-/// pod's address advertised, pods of dead silos labelled and, with the chart's RBAC, deleted) on top of Redis clustering.
+/// pod's address advertised, a deleted silo pod declared dead at once) on top of Redis clustering. Deleting the pods of
+/// dead silos stays off (Kubernetes replaces failed pods itself), so the chart's Role grants no delete.
 /// </summary>
 public sealed record KubernetesPod(string Name, string? Namespace, string? IP)
 {
