@@ -6,7 +6,6 @@ public sealed class ValuesTests
     [Theory]
     [InlineData("orleans.clusterId=prod cluster", "orleans.clusterId \"prod cluster\" must be a Kubernetes label value")]
     [InlineData("orleans.serviceId=-oiot", "orleans.serviceId \"-oiot\" must be a Kubernetes label value")]
-    [InlineData("connections.redis=r:6379", "connections.redis, connections.postgres and connections.rabbitmq go together")]
     [InlineData("connections.existingSecret=mine,dependencies.deploy=true", "connections.existingSecret and dependencies.deploy=true are exclusive")]
     [InlineData("serviceAccount.create=false", "serviceAccount.name: the existing ServiceAccount of the silos")]
     public void Rendering_fails_with_a_message(string values, string message)

@@ -76,17 +76,9 @@ app.kubernetes.io/component: {{ .component }}
 {{- default (printf "%s-connections" (include "orleansiot.fullname" .)) .Values.connections.existingSecret -}}
 {{- end -}}
 
-{{/* Whether the chart creates the connections Secret: for its own servers, or from the values given for trying out. */}}
+{{/* Whether the chart creates the connections Secret: only for its own servers (connection strings are never values). */}}
 {{- define "orleansiot.createConnectionsSecret" -}}
-{{- $c := .Values.connections -}}
-{{- $given := and $c.redis $c.postgres $c.rabbitmq -}}
-{{- if and (or $c.redis $c.postgres $c.rabbitmq) (not $given) -}}
-{{- fail "connections.redis, connections.postgres and connections.rabbitmq go together: set all three, or use connections.existingSecret" -}}
-{{- end -}}
-{{- if and $given (or $c.existingSecret .Values.dependencies.deploy) -}}
-{{- fail "connections.redis/postgres/rabbitmq are for trying out without a Secret of your own: leave them empty with connections.existingSecret or dependencies.deploy=true" -}}
-{{- end -}}
-{{- if and (not $c.existingSecret) (or .Values.dependencies.deploy $given) -}}true{{- end -}}
+{{- if and (not .Values.connections.existingSecret) .Values.dependencies.deploy -}}true{{- end -}}
 {{- end -}}
 
 {{- define "orleansiot.apiKeysSecretName" -}}
