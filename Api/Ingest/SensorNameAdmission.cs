@@ -16,6 +16,9 @@ public sealed class SensorNameAdmission(IGrainFactory grains)
     /// <summary>Sensors whose names are remembered at most.</summary>
     public const int MaxSensors = 200_000;
 
+    /// <summary>Grain calls in flight at once for one request.</summary>
+    private const int CallsInFlight = 256;
+
     private ConcurrentDictionary<string, Known> _known = new(StringComparer.Ordinal);
 
     /// <summary>
@@ -53,8 +56,20 @@ public sealed class SensorNameAdmission(IGrainFactory grains)
         }
 
         var sensors = unknown.Keys.ToArray();
-        var admissions = await Task.WhenAll(sensors.Select(sensor =>
-            grains.GetGrain<ISensorGrain>(sensor).AdmitNamesAsync([.. unknown[sensor].Metrics], [.. unknown[sensor].Attributes])));
+        var admissions = new NameAdmission[sensors.Length];
+        // A body of new sensors (10,000 at most) asks their grains CallsInFlight at a time, not all at once.
+        for (var start = 0; start < sensors.Length; start += CallsInFlight)
+        {
+            var count = Math.Min(CallsInFlight, sensors.Length - start);
+            var window = new Task<NameAdmission>[count];
+            for (var i = 0; i < count; i++)
+            {
+                var sensor = sensors[start + i];
+                window[i] = grains.GetGrain<ISensorGrain>(sensor).AdmitNamesAsync([.. unknown[sensor].Metrics], [.. unknown[sensor].Attributes]);
+            }
+
+            (await Task.WhenAll(window)).CopyTo(admissions, start);
+        }
         if (known.Count > MaxSensors)
         {
             _known = known = new ConcurrentDictionary<string, Known>(StringComparer.Ordinal);

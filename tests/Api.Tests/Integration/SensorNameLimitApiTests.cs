@@ -46,4 +46,25 @@ public sealed class SensorNameLimitApiTests(LimitedApiFactory factory) : IClassF
         var neighbour = await (await factory.Operator().GetAsync($"/api/v1/sensors/{other}")).ExpectAsync(HttpStatusCode.OK);
         JsonAssert.Equal(new Dictionary<string, double> { ["d"] = 5, ["e"] = 6, ["f"] = 7 }, neighbour.GetProperty("latest"));
     }
+
+    /// <summary>A body of many new sensors is admitted a window of grain calls at a time, each answer for its own sensor.</summary>
+    [Fact]
+    public async Task A_body_of_600_new_sensors_gets_each_sensor_s_own_answer()
+    {
+        var p = Ids.New("names-many");
+        var t = factory.NextWindow() + 1_000;
+        // Even sensors bring three metrics (admitted), odd ones four (one too many).
+        var body = "[" + string.Join(",", Enumerable.Range(0, 600).Select(i => i % 2 == 0
+            ? $$$"""{"id":"{{{p}}}-{{{i}}}","timestamp":{{{t}}},"a":1,"b":2,"c":3}"""
+            : $$$"""{"id":"{{{p}}}-{{{i}}}","timestamp":{{{t}}},"a":1,"b":2,"c":3,"d":4}""")) + "]";
+
+        var response = await (await factory.Device().PostAsync("/api/v1/telemetry", Json(body))).ExpectAsync(HttpStatusCode.Accepted);
+
+        Assert.Equal(300, response.GetProperty("accepted").GetInt32());
+        var rejected = response.GetProperty("rejected").EnumerateArray().ToList();
+        Assert.Equal(Enumerable.Range(0, 300).Select(k => 2 * k + 1), rejected.Select(r => r.GetProperty("index").GetInt32()));
+        Assert.All(rejected, r => Assert.Equal(
+            $"metric 'd' would be a new metric of sensor '{p}-{r.GetProperty("index").GetInt32()}', which has 3 already, its limit (Grains:MaxMetricNames)",
+            r.GetProperty("error").GetString()));
+    }
 }
