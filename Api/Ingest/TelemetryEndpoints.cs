@@ -130,18 +130,18 @@ public static partial class TelemetryEndpoints
         var claim = key is { } claimed
             ? await ClaimAsync(idempotency, claimed, options.Value.MaxIdempotencyKeysPerCaller, loggers, cancellationToken)
             : IdempotencyClaim.New;
-        var window = $"{idempotencyWindow.Value.IdempotencyWindow.TotalMinutes:0.#} minutes";
+        string Window() => $"{idempotencyWindow.Value.IdempotencyWindow.TotalMinutes:0.#} minutes";
         if (claim == IdempotencyClaim.Conflict)
         {
             return TypedResults.Problem(statusCode: StatusCodes.Status422UnprocessableEntity, title: "Idempotency-Key reused",
-                detail: $"This API key sent another body with Idempotency-Key '{idempotencyKey}' within the last {window}; "
+                detail: $"This API key sent another body with Idempotency-Key '{idempotencyKey}' within the last {Window()}; "
                     + "nothing of this request was stored. Use a new key for a new request, and the same key only to resend the same body.");
         }
         if (claim == IdempotencyClaim.TooMany)
         {
             http.Response.Headers.RetryAfter = IdempotencyKeysRetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
             return TypedResults.Problem(statusCode: StatusCodes.Status429TooManyRequests, title: "Too many Idempotency-Keys",
-                detail: $"This API key has used {options.Value.MaxIdempotencyKeysPerCaller} Idempotency-Keys within the last {window}, "
+                detail: $"This API key has used {options.Value.MaxIdempotencyKeysPerCaller} Idempotency-Keys within the last {Window()}, "
                     + $"its limit (Telemetry:MaxIdempotencyKeysPerCaller); nothing of this request was stored. Retry after "
                     + $"{IdempotencyKeysRetryAfterSeconds} s, or send it without an Idempotency-Key.");
         }
@@ -234,10 +234,9 @@ public static partial class TelemetryEndpoints
         public void Return() => ArrayPool<byte>.Shared.Return(Buffer);
     }
 
-    /// <summary>One parser per thread: a parser keeps a cache of metric names and is not thread-safe.</summary>
     /// <summary>
-    /// A parser per thread (it keeps buffers between requests), for the limits it is asked with: another host in the
-    /// process (tests) or reloaded settings get a parser of their own.
+    /// One parser per thread (a parser keeps a cache of names and buffers and is not thread-safe), for the limits it is
+    /// asked with: another host in the process (tests) or reloaded settings get a parser of their own.
     /// </summary>
     private static class Parsers
     {

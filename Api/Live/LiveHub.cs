@@ -60,8 +60,20 @@ public sealed class LiveHub(IHostApplicationLifetime lifetime, Microsoft.Extensi
     public Task UnsubscribeDevice(string deviceId) => LeaveAsync(DeviceGroup(deviceId));
 
     /// <summary>The sensor and device groups this connection follows (a connection's invocations run one at a time).</summary>
-    private HashSet<string> Subscriptions =>
-        (HashSet<string>)(Context.Items.TryGetValue(nameof(Subscriptions), out var set) ? set! : Context.Items[nameof(Subscriptions)] = new HashSet<string>(StringComparer.Ordinal));
+    private HashSet<string> Subscriptions
+    {
+        get
+        {
+            if (Context.Items.TryGetValue(nameof(Subscriptions), out var set))
+            {
+                return (HashSet<string>)set!;
+            }
+
+            var created = new HashSet<string>(StringComparer.Ordinal);
+            Context.Items[nameof(Subscriptions)] = created;
+            return created;
+        }
+    }
 
     private async Task JoinAsync(string group)
     {
