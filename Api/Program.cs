@@ -6,6 +6,7 @@ using Api.Demo;
 using Api.Devices;
 using Api.Ingest;
 using Api.Live;
+using Api.Mqtt;
 using Api.Rules;
 using Api.Sensors;
 using Microsoft.AspNetCore.SignalR;
@@ -69,9 +70,12 @@ builder.Logging.AddFilter("Microsoft.AspNetCore.SignalR.Internal.DefaultHubDispa
 builder.Services.AddClusterMetrics(builder.Configuration);
 builder.Services.AddSingleton<SensorQueries>();
 builder.Services.AddSingleton<SensorNameAdmission>();
+builder.Services.AddSingleton<TelemetryIntake>();
 builder.Services.AddSingleton<RulePreview>();
 builder.Services.AddHealthChecks().AddCheck<ClusterReadyCheck>("cluster", tags: ["ready"]);
 builder.Services.AddDemoFleet(builder.Configuration);
+// MQTT: devices publish telemetry and receive commands (TCP on Mqtt:Port, WebSockets at /mqtt).
+builder.Services.AddMqtt(builder.Configuration);
 
 var app = builder.Build();
 
@@ -96,6 +100,8 @@ app.MapAlerts();
 app.MapDeviceCommands();
 app.MapCluster();
 app.MapOrleansDashboardForOperators();
+app.MapMqttWebSockets();
+app.MapMqttStatus();
 app.MapHub<LiveHub>(LiveHub.Path).RequireRateLimiting(RateLimits.DevicePolicy);
 app.MapHealthChecks("/health/live", new() { Predicate = _ => false });
 app.MapHealthChecks("/health/ready", new() { Predicate = c => c.Tags.Contains("ready") });

@@ -85,7 +85,16 @@ public static class RateLimits
     /// <summary>A 429 ProblemDetails with the Retry-After the lease gives (whole seconds, at least 1).</summary>
     public static async Task WriteTooManyAsync(HttpContext http, RateLimitLease lease, string detail)
     {
-        var retryAfter = lease.TryGetMetadata(MetadataName.RetryAfter, out var wait) ? wait : TimeSpan.FromSeconds(1);
+        await WriteTooManyAsync(http, RetryAfter(lease), detail);
+    }
+
+    /// <summary>When a refused lease says to retry (1 s when it does not say).</summary>
+    public static TimeSpan RetryAfter(RateLimitLease lease) =>
+        lease.TryGetMetadata(MetadataName.RetryAfter, out var wait) ? wait : TimeSpan.FromSeconds(1);
+
+    /// <summary>A 429 ProblemDetails with Retry-After (whole seconds, at least 1).</summary>
+    public static async Task WriteTooManyAsync(HttpContext http, TimeSpan retryAfter, string detail)
+    {
         var seconds = Math.Max(1, (int)Math.Ceiling(retryAfter.TotalSeconds));
         http.Response.StatusCode = StatusCodes.Status429TooManyRequests;
         http.Response.Headers.RetryAfter = seconds.ToString(CultureInfo.InvariantCulture);

@@ -6,9 +6,10 @@ namespace Grains;
 
 /// <summary>
 /// The Orleans grain of one alert rule: a thin shell around <see cref="RuleLogic"/>. Every call applies its change at
-/// once (outputs are published live), then waits for a commit that writes the outputs to the read models and then the
+/// once (alert events are published live), then waits for a commit that writes the outputs to the read models and then the
 /// state; calls that arrive while a commit runs share the next one, so a storm of signals from many sensors costs a few
-/// writes. When a commit fails, the activation deactivates without writing again and every caller fails from then on:
+/// writes. Device commands are published live only once written: a device told of a command finds it among its pending
+/// ones (MQTT marks it delivered by its id when the device acknowledges it). When a commit fails, the activation deactivates without writing again and every caller fails from then on:
 /// sensors resend what they sent, the next activation reloads the stored state.
 /// </summary>
 [GrainType("rule"), Reentrant, Immovable]
@@ -64,7 +65,10 @@ public sealed class RuleGrain : Grain, IRuleGrain, IGrainEffects
     void IGrainEffects.Emit(GrainOutput output)
     {
         _unwritten.Add(output);
-        _outputs.Publish(output);
+        if (output is not DeviceCommand)
+        {
+            _outputs.Publish(output);
+        }
     }
 
     void IGrainEffects.Send(ConditionSignal signal) =>
@@ -83,6 +87,10 @@ public sealed class RuleGrain : Grain, IRuleGrain, IGrainEffects
                 var outputs = _unwritten.ToArray();
                 _unwritten.Clear();
                 await _outputs.WriteAsync(outputs, CancellationToken.None);
+                foreach (var command in outputs.OfType<DeviceCommand>())
+                {
+                    _outputs.Publish(command);
+                }
             }
 
             _storage.State = _logic.Current;

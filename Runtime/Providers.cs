@@ -63,6 +63,12 @@ public interface IReadStore
     /// <summary>Pending commands of the device, oldest first, marked delivered by this call.</summary>
     Task<IReadOnlyList<DeviceCommand>> TakePendingCommandsAsync(string deviceId, CancellationToken cancellationToken);
 
+    /// <summary>Pending commands of the device, oldest first, at most <paramref name="limit"/>; changes nothing (MQTT marks each once its device acknowledges it).</summary>
+    Task<IReadOnlyList<DeviceCommand>> ListPendingCommandsAsync(string deviceId, int limit, CancellationToken cancellationToken);
+
+    /// <summary>Records that the device received the command (now); false when it is not stored or was delivered before.</summary>
+    Task<bool> MarkCommandDeliveredAsync(string deviceId, string commandId, CancellationToken cancellationToken);
+
     /// <summary>The device's commands, delivered or not, newest (last stored) first, at most <paramref name="limit"/>; changes nothing.</summary>
     Task<IReadOnlyList<CommandRecord>> ListCommandsAsync(string deviceId, int limit, CancellationToken cancellationToken);
 }

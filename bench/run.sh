@@ -117,7 +117,7 @@ for part in $parts; do
       (cd Api/bin/Release/net10.0 && exec env ASPNETCORE_ENVIRONMENT=Production Logging__LogLevel__Default=Warning \
         Auth__Keys__0__Name=bench-operator Auth__Keys__0__Key=$operator_key Auth__Keys__0__Role=operator \
         Auth__Keys__1__Name=bench-device Auth__Keys__1__Key=$device_key Auth__Keys__1__Role=device \
-        dotnet Api.dll --Urls="http://127.0.0.1:$embedded_port" >"$out/embedded-api.log" 2>&1) &
+        dotnet Api.dll --Urls="http://127.0.0.1:$embedded_port" --Mqtt:Port=0 >"$out/embedded-api.log" 2>&1) &
       api_pid=$!
       url="http://127.0.0.1:$embedded_port"
       wait_ready "$url" 60

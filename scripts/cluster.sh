@@ -10,7 +10,7 @@
 #                                       then start it again
 #   scripts/cluster.sh stop             stop everything started here
 #
-# Ports (override with the variables): PG_PORT=55432 RABBIT_PORT=55672 REDIS_PORT=56379 API_PORT=5080 SILO_PORT_BASE=5090:
+# Ports (override with the variables): PG_PORT=55432 RABBIT_PORT=55672 REDIS_PORT=56379 API_PORT=5080 MQTT_PORT=1883 SILO_PORT_BASE=5090:
 # silo N answers /health/live on SILO_PORT_BASE+N, talks to other silos on SILO_PORT_BASE+100+N and takes Orleans client
 # (Api) connections on SILO_PORT_BASE+200+N. SILOS=3 sets how many silo processes start; SKIP_BUILD=1 starts what is built.
 set -euo pipefail
@@ -21,6 +21,7 @@ pg_port=${PG_PORT:-55432}
 rabbit_port=${RABBIT_PORT:-55672}
 redis_port=${REDIS_PORT:-56379}
 api_port=${API_PORT:-5080}
+mqtt_port=${MQTT_PORT:-1883}
 silo_base=${SILO_PORT_BASE:-5090}
 silos=${SILOS:-3}
 pg_bin=/usr/lib/postgresql/15/bin
@@ -100,7 +101,7 @@ start_silo() { # N
 
 start_api() { # demo: true|false
   (cd "$root/Api/bin/Release/net10.0" && ASPNETCORE_ENVIRONMENT=Development Redis__ConnectionString="$redis_conn" setsid bash -c 'echo $$ >"$0"; exec "$@"' "$dir/api.pid" \
-    dotnet Api.dll --Urls="http://127.0.0.1:$api_port" \
+    dotnet Api.dll --Urls="http://127.0.0.1:$api_port" --Mqtt:Port="$mqtt_port" \
     --Cluster:Mode=Durable --Postgres:ConnectionString="$pg_conn" --RabbitMq:Uri="$amqp" --Demo:Enabled="$1" \
     >"$dir/api.log" 2>&1 &)
 }

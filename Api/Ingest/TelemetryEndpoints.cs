@@ -42,7 +42,7 @@ public static partial class TelemetryEndpoints
     }
 
     private static async Task<IResult> PostAsync(HttpContext http, InboxWriter inbox, IIdempotencyRegistry idempotency,
-        IOptions<SiloOptions> idempotencyWindow, IOptions<TelemetryOptions> options, ReadingLimiter readingLimiter, SensorNameAdmission names, TimeProvider time,
+        IOptions<SiloOptions> idempotencyWindow, IOptions<TelemetryOptions> options, ReadingLimiter readingLimiter, TelemetryIntake intake,
         ILoggerFactory loggers,
         CancellationToken cancellationToken)
     {
@@ -84,7 +84,7 @@ public static partial class TelemetryEndpoints
         IdempotencyKey? key = null;
         try
         {
-            parsed = Parsers.Get(options.Value.Limits).Parse(body.Value.Span, kind, time.GetUtcNow().ToUnixTimeMilliseconds());
+            parsed = intake.Parse(body.Value.Span, kind);
             if (idempotencyKey.Length > 0)
             {
                 key = IdempotencyKey.For(http.User.Identity?.Name ?? "", idempotencyKey, body.Value.Span);
@@ -100,29 +100,16 @@ public static partial class TelemetryEndpoints
             return TypedResults.Problem(statusCode: StatusCodes.Status400BadRequest, title: "Malformed request body",
                 detail: malformed.Error, extensions: new Dictionary<string, object?> { ["line"] = malformed.Line, ["position"] = malformed.Position });
         }
-        using (var lease = readingLimiter.TryTake(http.User.Identity?.Name ?? "", parsed.Accepted.Count + parsed.Rejected.Count))
+        var admission = await intake.AdmitAsync(parsed, http.User.Identity?.Name ?? "", http.User.MayActFor);
+        if (admission.RetryAfter is { } retryAfter)
         {
-            if (lease is { IsAcquired: false })
-            {
-                await RateLimits.WriteTooManyAsync(http, lease,
-                    $"This API key posted more readings than its limit of {readingLimiter.Limit} allows.");
-                return TypedResults.Empty;
-            }
+            await RateLimits.WriteTooManyAsync(http, retryAfter,
+                $"This API key posted more readings than its limit of {readingLimiter.Limit} allows.");
+            return TypedResults.Empty;
         }
-
-        var rejected = parsed.Rejected.Select(e => new RejectedItem(e.Index, e.Error)).ToList();
-        var (accepted, indexes) = (parsed.Accepted, parsed.AcceptedIndexes);
-        if (!http.User.IsInRole(Roles.Operator) && http.User.HasClaim(c => c.Type == Roles.DeviceClaim))
-        {
-            (accepted, indexes) = FilterForDevice(http, parsed, rejected);
-        }
-        if (accepted.Count > 0)
-        {
-            (accepted, indexes) = await names.AdmitAsync(accepted, indexes, rejected);
-        }
+        var (accepted, rejected) = (admission.Accepted, admission.Rejected);
         if (accepted.Count == 0)
         {
-            rejected.Sort((a, b) => a.Index.CompareTo(b.Index));
             return TypedResults.Problem(statusCode: StatusCodes.Status400BadRequest, title: "No valid reading",
                 detail: rejected.Count == 0 ? "The body holds no reading." : $"All {rejected.Count} readings were rejected; see 'rejected'.",
                 extensions: new Dictionary<string, object?> { ["rejected"] = rejected });
@@ -146,7 +133,6 @@ public static partial class TelemetryEndpoints
                     + $"{IdempotencyKeysRetryAfterSeconds} s, or send it without an Idempotency-Key.");
         }
         await inbox.AppendTelemetryAsync(accepted, key?.InLog, cancellationToken);
-        rejected.Sort((a, b) => a.Index.CompareTo(b.Index));
         return TypedResults.Accepted((string?)null, new TelemetryResponse(accepted.Count, rejected));
     }
 
@@ -166,27 +152,6 @@ public static partial class TelemetryEndpoints
             Log.RegistryUnavailable(loggers.CreateLogger("Api.Ingest.Telemetry"), e.Message);
             return IdempotencyClaim.New;
         }
-    }
-
-    /// <summary>A device key limited to some devices may only post readings of those devices.</summary>
-    private static (List<Reading> Readings, List<int> Indexes) FilterForDevice(HttpContext http, TelemetryParseResult parsed, List<RejectedItem> rejected)
-    {
-        var kept = new List<Reading>(parsed.Accepted.Count);
-        var keptIndexes = new List<int>(parsed.Accepted.Count);
-        for (var i = 0; i < parsed.Accepted.Count; i++)
-        {
-            var reading = parsed.Accepted[i];
-            if (http.User.MayActFor(reading.SensorId))
-            {
-                kept.Add(reading);
-                keptIndexes.Add(parsed.AcceptedIndexes[i]);
-            }
-            else
-            {
-                rejected.Add(new RejectedItem(parsed.AcceptedIndexes[i], $"this API key may not post readings for sensor '{reading.SensorId}'"));
-            }
-        }
-        return (kept, keptIndexes);
     }
 
     private static IResult TooLarge(int limit) =>
@@ -232,19 +197,6 @@ public static partial class TelemetryEndpoints
         public ReadOnlySpan<byte> Span => Buffer.AsSpan(0, Length);
 
         public void Return() => ArrayPool<byte>.Shared.Return(Buffer);
-    }
-
-    /// <summary>
-    /// One parser per thread (a parser keeps a cache of names and buffers and is not thread-safe), for the limits it is
-    /// asked with: another host in the process (tests) or reloaded settings get a parser of their own.
-    /// </summary>
-    private static class Parsers
-    {
-        [ThreadStatic]
-        private static TelemetryParser? _parser;
-
-        public static TelemetryParser Get(TelemetryLimits limits) =>
-            _parser is { } parser && ReferenceEquals(parser.Limits, limits) ? parser : _parser = new TelemetryParser(limits);
     }
 
     private static partial class Log

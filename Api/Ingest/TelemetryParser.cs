@@ -43,6 +43,9 @@ public sealed class TelemetryParser(TelemetryLimits limits)
     private byte[] _nameBuffer = new byte[256];
     private ItemState _item;
 
+    /// <summary>The sensor the body being parsed is about (an MQTT topic's device), or null: see <see cref="Parse"/>.</summary>
+    private string? _bodySensorId;
+
     /// <summary>Top-level field names with a meaning of their own. For the id fields the value is the priority.</summary>
     private enum Field
     {
@@ -97,10 +100,12 @@ public sealed class TelemetryParser(TelemetryLimits limits)
     /// Parses <paramref name="utf8Body"/>. Each item is accepted or rejected as a whole; a body that cannot be
     /// read at all (or holds more than <see cref="TelemetryLimits.MaxItems"/> items) yields only
     /// <see cref="TelemetryParseResult.Malformed"/>. <paramref name="receivedAtMs"/> stands in for absent
-    /// timestamps and bounds future ones.
+    /// timestamps and bounds future ones. With <paramref name="bodySensorId"/> (the device of an MQTT topic), items
+    /// without an id field are readings of that sensor, and an item naming another sensor is rejected.
     /// </summary>
-    public TelemetryParseResult Parse(ReadOnlySpan<byte> utf8Body, TelemetryBodyKind kind, long receivedAtMs)
+    public TelemetryParseResult Parse(ReadOnlySpan<byte> utf8Body, TelemetryBodyKind kind, long receivedAtMs, string? bodySensorId = null)
     {
+        _bodySensorId = bodySensorId;
         var result = new TelemetryParseResult();
         int bomLength = utf8Body.StartsWith("\uFEFF"u8) ? 3 : 0;
         ReadOnlySpan<byte> body = utf8Body[bomLength..];
@@ -397,7 +402,15 @@ public sealed class TelemetryParser(TelemetryLimits limits)
 
         if (_item.Id is null)
         {
-            return MissingId;
+            if (_bodySensorId is null)
+            {
+                return MissingId;
+            }
+            _item.Id = _bodySensorId;
+        }
+        else if (_bodySensorId is not null && !string.Equals(_item.Id, _bodySensorId, StringComparison.Ordinal))
+        {
+            return $"the item names sensor '{_item.Id}', but this body is for sensor '{_bodySensorId}' only";
         }
 
         List<MetricValue> metrics;

@@ -149,8 +149,9 @@ public sealed class LiveOptions
     public int MaxSubscriptionsPerConnection { get; set; } = 100;
 }
 
-/// <summary>Forwards the live events of the cluster to the hub's clients.</summary>
+/// <summary>Forwards the live events of the cluster to the hub's clients, and commands to the MQTT devices connected here.</summary>
 public sealed partial class LiveEventForwarder(ILiveEvents events, IHubContext<LiveHub> hub, Cluster.ClusterMetricsSampler metrics,
+    Mqtt.MqttCommands mqtt,
     ILogger<LiveEventForwarder> logger) : BackgroundService
 {
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
@@ -174,6 +175,7 @@ public sealed partial class LiveEventForwarder(ILiveEvents events, IHubContext<L
                     case DeviceCommand command:
                         await hub.Clients.Group(LiveHub.DeviceGroup(command.DeviceId)).SendAsync("command",
                             new CommandEventDto(command.Id, command.ToDto()), stoppingToken);
+                        await mqtt.DeliverAsync(command);
                         break;
                 }
             }

@@ -141,6 +141,33 @@ public sealed class InMemoryStore(TimeProvider time) : IReadModelWriter, IReadSt
         }
     }
 
+    public Task<IReadOnlyList<DeviceCommand>> ListPendingCommandsAsync(string deviceId, int limit, CancellationToken cancellationToken)
+    {
+        lock (_gate)
+        {
+            IReadOnlyList<DeviceCommand> result = _commands.TryGetValue(deviceId, out var queue)
+                ? queue.Where(c => c.DeliveredAtMs is null).Take(Math.Max(0, limit)).Select(c => c.Command).ToArray()
+                : [];
+            return Task.FromResult(result);
+        }
+    }
+
+    public Task<bool> MarkCommandDeliveredAsync(string deviceId, string commandId, CancellationToken cancellationToken)
+    {
+        lock (_gate)
+        {
+            var command = _commands.TryGetValue(deviceId, out var queue)
+                ? queue.Find(c => c.DeliveredAtMs is null && string.Equals(c.Command.CommandId, commandId, StringComparison.Ordinal))
+                : null;
+            if (command is null)
+            {
+                return Task.FromResult(false);
+            }
+            command.DeliveredAtMs = time.GetUtcNow().ToUnixTimeMilliseconds();
+            return Task.FromResult(true);
+        }
+    }
+
     public Task<IReadOnlyList<CommandRecord>> ListCommandsAsync(string deviceId, int limit, CancellationToken cancellationToken)
     {
         lock (_gate)

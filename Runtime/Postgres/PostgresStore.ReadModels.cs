@@ -138,16 +138,30 @@ public sealed partial class PostgresStore
                 WHERE device_id = $1 AND delivered_at IS NULL
                 RETURNING seq, command_id, device_id, command, parameters, rule_id, alert_id, created_at_ms)
             SELECT command_id, device_id, command, parameters::text, rule_id, alert_id, created_at_ms FROM taken ORDER BY seq
-            """, r => new DeviceCommand
-            {
-                CommandId = r.GetString(0),
-                DeviceId = r.GetString(1),
-                Command = r.GetString(2),
-                Parameters = r.IsDBNull(3) ? null : JsonSerializer.Deserialize(r.GetString(3), PostgresJsonContext.Default.DictionaryStringString),
-                RuleId = r.GetString(4),
-                AlertId = r.GetString(5),
-                CreatedAtMs = r.GetInt64(6),
-            }, cancellationToken, P(deviceId)).ConfigureAwait(false);
+            """, ReadCommand, cancellationToken, P(deviceId)).ConfigureAwait(false);
+
+    /// <summary>The device's pending commands, oldest (first stored) first; changes nothing.</summary>
+    public async Task<IReadOnlyList<DeviceCommand>> ListPendingCommandsAsync(string deviceId, int limit, CancellationToken cancellationToken) =>
+        await QueryAsync("""
+            SELECT command_id, device_id, command, parameters::text, rule_id, alert_id, created_at_ms
+            FROM commands WHERE device_id = $1 AND delivered_at IS NULL ORDER BY seq LIMIT $2
+            """, ReadCommand, cancellationToken, P(deviceId), P(Math.Max(0, limit))).ConfigureAwait(false);
+
+    public async Task<bool> MarkCommandDeliveredAsync(string deviceId, string commandId, CancellationToken cancellationToken) =>
+        (await QueryAsync("""
+            UPDATE commands SET delivered_at = now() WHERE device_id = $1 AND command_id = $2 AND delivered_at IS NULL RETURNING 1
+            """, r => r.GetInt32(0), cancellationToken, P(deviceId), P(commandId)).ConfigureAwait(false)).Count == 1;
+
+    private static DeviceCommand ReadCommand(NpgsqlDataReader r) => new()
+    {
+        CommandId = r.GetString(0),
+        DeviceId = r.GetString(1),
+        Command = r.GetString(2),
+        Parameters = r.IsDBNull(3) ? null : JsonSerializer.Deserialize(r.GetString(3), PostgresJsonContext.Default.DictionaryStringString),
+        RuleId = r.GetString(4),
+        AlertId = r.GetString(5),
+        CreatedAtMs = r.GetInt64(6),
+    };
 
     /// <summary>The device's commands, newest (last stored) first; the delivery time is the database clock's, in epoch ms.</summary>
     public async Task<IReadOnlyList<CommandRecord>> ListCommandsAsync(string deviceId, int limit, CancellationToken cancellationToken) =>
@@ -155,16 +169,7 @@ public sealed partial class PostgresStore
             SELECT command_id, device_id, command, parameters::text, rule_id, alert_id, created_at_ms,
                    (extract(epoch FROM delivered_at) * 1000)::bigint
             FROM commands WHERE device_id = $1 ORDER BY seq DESC LIMIT $2
-            """, r => new CommandRecord(new DeviceCommand
-            {
-                CommandId = r.GetString(0),
-                DeviceId = r.GetString(1),
-                Command = r.GetString(2),
-                Parameters = r.IsDBNull(3) ? null : JsonSerializer.Deserialize(r.GetString(3), PostgresJsonContext.Default.DictionaryStringString),
-                RuleId = r.GetString(4),
-                AlertId = r.GetString(5),
-                CreatedAtMs = r.GetInt64(6),
-            }, GetNullable<long>(r, 7)), cancellationToken, P(deviceId), P(Math.Max(0, limit))).ConfigureAwait(false);
+            """, r => new CommandRecord(ReadCommand(r), GetNullable<long>(r, 7)), cancellationToken, P(deviceId), P(Math.Max(0, limit))).ConfigureAwait(false);
 
     /// <summary>
     /// Deletes the minute aggregates whose minute started more than <see cref="PostgresOptions.AggregateRetention"/> ago,

@@ -10,7 +10,7 @@ public sealed class DemoTests
     [Fact]
     public async Task The_demo_fleet_shows_sensors_aggregates_and_alerts_within_seconds()
     {
-        await using var factory = new WebApplicationFactory<Program>().WithWebHostBuilder(b => b.UseSetting("Demo:Enabled", "true"));
+        await using var factory = new WebApplicationFactory<Program>().WithWebHostBuilder(b => b.UseSetting("Demo:Enabled", "true").UseSetting("Mqtt:Port", "0"));
         using var client = factory.CreateClient();
         client.DefaultRequestHeaders.Add("X-Api-Key", "dev-operator-key-change-me");
 

@@ -21,8 +21,15 @@ public sealed class EventTimeLog(IInboxLog inner) : IInboxLog
     /// <summary>The receipt time reached: the greatest event time posted or ticked so far.</summary>
     public long NowMs => Volatile.Read(ref _nowMs);
 
+    /// <summary>While set, every append fails as a log that cannot take writes does.</summary>
+    public bool Unavailable { get; set; }
+
     public ValueTask AppendAsync(int partition, IReadOnlyList<InboxEntry> entries, CancellationToken cancellationToken)
     {
+        if (Unavailable)
+        {
+            return ValueTask.FromException(new LogUnavailableException("The test switched the log off."));
+        }
         var received = entries.Select(e => e switch
         {
             TelemetryEntry telemetry => telemetry with { ReceivedAtMs = AdvanceTo(telemetry.Readings.Max(r => r.TimestampMs)) },

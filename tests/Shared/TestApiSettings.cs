@@ -15,5 +15,7 @@ public static class TestApiSettings
         .UseSetting("Silo:TicksEnabled", "false")
         .UseSetting("Silo:CheckpointInterval", "00:00:00.050")
         .UseSetting("Silo:PartitionCheckInterval", "00:00:00.250")
+        // Every test host's MQTT listener on a free port of its own.
+        .UseSetting("Mqtt:Port", "0")
         .UseEventTimeLog();
 }

@@ -15,6 +15,7 @@ public sealed class StartupTests
             builder.UseEnvironment("Production");
             builder.UseSetting("Silo:Partitions", "2");
             builder.UseSetting("Silo:TicksEnabled", "false");
+            builder.UseSetting("Mqtt:Port", "0");
             if (withKeys)
             {
                 builder.UseSetting("Auth:Keys:0:Name", "ops");

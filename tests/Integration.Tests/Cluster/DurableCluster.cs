@@ -124,7 +124,7 @@ public sealed class DurableCluster : IAsyncDisposable
     {
         var port = RabbitMqServer.FreePort();
         _api = NodeProcess.Start("api", Dlls.Value.Api,
-            [$"--Urls=http://127.0.0.1:{port}", "--Demo:Enabled=false", .. CommonArguments()],
+            [$"--Urls=http://127.0.0.1:{port}", "--Demo:Enabled=false", "--Mqtt:Port=0", .. CommonArguments()],
             new Dictionary<string, string?> { ["ASPNETCORE_ENVIRONMENT"] = "Development" },
             Path.Combine(_directory, "api.log"));
         _started.Add(_api);
@@ -139,7 +139,7 @@ public sealed class DurableCluster : IAsyncDisposable
     {
         var port = RabbitMqServer.FreePort();
         var api = NodeProcess.Start(name, Dlls.Value.Api,
-            [$"--Urls=http://127.0.0.1:{port}", "--Demo:Enabled=false", .. CommonArguments()],
+            [$"--Urls=http://127.0.0.1:{port}", "--Demo:Enabled=false", "--Mqtt:Port=0", .. CommonArguments()],
             new Dictionary<string, string?> { ["ASPNETCORE_ENVIRONMENT"] = "Development" },
             Path.Combine(_directory, $"{name}.log"));
         _started.Add(api);

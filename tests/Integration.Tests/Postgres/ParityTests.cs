@@ -43,6 +43,19 @@ public sealed class ParityTests(PostgresServer server)
                 var device = Devices[random.Next(Devices.Length)];
                 await parity.BothAsync($"TakePendingCommands({device}) after #{i}", s => s.TakePendingCommandsAsync(device, None));
             }
+            else if (random.Next(3) == 0)
+            {
+                // As MQTT delivers: list what is pending, mark one delivered by id (again: false), an unknown id (false).
+                var device = Devices[random.Next(Devices.Length)];
+                var pending = await parity.BothAsync($"ListPendingCommands({device}, 3) after #{i}", s => s.ListPendingCommandsAsync(device, 3, None));
+                if (pending.Count > 0)
+                {
+                    var id = pending[random.Next(pending.Count)].CommandId;
+                    Assert.True(await parity.BothAsync($"MarkCommandDelivered({device}, {id})", s => s.MarkCommandDeliveredAsync(device, id, None)));
+                    Assert.False(await parity.BothAsync($"MarkCommandDelivered({device}, {id}) again", s => s.MarkCommandDeliveredAsync(device, id, None)));
+                }
+                Assert.False(await parity.BothAsync($"MarkCommandDelivered({device}, unknown)", s => s.MarkCommandDeliveredAsync(device, "unknown", None)));
+            }
         }
 
         await parity.AssertSameReadsAsync(SensorIds, outputs.KnownAlertIds, RuleIds, T0);

@@ -99,6 +99,8 @@ public sealed class StoreParity<TExpected, TActual>(TExpected expected, TActual 
         public Task<Alert?> GetAlertAsync(string alertId, CancellationToken ct) => inner.GetAlertAsync(alertId, ct);
         public Task<IReadOnlyList<DeviceCommand>> TakePendingCommandsAsync(string deviceId, CancellationToken ct) => inner.TakePendingCommandsAsync(deviceId, ct);
         public Task<IReadOnlyList<CommandRecord>> ListCommandsAsync(string deviceId, int limit, CancellationToken ct) => inner.ListCommandsAsync(deviceId, limit, ct);
+        public Task<IReadOnlyList<DeviceCommand>> ListPendingCommandsAsync(string deviceId, int limit, CancellationToken ct) => inner.ListPendingCommandsAsync(deviceId, limit, ct);
+        public Task<bool> MarkCommandDeliveredAsync(string deviceId, string commandId, CancellationToken ct) => inner.MarkCommandDeliveredAsync(deviceId, commandId, ct);
         public Task<IReadOnlyList<RuleDefinition>> ListAsync(CancellationToken ct) => inner.ListAsync(ct);
         public Task<RuleDefinition?> GetAsync(string ruleId, CancellationToken ct) => inner.GetAsync(ruleId, ct);
         public Task<long> NextVersionAsync(CancellationToken ct) => inner.NextVersionAsync(ct);

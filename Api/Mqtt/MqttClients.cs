@@ -1,0 +1,116 @@
+using System.Collections.Concurrent;
+using MQTTnet.Formatter;
+using MQTTnet.Protocol;
+
+namespace Api.Mqtt;
+
+/// <summary>
+/// One MQTT client of this node: a device (its client id is its device id) and the API key it connected with. Kept while
+/// it is connected and, for a persistent session, until the session expires (what it subscribed to and the commands it
+/// has not acknowledged yet survive a reconnect to this node).
+/// </summary>
+public sealed class MqttClient(string deviceId, string keyName, bool mayActForAny, MqttProtocolVersion protocol, bool persistent)
+{
+    public string DeviceId { get; } = deviceId;
+
+    public string KeyName { get; } = keyName;
+
+    /// <summary>An operator key: may publish for any device, not only the client's own.</summary>
+    public bool MayActForAny { get; } = mayActForAny;
+
+    public MqttProtocolVersion Protocol { get; } = protocol;
+
+    public bool IsV5 => Protocol == MqttProtocolVersion.V500;
+
+    public bool Persistent { get; } = persistent;
+
+    /// <summary>Since when the client is connected; null while a persistent session waits for it.</summary>
+    public DateTimeOffset? ConnectedAt { get; set; }
+
+    public DateTimeOffset? DisconnectedAt { get; set; }
+
+    /// <summary>The QoS the client subscribed to its commands topic with; null when it did not subscribe.</summary>
+    public MqttQualityOfServiceLevel? CommandsQos { get; set; }
+
+    /// <summary>Ids of commands handed to the session and not acknowledged yet.</summary>
+    public ConcurrentDictionary<string, byte> Unacknowledged { get; } = new(StringComparer.Ordinal);
+
+    /// <summary>A reconnect as the same key to a persistent session of this node keeps its subscription and unacknowledged commands.</summary>
+    public MqttClient ResumedAs(MqttClient next)
+    {
+        if (!Persistent || !next.Persistent || KeyName != next.KeyName)
+        {
+            return next;
+        }
+        next.CommandsQos = CommandsQos;
+        foreach (var id in Unacknowledged.Keys)
+        {
+            next.Unacknowledged.TryAdd(id, 0);
+        }
+        return next;
+    }
+}
+
+/// <summary>The MQTT clients of this node by client id, and the connections each API key holds.</summary>
+public sealed class MqttClients
+{
+    private readonly ConcurrentDictionary<string, MqttClient> _clients = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, MqttClient> _validated = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, int> _connectionsPerKey = new(StringComparer.Ordinal);
+
+    public MqttClient? Get(string clientId) => _clients.GetValueOrDefault(clientId);
+
+    /// <summary>The clients connected now.</summary>
+    public IEnumerable<MqttClient> ConnectedNow => _clients.Values.Where(c => c.ConnectedAt is not null);
+
+    public int ConnectedCount => _connectionsPerKey.Values.Sum();
+
+    /// <summary>Connections the key holds, not counting <paramref name="clientId"/>'s (a reconnect takes its place).</summary>
+    public int ConnectionsOf(string keyName, string clientId) =>
+        _connectionsPerKey.GetValueOrDefault(keyName) - (_clients.TryGetValue(clientId, out var c) && c.ConnectedAt is not null && c.KeyName == keyName ? 1 : 0);
+
+    /// <summary>The key that holds a session under this client id, when it is another than <paramref name="keyName"/>.</summary>
+    public string? OtherOwner(string clientId, string keyName) =>
+        _clients.TryGetValue(clientId, out var c) && c.KeyName != keyName ? c.KeyName : null;
+
+    /// <summary>A connection passed validation; it becomes the client when it is connected.</summary>
+    public void Validated(MqttClient client) => _validated[client.DeviceId] = client;
+
+    public MqttClient? Connected(string clientId, DateTimeOffset now)
+    {
+        if (!_validated.TryRemove(clientId, out var next))
+        {
+            return null;
+        }
+        next.ConnectedAt = now;
+        var client = _clients.AddOrUpdate(clientId, next, (_, previous) => previous.ResumedAs(next));
+        _connectionsPerKey.AddOrUpdate(client.KeyName, 1, (_, n) => n + 1);
+        return client;
+    }
+
+    /// <summary>The connection ended: a clean session is forgotten, a persistent one waits for its client.</summary>
+    public MqttClient? Disconnected(string clientId, bool sessionKept, DateTimeOffset now)
+    {
+        if (!_clients.TryGetValue(clientId, out var client) || client.ConnectedAt is null)
+        {
+            return null;
+        }
+        client.ConnectedAt = null;
+        client.DisconnectedAt = now;
+        _connectionsPerKey.AddOrUpdate(client.KeyName, 0, (_, n) => Math.Max(0, n - 1));
+        if (!sessionKept)
+        {
+            _clients.TryRemove(KeyValuePair.Create(clientId, client));
+        }
+        return client;
+    }
+
+    /// <summary>A persistent session expired.</summary>
+    public void Forget(string clientId)
+    {
+        if (_clients.TryGetValue(clientId, out var client) && client.ConnectedAt is null)
+        {
+            _clients.TryRemove(KeyValuePair.Create(clientId, client));
+        }
+    }
+}

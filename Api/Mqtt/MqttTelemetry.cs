@@ -1,0 +1,264 @@
+using System.Buffers;
+using System.Collections.Concurrent;
+using System.Threading.RateLimiting;
+using Api.Ingest;
+using Microsoft.Extensions.Options;
+using MQTTnet.Protocol;
+using MQTTnet.Server;
+using Runtime;
+
+namespace Api.Mqtt;
+
+/// <summary>
+/// Telemetry published on <c>devices/{id}/telemetry</c>: the body goes through the same parser, validation and limits as
+/// an HTTP post (<see cref="TelemetryIntake"/>); a QoS 1 publish is acknowledged once its readings are in the durable log.
+/// What an answer can say depends on the protocol version: MQTT 5 gets a reason code and a reason string naming what was
+/// wrong; MQTT 3.1.1 has only "acknowledged" or silence, so a refused publish (bad payload, foreign topic) is acknowledged,
+/// counted and logged (a resend could not succeed), a publish past the rate limits is acknowledged when the limit lets it
+/// through, and one the log cannot take is not acknowledged until the log takes it.
+/// </summary>
+public sealed partial class MqttTelemetry(MqttClients clients, TelemetryIntake intake, InboxWriter inbox, MqttCounters counters,
+    IOptionsMonitor<RateLimitOptions> rateLimits, IOptions<MqttOptions> options, TimeProvider time, ILogger<MqttTelemetry> logger) : IDisposable
+{
+    private static readonly TimeSpan UnavailableRetry = TimeSpan.FromSeconds(1);
+
+    /// <summary>Publishes per device: each counts as a request to the device endpoints (RateLimits:DeviceRequests), per client.</summary>
+    private readonly PartitionedRateLimiter<string> _publishes = PartitionedRateLimiter.Create<string, string>(clientId =>
+        RateLimitPartition.GetTokenBucketLimiter(clientId, _ => rateLimits.CurrentValue.DeviceRequests.Bucket()));
+
+    public async Task InterceptAsync(InterceptingPublishEventArgs e)
+    {
+        // Telemetry is consumed here: never routed to subscribers, never retained.
+        e.ProcessPublish = false;
+        if (string.IsNullOrEmpty(e.ClientId))
+        {
+            return;
+        }
+        if (clients.Get(e.ClientId) is not { ConnectedAt: not null } client)
+        {
+            e.CloseConnection = true;
+            return;
+        }
+        var message = e.ApplicationMessage;
+        var deviceId = DeviceOf(message.Topic);
+        if (deviceId is null)
+        {
+            Refuse(e, client, MqttPubAckReasonCode.TopicNameInvalid, "topic",
+                $"Readings are published to '{MqttBroker.TelemetryTopic(client.DeviceId)}'; '{message.Topic}' takes nothing.");
+            return;
+        }
+        if (deviceId != client.DeviceId && !client.MayActForAny)
+        {
+            Refuse(e, client, MqttPubAckReasonCode.NotAuthorized, "foreign topic",
+                $"Client '{client.DeviceId}' publishes only to '{MqttBroker.TelemetryTopic(client.DeviceId)}'.");
+            return;
+        }
+
+        var qos1 = message.QualityOfServiceLevel != MqttQualityOfServiceLevel.AtMostOnce;
+        while (true)
+        {
+            var refusal = TakePublish(client);
+            if (refusal is null)
+            {
+                break;
+            }
+            if (client.IsV5 || !qos1)
+            {
+                Refuse(e, client, MqttPubAckReasonCode.QuotaExceeded, "rate limit", refusal.Value.Reason);
+                return;
+            }
+            // MQTT 3.1.1 cannot be told: its PUBACK waits until the limit lets the publish through.
+            await Task.Delay(refusal.Value.RetryAfter, time, e.CancellationToken);
+        }
+
+        var parsed = Parse(message.Payload, message.ContentType, deviceId);
+        if (parsed.Malformed is { } malformed)
+        {
+            Refuse(e, client, MqttPubAckReasonCode.PayloadFormatInvalid, "malformed",
+                malformed.Error);
+            return;
+        }
+
+        var deadline = time.GetUtcNow() + options.Value.LogWait;
+        while (true)
+        {
+            try
+            {
+                var admission = await intake.AdmitAsync(parsed, client.KeyName, id => client.MayActForAny || id == client.DeviceId);
+                if (admission.RetryAfter is { } retryAfter)
+                {
+                    if (client.IsV5 || !qos1)
+                    {
+                        Refuse(e, client, MqttPubAckReasonCode.QuotaExceeded, "rate limit",
+                            $"This API key sent more readings than its limit of {rateLimits.CurrentValue.Readings} allows; nothing of this publish was stored. Retry after {Seconds(retryAfter)} s.");
+                        return;
+                    }
+                    await Task.Delay(retryAfter, time, e.CancellationToken);
+                    continue;
+                }
+                if (admission.Accepted.Count == 0)
+                {
+                    Refuse(e, client, MqttPubAckReasonCode.PayloadFormatInvalid, "no valid reading", admission.Rejected.Count == 0
+                        ? "The payload holds no reading."
+                        : $"All {admission.Rejected.Count} readings were rejected: {Describe(admission.Rejected)}");
+                    return;
+                }
+                await inbox.AppendTelemetryAsync(admission.Accepted, null, e.CancellationToken);
+                counters.Accepted(admission.Accepted.Count);
+                if (admission.Rejected.Count > 0)
+                {
+                    counters.Refused("rejected items", admission.Rejected.Count);
+                    e.Response.ReasonString = $"{admission.Accepted.Count} readings stored; {admission.Rejected.Count} rejected: {Describe(admission.Rejected)}";
+                    LogPartlyRefused(logger, client.DeviceId, admission.Rejected.Count, e.Response.ReasonString);
+                }
+                return;
+            }
+            catch (Exception ex) when (Unavailable(ex) && !e.CancellationToken.IsCancellationRequested)
+            {
+                if (!qos1)
+                {
+                    counters.Refused("unavailable (QoS 0 dropped)", 1);
+                    LogUnavailable(logger, client.DeviceId, ex.Message);
+                    return;
+                }
+                if (client.IsV5 && time.GetUtcNow() >= deadline)
+                {
+                    e.Response.ReasonCode = MqttPubAckReasonCode.ImplementationSpecificError;
+                    e.Response.ReasonString = "The message log cannot take writes now; nothing of this publish was stored. Publish it again later.";
+                    counters.Refused("unavailable", 1);
+                    LogUnavailable(logger, client.DeviceId, ex.Message);
+                    return;
+                }
+                await Task.Delay(UnavailableRetry, time, e.CancellationToken);
+            }
+        }
+    }
+
+    /// <summary>The device of a telemetry topic, <c>devices/{id}/telemetry</c> with a valid sensor id; null for any other topic.</summary>
+    public static string? DeviceOf(string topic)
+    {
+        const string prefix = "devices/";
+        const string suffix = "/telemetry";
+        if (!topic.StartsWith(prefix, StringComparison.Ordinal) || !topic.EndsWith(suffix, StringComparison.Ordinal)
+            || topic.Length <= prefix.Length + suffix.Length)
+        {
+            return null;
+        }
+        var id = topic[prefix.Length..^suffix.Length];
+        return SensorIds.IsValid(id) ? id : null;
+    }
+
+    /// <summary>
+    /// The payload as a body of the telemetry endpoint: an MQTT 5 content type of NDJSON says NDJSON; otherwise a JSON
+    /// object or array, and a payload of several JSON lines (one object each) is NDJSON.
+    /// </summary>
+    private TelemetryParseResult Parse(ReadOnlySequence<byte> payload, string? contentType, string deviceId)
+    {
+        byte[]? rented = null;
+        ReadOnlySpan<byte> body;
+        if (payload.IsSingleSegment)
+        {
+            body = payload.FirstSpan;
+        }
+        else
+        {
+            rented = ArrayPool<byte>.Shared.Rent((int)payload.Length);
+            payload.CopyTo(rented);
+            body = rented.AsSpan(0, (int)payload.Length);
+        }
+        try
+        {
+            var type = contentType?.Split(';', 2)[0].Trim().ToLowerInvariant();
+            if (type is "application/x-ndjson" or "application/ndjson" or "application/jsonl" or "application/x-jsonlines")
+            {
+                return intake.Parse(body, TelemetryBodyKind.NdJson, deviceId);
+            }
+            var json = intake.Parse(body, TelemetryBodyKind.Json, deviceId);
+            if (json.Malformed is { Line: > 1 } || (json.Malformed is not null && body.TrimEnd("\r\n \t"u8).IndexOfAny("\r\n"u8) >= 0))
+            {
+                var lines = intake.Parse(body, TelemetryBodyKind.NdJson, deviceId);
+                return lines.Malformed is null ? lines : json;
+            }
+            return json;
+        }
+        finally
+        {
+            if (rented is not null)
+            {
+                ArrayPool<byte>.Shared.Return(rented);
+            }
+        }
+    }
+
+    private (string Reason, TimeSpan RetryAfter)? TakePublish(MqttClient client)
+    {
+        if (!rateLimits.CurrentValue.Enabled)
+        {
+            return null;
+        }
+        using var lease = _publishes.AttemptAcquire(client.DeviceId);
+        if (lease.IsAcquired)
+        {
+            return null;
+        }
+        var retryAfter = RateLimits.RetryAfter(lease);
+        return ($"Device '{client.DeviceId}' published more often than its limit of {rateLimits.CurrentValue.DeviceRequests} allows; "
+            + $"nothing of this publish was stored. Retry after {Seconds(retryAfter)} s.", retryAfter);
+    }
+
+    /// <summary>
+    /// Answers a refused publish: MQTT 5 gets the reason code and why; MQTT 3.1.1 gets its PUBACK (the payload cannot be
+    /// stored however often it is sent) and the refusal is counted and logged.
+    /// </summary>
+    private void Refuse(InterceptingPublishEventArgs e, MqttClient client, MqttPubAckReasonCode code, string kind, string reason)
+    {
+        counters.Refused(kind, 1);
+        LogRefused(logger, client.DeviceId, e.ApplicationMessage.Topic, kind, reason);
+        if (client.IsV5)
+        {
+            e.Response.ReasonCode = code;
+            e.Response.ReasonString = reason;
+        }
+    }
+
+    private static string Describe(List<Api.RejectedItem> rejected) =>
+        string.Join("; ", rejected.Take(5).Select(r => $"item {r.Index}: {r.Error}")) + (rejected.Count > 5 ? $"; and {rejected.Count - 5} more" : "");
+
+    private static int Seconds(TimeSpan wait) => Math.Max(1, (int)Math.Ceiling(wait.TotalSeconds));
+
+    private static bool Unavailable(Exception e) =>
+        e is LogUnavailableException or TimeoutException or Orleans.Runtime.SiloUnavailableException or Orleans.Runtime.OrleansMessageRejectionException;
+
+    public void Dispose() => _publishes.Dispose();
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "MQTT publish of {ClientId} on {Topic} refused ({Kind}): {Reason}")]
+    private static partial void LogRefused(ILogger logger, string clientId, string topic, string kind, string reason);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "MQTT publish of {ClientId} partly refused ({Count} items): {Reason}")]
+    private static partial void LogPartlyRefused(ILogger logger, string clientId, int count, string reason);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "MQTT publish of {ClientId}: the log or cluster cannot take it now ({Reason})")]
+    private static partial void LogUnavailable(ILogger logger, string clientId, string reason);
+}
+
+/// <summary>What this node's MQTT endpoint did since it started: publishes and readings stored, refusals by kind.</summary>
+public sealed class MqttCounters
+{
+    private long _publishes;
+    private long _readings;
+    private readonly ConcurrentDictionary<string, long> _refused = new(StringComparer.Ordinal);
+
+    public void Accepted(int readings)
+    {
+        Interlocked.Increment(ref _publishes);
+        Interlocked.Add(ref _readings, readings);
+    }
+
+    public void Refused(string kind, int count) => _refused.AddOrUpdate(kind, count, (_, n) => n + count);
+
+    public long PublishesStored => Interlocked.Read(ref _publishes);
+
+    public long ReadingsStored => Interlocked.Read(ref _readings);
+
+    public IReadOnlyDictionary<string, long> RefusedByKind => _refused.OrderBy(p => p.Key, StringComparer.Ordinal).ToDictionary(p => p.Key, p => p.Value);
+}
