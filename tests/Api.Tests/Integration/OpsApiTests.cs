@@ -33,6 +33,7 @@ public sealed class OpsApiTests(ApiFactory factory) : IClassFixture<ApiFactory>
             ["/api/v1/devices/{id}/commands"] = ["get"],
             ["/api/v1/cluster"] = ["get"],
             ["/api/v1/cluster/metrics"] = ["get"],
+            ["/api/v1/mqtt"] = ["get"],
         };
         Assert.Equal(
             string.Join("\n", expected.OrderBy(p => p.Key, StringComparer.Ordinal).Select(p => $"{p.Key}: {string.Join(",", p.Value)}")),
