@@ -30,7 +30,8 @@ public sealed record SensorDetail(
     MinuteDto? CurrentMinute,
     long LateCount,
     DateTimeOffset? LastLate,
-    long? NamesDropped = null);
+    long? NamesDropped = null,
+    Api.Mqtt.MqttConnectionDto? Mqtt = null);
 
 public sealed record ReadingDto(DateTimeOffset Timestamp, IReadOnlyDictionary<string, double> Metrics,
     IReadOnlyDictionary<string, string>? Attributes, bool Late);

@@ -12,7 +12,7 @@ namespace Api.Mqtt;
 /// client id is the device id), what a client may subscribe to (its own commands topic), which answers a client of each
 /// protocol version gets. Telemetry publishes go to <see cref="MqttTelemetry"/>, commands to <see cref="MqttCommands"/>.
 /// </summary>
-public sealed partial class MqttBroker(MqttClients clients, MqttTelemetry telemetry, MqttCommands commands,
+public sealed partial class MqttBroker(MqttClients clients, MqttTelemetry telemetry, MqttCommands commands, MqttPresence presence,
     IOptionsMonitor<ApiKeyOptions> keys, IOptions<MqttOptions> options, TimeProvider time, ILogger<MqttBroker> logger)
 {
     public static string TelemetryTopic(string deviceId) => $"devices/{deviceId}/telemetry";
@@ -91,6 +91,7 @@ public sealed partial class MqttBroker(MqttClients clients, MqttTelemetry teleme
             return;
         }
         LogConnected(logger, e.ClientId, client.KeyName, e.ProtocolVersion, client.Persistent);
+        presence.Connected(client);
         if (client.CommandsQos is not null)
         {
             // A persistent session of this node resumed: it still subscribes to its commands.
@@ -100,10 +101,12 @@ public sealed partial class MqttBroker(MqttClients clients, MqttTelemetry teleme
 
     private Task DisconnectedAsync(ClientDisconnectedEventArgs e)
     {
+        var since = clients.Get(e.ClientId)?.ConnectedAt;
         var kept = clients.Get(e.ClientId) is { Persistent: true } || e.DisconnectType == MqttClientDisconnectType.Takeover;
-        if (clients.Disconnected(e.ClientId, kept, time.GetUtcNow()) is { } client)
+        if (clients.Disconnected(e.ClientId, kept, time.GetUtcNow()) is not null && since is not null)
         {
             LogDisconnected(logger, e.ClientId, e.DisconnectType, e.ReasonCode?.ToString());
+            presence.Disconnected(e.ClientId, since.Value);
         }
         return Task.CompletedTask;
     }

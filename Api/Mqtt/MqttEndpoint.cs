@@ -177,6 +177,8 @@ public static class MqttEndpointExtensions
         services.AddSingleton<MqttTelemetry>();
         services.AddSingleton<MqttCommands>();
         services.AddSingleton<MqttBroker>();
+        services.AddSingleton<MqttPresence>();
+        services.AddHostedService(sp => sp.GetRequiredService<MqttPresence>());
         services.AddSingleton<MqttEndpoint>();
         services.AddHostedService(sp => sp.GetRequiredService<MqttEndpoint>());
         return services;

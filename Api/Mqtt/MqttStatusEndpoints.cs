@@ -3,9 +3,20 @@ using Microsoft.Extensions.Options;
 
 namespace Api.Mqtt;
 
-/// <summary>The MQTT endpoint of the node that answers: where it listens, its connected devices, what it stored and refused.</summary>
-public sealed record MqttStatusDto(bool Enabled, string? TcpEndPoint, string WebSocketPath, int Connected, long PublishesStored,
-    long ReadingsStored, IReadOnlyDictionary<string, long> Refused, IReadOnlyList<MqttClientDto> Clients);
+/// <summary>
+/// MQTT over the cluster (<see cref="Cluster"/>: every Api node's count) and on the node that answers: where it listens,
+/// its connected devices, what it stored and refused.
+/// </summary>
+public sealed record MqttStatusDto(MqttClusterDto Cluster, string Node, bool Enabled, string? TcpEndPoint, string WebSocketPath, int Connected,
+    long PublishesStored, long ReadingsStored, IReadOnlyDictionary<string, long> Refused, IReadOnlyList<MqttClientDto> Clients);
+
+/// <summary>Devices connected over MQTT to any Api node, and each node's count as it last reported it.</summary>
+public sealed record MqttClusterDto(int Connected, IReadOnlyList<MqttNodeDto> Nodes);
+
+public sealed record MqttNodeDto(string Node, int Connected, DateTimeOffset ReportedAt);
+
+/// <summary>A device's MQTT connection: to which Api node, since when, which MQTT version.</summary>
+public sealed record MqttConnectionDto(DateTimeOffset Since, string Node, string Protocol);
 
 /// <summary>A connected device: its id (the MQTT client id), the API key's name, MQTT version, since when.</summary>
 public sealed record MqttClientDto(string DeviceId, string KeyName, string Protocol, bool PersistentSession, DateTimeOffset ConnectedAt,
@@ -18,8 +29,13 @@ public static class MqttStatusEndpoints
 
     public static IEndpointRouteBuilder MapMqttStatus(this IEndpointRouteBuilder routes)
     {
-        routes.MapGet("/api/v1/mqtt", (MqttEndpoint endpoint, MqttClients clients, MqttCounters counters, IOptions<MqttOptions> options) =>
-                TypedResults.Ok(new MqttStatusDto(
+        routes.MapGet("/api/v1/mqtt", async (MqttEndpoint endpoint, MqttClients clients, MqttCounters counters, MqttPresence presence,
+                IOptions<MqttOptions> options) =>
+            {
+                var nodes = await presence.NodesAsync();
+                return TypedResults.Ok(new MqttStatusDto(
+                    new MqttClusterDto(nodes.Sum(n => n.Connected), nodes.Select(n => new MqttNodeDto(n.Node, n.Connected, Map.Time(n.AtMs))).ToArray()),
+                    presence.Node,
                     options.Value.Enabled,
                     endpoint.TcpEndPoint?.ToString(),
                     MqttEndpoint.WebSocketPath,
@@ -28,11 +44,12 @@ public static class MqttStatusEndpoints
                     counters.ReadingsStored,
                     counters.RefusedByKind,
                     clients.ConnectedNow.OrderBy(c => c.DeviceId, StringComparer.Ordinal).Take(MaxClientsListed)
-                        .Select(c => new MqttClientDto(c.DeviceId, c.KeyName, c.IsV5 ? "5" : "3.1.1", c.Persistent, c.ConnectedAt!.Value, c.CommandsQos is not null))
-                        .ToArray())))
+                        .Select(c => new MqttClientDto(c.DeviceId, c.KeyName, c.IsV5 ? "5" : "3.1.1", c.Persistent, Map.Time(c.ConnectedAt!.Value.ToUnixTimeMilliseconds()), c.CommandsQos is not null))
+                        .ToArray()));
+            })
             .ForOperators()
             .WithTags("MQTT")
-            .WithSummary($"This node's MQTT endpoint: listeners, connected devices (the first {MaxClientsListed} by id), publishes stored and refused by kind")
+            .WithSummary($"MQTT devices connected to the cluster (per Api node), and this node's MQTT endpoint: listeners, connected devices (the first {MaxClientsListed} by id), publishes stored and refused by kind")
             .Produces<MqttStatusDto>();
         return routes;
     }

@@ -34,7 +34,7 @@ public static class SensorEndpoints
 
         sensors.MapGet("/{id}", async Task<IResult> (string id, SensorQueries queries, CancellationToken ct) =>
                 await queries.DetailAsync(id, ct) is { } detail ? TypedResults.Ok(detail) : NotFound(id))
-            .WithSummary("Latest values, last readings, the current partial minute and late count, live from the sensor's grain")
+            .WithSummary("Latest values, last readings, the current partial minute and late count, live from the sensor's grain; its MQTT connection when it has one")
             .Produces<SensorDetail>()
             .ProducesProblem(StatusCodes.Status404NotFound);
 
@@ -107,15 +107,21 @@ public static class SensorEndpoints
 }
 
 /// <summary>Reads a sensor live from its grain, wherever Orleans runs it (activated from its stored state when idle).</summary>
-public sealed class SensorQueries(IGrainFactory grains, IReadStore store)
+public sealed class SensorQueries(IGrainFactory grains, IReadStore store, TimeProvider time)
 {
     /// <summary>How long a live read waits (a call to a silo that just died waits until Orleans declares it dead).</summary>
     private static readonly TimeSpan ReadTimeout = TimeSpan.FromSeconds(10);
 
     public async Task<SensorDetail?> DetailAsync(string sensorId, CancellationToken ct)
     {
-        var view = await grains.GetGrain<ISensorGrain>(sensorId).GetViewAsync().WaitAsync(ReadTimeout, ct);
-        return view is null ? null : ToDetail(view);
+        var viewing = grains.GetGrain<ISensorGrain>(sensorId).GetViewAsync().WaitAsync(ReadTimeout, ct);
+        var connection = grains.GetGrain<IDevicePresenceGrain>(sensorId).GetAsync(time.GetUtcNow().ToUnixTimeMilliseconds()).WaitAsync(ReadTimeout, ct);
+        var view = await viewing;
+        var mqtt = await connection;
+        return view is null ? null : ToDetail(view) with
+        {
+            Mqtt = mqtt is null ? null : new Api.Mqtt.MqttConnectionDto(Map.Time(mqtt.SinceMs), mqtt.Node, mqtt.Protocol),
+        };
     }
 
     public async Task<bool> ExistsAsync(string sensorId, CancellationToken ct) =>

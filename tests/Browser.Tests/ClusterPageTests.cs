@@ -83,6 +83,7 @@ public sealed class ClusterPageTests(DashboardFixture fx)
         Assert.Single(fx.Driver.FindElements(By.CssSelector("#chart-silos .uplot")));
         Assert.Contains(siloId, fx.Driver.FindElement(By.Id("chart-silos")).Text, StringComparison.Ordinal);
         Assert.Contains("readings/s", fx.Driver.FindElement(By.Id("cluster-summary")).Text, StringComparison.Ordinal);
+        Assert.Matches("^[0-9,]+", fx.Driver.FindElement(By.Id("summary-mqtt")).Text);
 
         // It polls while shown.
         var polled = ResourceCount("/api/v1/cluster/metrics");

@@ -103,6 +103,9 @@ public sealed class DashboardFixture : IAsyncLifetime
     /// 10 minutes of event time later than every window taken before: receipt time is shared by the collection's tests
     /// and only moves on, so a window later than every earlier one is received at its own event times.
     /// </summary>
+    /// <summary>The Api's MQTT TCP port.</summary>
+    public int MqttPort => _host.Services.GetRequiredService<Api.Mqtt.MqttEndpoint>().TcpEndPoint!.Port;
+
     public long NextWindow() => BaseTimeMs + Interlocked.Increment(ref _windows) * 10 * MinuteMs;
 
     /// <summary>Moves receipt time on to <paramref name="timeMs"/>: every sensor's clock runs to it, closing the minutes due by then.</summary>

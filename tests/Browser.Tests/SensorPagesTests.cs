@@ -82,6 +82,30 @@ public sealed class SensorPagesTests(DashboardFixture fx)
         DashboardFixture.Until(() => fx.Driver.FindElements(By.CssSelector("#current-minute-table tbody tr")).Count == 2, "the current minute");
         await fx.TickAsync(t0 + 6 * DashboardFixture.MinuteMs + 11_000);
         DashboardFixture.Until(() => fx.Driver.FindElement(temperature).GetAttribute("data-points") == "6", "the sixth minute, live");
+
+        // The device connects over MQTT: the page says since when, and on which Api node.
+        Assert.Equal("not connected", fx.Driver.FindElement(By.Id("sensor-mqtt")).Text);
+        var subscribe = new System.Diagnostics.ProcessStartInfo("mosquitto_sub")
+        {
+            ArgumentList = { "-h", "127.0.0.1", "-p", fx.MqttPort.ToString(CultureInfo.InvariantCulture), "-V", "mqttv5", "-i", sensor, "-u", sensor,
+                "-P", DashboardFixture.DeviceKey, "-t", $"devices/{sensor}/commands" },
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        };
+        using (var device = System.Diagnostics.Process.Start(subscribe)!)
+        {
+            try
+            {
+                DashboardFixture.Until(() => fx.Driver.FindElement(By.Id("sensor-mqtt")).Text.StartsWith("connected since", StringComparison.Ordinal),
+                    "the MQTT connection on the sensor page", TimeSpan.FromSeconds(20));
+                Assert.Contains("MQTT 5, Api node", fx.Driver.FindElement(By.Id("sensor-mqtt")).Text, StringComparison.Ordinal);
+            }
+            finally
+            {
+                device.Kill();
+                device.WaitForExit();
+            }
+        }
         Assert.Empty(fx.ConsoleErrors());
         fx.Screenshots("sensor-detail");
     }

@@ -10,6 +10,7 @@ public sealed class MqttApiFactory : ApiFactory
 {
     public const int MaxPacketBytes = 8 * 1024;
     public const string LimitedKey = "limited-connections-key-for-tests";
+    public const int MaxUnacknowledgedCommands = 3;
 
     protected override void ConfigureWebHost(IWebHostBuilder builder)
     {
@@ -20,6 +21,11 @@ public sealed class MqttApiFactory : ApiFactory
         builder.UseSetting("Auth:Keys:3:Key", LimitedKey);
         builder.UseSetting("Auth:Keys:3:Role", "device");
         builder.UseSetting("Mqtt:MaxConnectionsPerKey", "1");
+        builder.UseSetting("Mqtt:PresenceInterval", "00:00:01");
+        builder.UseSetting("Mqtt:MaxUnacknowledgedCommands", MaxUnacknowledgedCommands.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        // Publishes per device (and device-key HTTP requests): bursts of 5, then 1 a second.
+        builder.UseSetting("RateLimits:DeviceRequests:PerSecond", "1");
+        builder.UseSetting("RateLimits:DeviceRequests:Burst", "5");
     }
 
     /// <summary>The MQTT TCP port (the host starts on first use).</summary>

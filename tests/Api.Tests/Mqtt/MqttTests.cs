@@ -129,16 +129,10 @@ public sealed class MqttTests(MqttApiFactory factory) : IClassFixture<MqttApiFac
     /// <summary>Sends an MQTT 3.1.1 CONNECT with keep-alive 0 and returns the CONNACK's return code.</summary>
     private async Task<int> ConnectWithoutKeepAliveAsync(string clientId, string key)
     {
-        static byte[] Text(string s)
-        {
-            var bytes = System.Text.Encoding.UTF8.GetBytes(s);
-            return [(byte)(bytes.Length >> 8), (byte)bytes.Length, .. bytes];
-        }
-        byte[] body = [.. Text("MQTT"), 4, 0xC2, 0, 0, .. Text(clientId), .. Text(clientId), .. Text(key)];
         using var tcp = new System.Net.Sockets.TcpClient();
         await tcp.ConnectAsync(IPAddress.Loopback, factory.Port);
         var stream = tcp.GetStream();
-        await stream.WriteAsync((byte[])[0x10, (byte)body.Length, .. body]);
+        await stream.WriteAsync(ConnectPacket(clientId, key, keepAliveSeconds: 0));
         var connAck = new byte[4];
         await stream.ReadExactlyAsync(connAck);
         Assert.Equal(0x20, connAck[0]);
@@ -284,5 +278,120 @@ public sealed class MqttTests(MqttApiFactory factory) : IClassFixture<MqttApiFac
         Assert.Equal(0, back.ExitCode);
         Assert.Contains(alert + "/open", back.Output, StringComparison.Ordinal);
         await HistoryAsync(id, h => h.GetArrayLength() == 1 && h[0].TryGetProperty("deliveredAt", out _));
+    }
+
+    [Fact]
+    public async Task A_connected_device_shows_as_connected_on_its_sensor_page_and_in_the_cluster_count_until_it_disconnects()
+    {
+        var id = Ids.New("mqtt-here");
+        await (await factory.Device().PostAsync("/api/v1/telemetry", Json($$$"""{"id":"{{{id}}}","timestamp":{{{factory.NextWindow()}}},"v":1}""")))
+            .ExpectAsync(HttpStatusCode.Accepted);
+        var sensor = await Eventually.Json(async () =>
+        {
+            var response = await _operator.GetAsync($"/api/v1/sensors/{id}");
+            return response.StatusCode == HttpStatusCode.OK ? await response.BodyAsync() : null;
+        }, what: $"sensor {id}");
+        Assert.False(sensor.TryGetProperty("mqtt", out _));
+
+        var before = DateTimeOffset.UtcNow.AddSeconds(-1);
+        await using (Mosquitto.StartRunning("mosquitto_sub", [.. factory.Connect(id, ApiFactory.DeviceKey, "mqttv311"), "-t", $"devices/{id}/commands"]))
+        {
+            var mqtt = await Eventually.Json(async () =>
+            {
+                var body = await (await _operator.GetAsync($"/api/v1/sensors/{id}")).ExpectAsync(HttpStatusCode.OK);
+                return body.TryGetProperty("mqtt", out var connection) ? connection : null;
+            }, what: $"{id} connected");
+            var status = await StatusAsync();
+            Assert.Equal(status.GetProperty("node").GetString(), mqtt.GetProperty("node").GetString());
+            Assert.Equal("3.1.1", mqtt.GetProperty("protocol").GetString());
+            Assert.InRange(mqtt.GetProperty("since").GetDateTimeOffset(), before, DateTimeOffset.UtcNow);
+            var client = status.GetProperty("clients").EnumerateArray().Single(c => c.GetProperty("deviceId").GetString() == id);
+            Assert.Equal(mqtt.GetProperty("since").GetDateTimeOffset(), client.GetProperty("connectedAt").GetDateTimeOffset());
+
+            // The node reports its count to the cluster every Mqtt:PresenceInterval.
+            await Eventually.Until(async () =>
+            {
+                var cluster = (await StatusAsync()).GetProperty("cluster");
+                return cluster.GetProperty("connected").GetInt32() >= 1 && cluster.GetProperty("nodes").EnumerateArray()
+                    .Any(n => n.GetProperty("node").GetString() == status.GetProperty("node").GetString() && n.GetProperty("connected").GetInt32() >= 1);
+            }, what: "the cluster count includes the device");
+        }
+
+        await Eventually.Until(async () =>
+            !(await (await _operator.GetAsync($"/api/v1/sensors/{id}")).ExpectAsync(HttpStatusCode.OK)).TryGetProperty("mqtt", out _),
+            timeout: TimeSpan.FromSeconds(30), what: $"{id} disconnected");
+    }
+
+    [Fact]
+    public async Task Publishes_past_a_devices_rate_limit_get_quota_exceeded_with_MQTT5_and_a_later_PUBACK_with_MQTT311()
+    {
+        var window = factory.NextWindow();
+        var id = Ids.New("mqtt-rate");
+        var lines = string.Concat(Enumerable.Range(0, 7).Select(i => $$$"""{"timestamp":{{{window + i * 1_000}}},"v":{{{i}}}}""" + "\n"));
+        var v5 = await Mosquitto.RunAsync("mosquitto_pub", [.. factory.Connect(id, ApiFactory.DeviceKey), "-q", "1", "-t", $"devices/{id}/telemetry", "-l"], lines);
+        for (var mid = 1; mid <= 5; mid++)
+        {
+            Assert.Contains($"received PUBACK (Mid: {mid}, RC:0)", v5.Output, StringComparison.Ordinal);
+        }
+        Assert.Contains("received PUBACK (Mid: 6, RC:151)", v5.Output, StringComparison.Ordinal);
+        Assert.Contains($"Device '{id}' published more often than its limit of 1 per second (bursts of 5) allows; nothing of this publish was stored.",
+            v5.Output, StringComparison.Ordinal);
+
+        // MQTT 3.1.1 cannot be told: its publishes past the limit are acknowledged when the limit lets them through, none lost.
+        var other = Ids.New("mqtt-rate");
+        var v311 = await Mosquitto.RunAsync("mosquitto_pub", [.. factory.Connect(other, ApiFactory.DeviceKey, "mqttv311"), "-q", "1", "-t", $"devices/{other}/telemetry", "-l"],
+            lines, TimeSpan.FromSeconds(30));
+        Assert.Equal(0, v311.ExitCode);
+        for (var mid = 1; mid <= 7; mid++)
+        {
+            Assert.Contains($"received PUBACK (Mid: {mid}, RC:0)", v311.Output, StringComparison.Ordinal);
+        }
+        JsonAssert.Equal(new[] { new { minute = T(window), metric = "v", count = 7, min = 0.0, max = 6.0, sum = 21.0, avg = 3.0, first = 0.0, last = 6.0 } },
+            await ClosedMinutesAsync(other, window, 1));
+    }
+
+    [Fact]
+    public async Task A_device_that_acknowledges_no_command_is_disconnected_once_too_many_are_unacknowledged()
+    {
+        var t0 = factory.NextWindow() + 1_000;
+        var id = Ids.New("mqtt-stuck");
+        await CreateRuleAsync(Ids.New("mqtt-stuck-rule"), id);
+        // A raw MQTT 3.1.1 client: subscribes to its commands, then never reads a byte (so it acknowledges nothing).
+        using var tcp = new System.Net.Sockets.TcpClient();
+        await tcp.ConnectAsync(IPAddress.Loopback, factory.Port);
+        var stream = tcp.GetStream();
+        await stream.WriteAsync(ConnectPacket(id, ApiFactory.DeviceKey, keepAliveSeconds: 60));
+        var connAck = new byte[4];
+        await stream.ReadExactlyAsync(connAck);
+        Assert.Equal(0, connAck[3]);
+        var topic = System.Text.Encoding.UTF8.GetBytes($"devices/{id}/commands");
+        byte[] subscribe = [0, 1, (byte)(topic.Length >> 8), (byte)topic.Length, .. topic, 1];
+        await stream.WriteAsync((byte[])[0x82, (byte)subscribe.Length, .. subscribe]);
+        await Eventually.Until(async () => (await StatusAsync()).GetProperty("clients").EnumerateArray()
+            .Any(c => c.GetProperty("deviceId").GetString() == id && c.GetProperty("subscribedToCommands").GetBoolean()), what: "the stuck device subscribed");
+
+        // Each opening of the alert sends a command: one more than the limit.
+        for (var i = 0; i <= MqttApiFactory.MaxUnacknowledgedCommands; i++)
+        {
+            await (await _operator.PostAsync("/api/v1/telemetry", Json($$$"""
+                [{"id":"{{{id}}}","timestamp":{{{t0 + i * 2_000}}},"temp":35},{"id":"{{{id}}}","timestamp":{{{t0 + i * 2_000 + 1_000}}},"temp":20}]
+                """))).ExpectAsync(HttpStatusCode.Accepted);
+        }
+        await Eventually.Until(async () => !(await StatusAsync()).GetProperty("clients").EnumerateArray().Any(c => c.GetProperty("deviceId").GetString() == id),
+            what: "the stuck device disconnected");
+        // Nothing was acknowledged: every command stays pending for the device's next connection or fetch.
+        var history = await HistoryAsync(id, h => h.GetArrayLength() == MqttApiFactory.MaxUnacknowledgedCommands + 1);
+        Assert.All(history.EnumerateArray(), c => Assert.False(c.TryGetProperty("deliveredAt", out _)));
+    }
+
+    private static byte[] ConnectPacket(string clientId, string key, int keepAliveSeconds)
+    {
+        static byte[] Text(string s)
+        {
+            var bytes = System.Text.Encoding.UTF8.GetBytes(s);
+            return [(byte)(bytes.Length >> 8), (byte)bytes.Length, .. bytes];
+        }
+        byte[] body = [.. Text("MQTT"), 4, 0xC2, (byte)(keepAliveSeconds >> 8), (byte)keepAliveSeconds, .. Text(clientId), .. Text(clientId), .. Text(key)];
+        return [0x10, (byte)body.Length, .. body];
     }
 }

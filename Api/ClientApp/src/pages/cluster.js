@@ -172,7 +172,7 @@ export function mount(root) {
     return name ? `${esc(name)} <span class="muted small">${esc(siloId)}</span>` : esc(siloId);
   }
 
-  function drawCluster(cluster) {
+  function drawCluster(cluster, mqtt) {
     const now = Date.now();
     const latest = metrics.points.at(-1);
     const active = cluster.silos.filter((s) => s.status === 'active').length;
@@ -186,6 +186,7 @@ export function mount(root) {
         <div><dt>Active grains</dt><dd id="summary-activations">${activations(cluster.activations)}</dd></div>
         <div><dt>Readings now</dt><dd>${rate(latest?.readingsPerSecond, 'readings/s')}</dd></div>
         <div><dt>Alerts now</dt><dd>${rate(latest?.alertsPerMinute, 'alerts/min')}</dd></div>
+        <div><dt>MQTT devices connected</dt><dd id="summary-mqtt" title="${esc(mqtt.cluster.nodes.map((n) => `${n.node}: ${n.connected}`).join(', '))}">${num(mqtt.cluster.connected)}${mqtt.cluster.nodes.length > 1 ? ` <span class="muted small">on ${num(mqtt.cluster.nodes.length)} Api nodes</span>` : ''}</dd></div>
       </dl>`;
 
     names.clear();
@@ -223,10 +224,10 @@ export function mount(root) {
     if (inFlight || closed) return;
     inFlight = true;
     try {
-      const [cluster, history] = await Promise.all([api('/api/v1/cluster'), api('/api/v1/cluster/metrics')]);
+      const [cluster, history, mqtt] = await Promise.all([api('/api/v1/cluster'), api('/api/v1/cluster/metrics'), api('/api/v1/mqtt')]);
       if (closed) return;
       metrics = history;
-      drawCluster(cluster);
+      drawCluster(cluster, mqtt);
       drawCharts();
       errorLine.textContent = '';
       root.querySelector('.cluster-page').dataset.loaded = 'true';

@@ -149,6 +149,7 @@ export function mount(root, [sensorId], query) {
         ${meta.owner ? `<div><dt>Owner</dt><dd>${esc(meta.owner)}</dd></div>` : ''}
         ${meta.version ? `<div><dt>Version</dt><dd>${esc(meta.version)}</dd></div>` : ''}
         <div><dt>Last seen</dt><dd>${time(d.lastSeen)}</dd></div>
+        <div><dt>MQTT</dt><dd id="sensor-mqtt">${d.mqtt ? `connected since ${time(d.mqtt.since)} <span class="muted small">MQTT ${esc(d.mqtt.protocol)}, Api node ${esc(d.mqtt.node)}</span>` : '<span class="muted">not connected</span>'}</dd></div>
         <div><dt>Late readings</dt><dd>${num(d.lateCount)}${d.lastLate ? ` <span class="muted small">last ${time(d.lastLate)}</span>` : ''}</dd></div>
         ${Object.entries(d.latest ?? {}).map(([m, v]) => `<div><dt>${esc(m)}</dt><dd>${esc(withUnit(v, m))}</dd></div>`).join('')}
         ${Object.entries(d.attributes ?? {}).map(([k, v]) => `<div><dt>${esc(k)}</dt><dd>${esc(v)}</dd></div>`).join('')}
