@@ -81,7 +81,7 @@ public sealed class PodTests
         var api = rendered.Get<V1Deployment>(prefix + "-api");
         var container = Assert.Single(api.Spec.Template.Spec.Containers);
 
-        Assert.Equal(("http", 8080), (Assert.Single(container.Ports).Name, Assert.Single(container.Ports).ContainerPort));
+        Assert.Equal([("http", 8080), ("mqtt", 1883)], container.Ports.Select(p => (p.Name, p.ContainerPort)));
         Assert.Equal("/health/live", container.StartupProbe.HttpGet.Path);
         Assert.Equal("/health/live", container.LivenessProbe.HttpGet.Path);
         Assert.Equal("/health/ready", container.ReadinessProbe.HttpGet.Path);
@@ -93,6 +93,8 @@ public sealed class PodTests
         Assert.Equal("http://0.0.0.0:8080", env["Urls"].Value);
         Assert.Equal("Durable", env["Cluster__Mode"].Value);
         Assert.Equal("false", env["Demo__Enabled"].Value);
+        // MQTT on every interface of the pod, on the port the container and the Service name "mqtt".
+        Assert.Equal(("true", "0.0.0.0", "1883"), (env["Mqtt__Enabled"].Value, env["Mqtt__Address"].Value, env["Mqtt__Port"].Value));
         // The Api nodes are Orleans clients of the same cluster, with the same partition count.
         var silo = Assert.Single(Silo(rendered).Spec.Template.Spec.Containers).Env.ToDictionary(e => e.Name);
         foreach (var shared in new[] { "Orleans__ClusterId", "Orleans__ServiceId", "Silo__Partitions" })
@@ -110,8 +112,7 @@ public sealed class PodTests
         AssertNonRoot(api.Spec.Template.Spec, container);
 
         var service = rendered.Get<V1Service>(prefix + "-api");
-        var port = Assert.Single(service.Spec.Ports);
-        Assert.Equal(("http", 80, "http"), (port.Name, port.Port, port.TargetPort.Value));
+        Assert.Equal([("http", 80, "http"), ("mqtt", 1883, "mqtt")], service.Spec.Ports.Select(p => (p.Name, p.Port, p.TargetPort.Value)));
         Assert.Equal("ClientIP", service.Spec.SessionAffinity);
         Assert.All(service.Spec.Selector, l => Assert.Equal(l.Value, api.Spec.Template.Metadata.Labels[l.Key]));
         Assert.Equal(api.Spec.Selector.MatchLabels, service.Spec.Selector);

@@ -29,7 +29,7 @@ public sealed class PublishTests
 
     [Theory]
     [InlineData("Silo", "Silo.dll", "8080 11111 30000")]
-    [InlineData("Api", "Api.dll", "8080")]
+    [InlineData("Api", "Api.dll", "8080 1883")]
     public void The_dockerfiles_build_with_dotnet_publish_and_run_as_the_non_root_user_on_the_charts_ports(string project, string entry, string ports)
     {
         var lines = File.ReadAllLines(Path.Combine(Tools.RepositoryRoot, project, "Dockerfile"));
