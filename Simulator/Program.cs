@@ -33,12 +33,15 @@ var probeInterval = new Option<TimeSpan?>("--probe-interval")
     Description = "Pause between probe samples (default 100ms)",
     CustomParser = result => ParseDuration(result, "--probe-interval"),
 };
+var transport = new Option<string>("--transport") { Description = "http (POST /api/v1/telemetry) or mqtt (one MQTT connection per sensor)", DefaultValueFactory = _ => "http" };
+var mqttUrl = new Option<string>("--mqtt-url") { Description = "The Api's MQTT endpoint, for --transport mqtt", DefaultValueFactory = _ => "mqtt://127.0.0.1:1883" };
+var mqttVersion = new Option<string>("--mqtt-version") { Description = "MQTT version for --transport mqtt: 5 or 3.1.1", DefaultValueFactory = _ => "5" };
 var dryRun = new Option<bool>("--dry-run") { Description = "Only generate the payloads on one thread and report readings/s (no HTTP)" };
 
 var root = new RootCommand("OrleansIot device fleet simulator: N sensors posting telemetry to the Api")
 {
     url, key, sensors, format, batch, ndJson, ratePerSensor, totalRate, duration, count, concurrency, anomalies, seed,
-    summary, quiet, maxRetries, allowRemote, operatorKey, waitApplied, alertProbe, probeInterval, dryRun,
+    summary, quiet, maxRetries, allowRemote, operatorKey, waitApplied, alertProbe, probeInterval, transport, mqttUrl, mqttVersion, dryRun,
 };
 root.SetAction(async (parse, cancellationToken) =>
 {
@@ -59,10 +62,22 @@ root.SetAction(async (parse, cancellationToken) =>
         problems.Add($"--url '{parse.GetValue(url)}' is not an absolute URL");
         baseUrl = new Uri("http://127.0.0.1:5080");
     }
+    if (parse.GetValue(transport) is not ("http" or "mqtt"))
+    {
+        problems.Add($"--transport must be http or mqtt, not '{parse.GetValue(transport)}'");
+    }
+    if (!Uri.TryCreate(parse.GetValue(mqttUrl), UriKind.Absolute, out var mqttUri))
+    {
+        problems.Add($"--mqtt-url '{parse.GetValue(mqttUrl)}' is not an absolute URL");
+        mqttUri = new Uri("mqtt://127.0.0.1:1883");
+    }
     var fleet = parse.GetValue(sensors);
     var settings = new SimulatorSettings
     {
         Url = baseUrl,
+        Transport = parse.GetValue(transport) == "mqtt" ? Transport.Mqtt : Transport.Http,
+        MqttUrl = mqttUri,
+        MqttVersion = parse.GetValue(mqttVersion) ?? "5",
         Key = parse.GetValue(key) ?? "",
         Sensors = fleet,
         Format = Enum.Parse<PayloadFormat>(parse.GetValue(format) ?? "slide", ignoreCase: true),

@@ -7,7 +7,8 @@ using System.Text.Json;
 namespace Simulator;
 
 /// <summary>
-/// Runs a fleet against <c>POST /api/v1/telemetry</c>. One dispatcher hands out batches: sensors round-robin (slot s
+/// Runs a fleet against <c>POST /api/v1/telemetry</c> (or, with <see cref="Transport.Mqtt"/>, MQTT publishes from one
+/// connection per sensor: <see cref="MqttSender"/>). One dispatcher hands out batches: sensors round-robin (slot s
 /// is sensor s mod N, a silent sensor's slot is skipped), every batch stamped with the wall clock when it is made.
 /// With a rate the dispatch is open loop (request k is due at k·batch/rate, whatever the responses); with rate 0
 /// it is closed loop at <see cref="SimulatorSettings.Concurrency"/> requests in flight. Either way no more than that
@@ -22,6 +23,7 @@ public sealed class SimulatorEngine : IDisposable
     private readonly Uri _endpoint;
     private readonly TimeProvider _time;
     private readonly SemaphoreSlim _slots;
+    private readonly MqttSender? _mqtt;
     private FleetModel? _model;
     private PayloadWriter? _writer;
 
@@ -47,6 +49,7 @@ public sealed class SimulatorEngine : IDisposable
         };
         _client = new HttpClient(handler) { Timeout = settings.RequestTimeout };
         _client.DefaultRequestHeaders.Add("X-Api-Key", settings.Key);
+        _mqtt = settings.Transport == Transport.Mqtt ? new MqttSender(settings) : null;
     }
 
     public SimulatorStats Stats { get; } = new();
@@ -95,6 +98,7 @@ public sealed class SimulatorEngine : IDisposable
             DurationSeconds = Math.Round(seconds, 3),
             Sensors = _settings.Sensors,
             Format = _settings.FormatName,
+            Transport = _settings.Transport == Transport.Mqtt ? $"mqtt {_settings.MqttVersion}" : "http",
             Batch = _settings.Batch,
             Sent = Stats.Sent,
             Acknowledged = Stats.Acknowledged,
@@ -174,7 +178,14 @@ public sealed class SimulatorEngine : IDisposable
         {
             var written = _writer!.Write(body, firstSlot, slots, readings, timeMs);
             Debug.Assert(written == readings);
-            await SendWithRetriesAsync(body, readings, abort);
+            if (_mqtt is not null)
+            {
+                await PublishWithRetriesAsync(_model!.Id((int)(firstSlot % _settings.Sensors)), body, readings, abort);
+            }
+            else
+            {
+                await SendWithRetriesAsync(body, readings, abort);
+            }
         }
         catch (Exception ex)
         {
@@ -243,6 +254,38 @@ public sealed class SimulatorEngine : IDisposable
                 Sample($"error: {DescribeProblem(status, bytes)}");
             }
             return;
+        }
+    }
+
+    /// <summary>MQTT: a PUBACK with reason code 0 acknowledges; quota and log refusals are sent again after a second; others reject.</summary>
+    private async Task PublishWithRetriesAsync(string sensorId, PooledBufferWriter body, int readings, CancellationToken abort)
+    {
+        for (var attempt = 0; ; attempt++)
+        {
+            Stats.AddRequest();
+            var (outcome, reason, elapsed) = await _mqtt!.PublishAsync(sensorId, body.Buffer.AsMemory(0, body.WrittenCount), _writer!.ContentType, abort);
+            switch (outcome)
+            {
+                case PublishOutcome.Acknowledged:
+                    Stats.Latency.Record((long)(elapsed.Ticks / (TimeSpan.TicksPerMillisecond / 1000)));
+                    Stats.AddAcknowledged(readings);
+                    return;
+                case PublishOutcome.RetryLater when attempt < _settings.MaxRetries:
+                    Stats.AddRetry(reason!.StartsWith("151", StringComparison.Ordinal) ? StatusCodes.TooManyRequests : StatusCodes.ServiceUnavailable);
+                    await Task.Delay(TimeSpan.FromSeconds(1), abort);
+                    continue;
+                case PublishOutcome.RetryLater:
+                    Stats.AddErrors(readings);
+                    Sample($"error: {reason} after {attempt} retries ({readings} readings)");
+                    return;
+                default:
+                    Stats.AddRejected(readings);
+                    if (Stats.WantsSamples)
+                    {
+                        Sample(reason!);
+                    }
+                    return;
+            }
         }
     }
 
@@ -338,6 +381,7 @@ public sealed class SimulatorEngine : IDisposable
 
     public void Dispose()
     {
+        _mqtt?.DisposeAsync().AsTask().GetAwaiter().GetResult();
         _client.Dispose();
         _slots.Dispose();
     }

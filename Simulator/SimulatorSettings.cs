@@ -12,6 +12,15 @@ public sealed record SimulatorSettings
 
     public Uri Url { get; init; } = new("http://127.0.0.1:5080");
 
+    /// <summary>How readings travel: HTTP posts, or MQTT publishes from one connection per sensor.</summary>
+    public Transport Transport { get; init; } = Transport.Http;
+
+    /// <summary>The Api's MQTT endpoint (with <see cref="Transport.Mqtt"/>).</summary>
+    public Uri MqttUrl { get; init; } = new("mqtt://127.0.0.1:1883");
+
+    /// <summary>"5" or "3.1.1".</summary>
+    public string MqttVersion { get; init; } = "5";
+
     public string Key { get; init; } = "dev-device-key-change-me";
 
     public int Sensors { get; init; } = 100;
@@ -65,6 +74,25 @@ public sealed record SimulatorSettings
         else if (!AllowRemote && !IsLoopback(Url))
         {
             errors.Add($"--url {Url} is not a loopback address; pass --allow-remote to load another host");
+        }
+        if (Transport == Transport.Mqtt)
+        {
+            if (!MqttUrl.IsAbsoluteUri || MqttUrl.Scheme != "mqtt")
+            {
+                errors.Add($"--mqtt-url must be an absolute mqtt://host:port URL, not '{MqttUrl}'");
+            }
+            else if (!AllowRemote && !IsLoopback(MqttUrl))
+            {
+                errors.Add($"--mqtt-url {MqttUrl} is not a loopback address; pass --allow-remote to load another host");
+            }
+            if (Batch != 1)
+            {
+                errors.Add("--transport mqtt publishes each reading from its own sensor's connection: --batch must be 1");
+            }
+            if (MqttVersion is not ("5" or "3.1.1"))
+            {
+                errors.Add("--mqtt-version must be 5 or 3.1.1");
+            }
         }
         if (string.IsNullOrWhiteSpace(Key))
         {
@@ -128,4 +156,10 @@ public sealed record SimulatorSettings
         duration = TimeSpan.FromSeconds(value * factor);
         return true;
     }
+}
+
+public enum Transport
+{
+    Http,
+    Mqtt,
 }

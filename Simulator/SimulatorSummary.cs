@@ -9,6 +9,9 @@ public sealed record SimulatorSummary
     public required double DurationSeconds { get; init; }
     public required int Sensors { get; init; }
     public required string Format { get; init; }
+
+    /// <summary>"http", or "mqtt" with its version ("mqtt 5", "mqtt 3.1.1").</summary>
+    public string Transport { get; init; } = "http";
     public required int Batch { get; init; }
     public required long Sent { get; init; }
     public required long Acknowledged { get; init; }

@@ -46,6 +46,17 @@ def table(folder):
                 each = ", ".join(fmt(r.get("appliedReadingsPerSecond")) for r in rs)
                 print(f"| {mode} ingest, batch {batch}: readings/s accepted / aggregated (request p99) | "
                       f"{fmt(accepted)} / **{fmt(applied)}** ({fmt(p99, 1)} ms) | {each} |")
+        per_transport = {}
+        for transport in ("http", "mqtt"):
+            rs = runs(folder, f"{mode}-{transport}")
+            if rs:
+                per_transport[transport] = median([r["readingsPerSecond"] for r in rs])
+                p99 = median([r["latencyMs"]["p99"] for r in rs])
+                each = ", ".join(fmt(r["readingsPerSecond"]) for r in rs)
+                print(f"| {mode} ingest, one reading per message over {transport.upper()}, {rs[0]['sensors']:,} sensors: "
+                      f"readings/s acknowledged (p99) | **{fmt(per_transport[transport])}** ({fmt(p99, 1)} ms) | {each} |")
+        if per_transport.get("http") and per_transport.get("mqtt"):
+            print(f"| {mode} ingest, one reading per message: MQTT / HTTP | **{per_transport['mqtt'] / per_transport['http']:.2f}x** | |")
         path = os.path.join(folder, f"{mode}-alert-latency.json")
         if os.path.exists(path):
             probe = load(path)

@@ -12,8 +12,9 @@
 # offline (one offline rule created over an idle fleet deactivated by Orleans), embedded and durable (the Api over HTTP).
 # Settings (environment): BENCH_RUNS=3 runs per ingest figure, BENCH_SECONDS=10 seconds per run,
 # BENCH_SENSORS=100000 simulated sensors for ingest, BENCH_MEMORY_SENSORS=200000 sensors' state,
-# BENCH_ACTIVATIONS=100000 sensor grain activations, BENCH_OFFLINE_SENSORS=200000, BENCH_PROBES=200 alert samples.
-# Ports: embedded Api 5280, durable Api 5281 with PostgreSQL 55532, RabbitMQ 55772, Redis 56479 and one silo on 5391.
+# BENCH_ACTIVATIONS=100000 sensor grain activations, BENCH_OFFLINE_SENSORS=200000, BENCH_PROBES=200 alert samples,
+# BENCH_TRANSPORT_SENSORS=2000 devices for the HTTP/MQTT comparison (one MQTT connection each).
+# Ports: embedded Api 5280 (MQTT 5282), durable Api 5281 with PostgreSQL 55532, RabbitMQ 55772, Redis 56479 and one silo on 5391.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -24,12 +25,14 @@ memory_sensors=${BENCH_MEMORY_SENSORS:-200000}
 activations=${BENCH_ACTIVATIONS:-100000}
 offline_sensors=${BENCH_OFFLINE_SENSORS:-200000}
 probes=${BENCH_PROBES:-200}
+transport_sensors=${BENCH_TRANSPORT_SENSORS:-2000}
 parts=${*:-parse memory calls offline embedded durable}
 out="$root/bench/results/$(date -u +%Y%m%dT%H%M%SZ)"
 mkdir -p "$out"
 operator_key=bench-operator-key
 device_key=bench-device-key
 embedded_port=5280
+embedded_mqtt_port=5282
 durable_dir=$(mktemp -d /tmp/oiot-bench-XXXXXX)
 chmod 755 "$durable_dir" # PostgreSQL runs as the postgres user
 api_pid=
@@ -78,6 +81,21 @@ ingest() { # name url batch device_key operator_key
   done
 }
 
+# One reading per message from the same devices over HTTP and over MQTT (a connection per device, QoS 1), at
+# saturation with 64 messages in flight: readings/s acknowledged and latency.
+transports() { # name url mqtt_url device_key
+  for transport in http mqtt; do
+    log "$1: one reading per message over $transport, warm-up (every device once; not counted)"
+    simulator --url "$2" --transport "$transport" --mqtt-url "$3" --key "$4" --sensors "$transport_sensors" --total-rate 0 \
+      --concurrency 64 --count "$transport_sensors" >/dev/null
+    for run in $(seq "$runs"); do
+      log "$1: $transport, run $run of $runs ($seconds s)"
+      simulator --url "$2" --transport "$transport" --mqtt-url "$3" --key "$4" --sensors "$transport_sensors" --total-rate 0 \
+        --concurrency 64 --duration "${seconds}s" --summary "$out/$1-$transport-run$run.json" >/dev/null
+    done
+  done
+}
+
 # Ingest-to-alert latency with a load of half the saturation rate running next to the probe.
 latency() { # name url device_key operator_key
   local rate
@@ -117,7 +135,7 @@ for part in $parts; do
       (cd Api/bin/Release/net10.0 && exec env ASPNETCORE_ENVIRONMENT=Production Logging__LogLevel__Default=Warning \
         Auth__Keys__0__Name=bench-operator Auth__Keys__0__Key=$operator_key Auth__Keys__0__Role=operator \
         Auth__Keys__1__Name=bench-device Auth__Keys__1__Key=$device_key Auth__Keys__1__Role=device \
-        dotnet Api.dll --Urls="http://127.0.0.1:$embedded_port" --Mqtt:Port=0 >"$out/embedded-api.log" 2>&1) &
+        RateLimits__Enabled=false dotnet Api.dll --Urls="http://127.0.0.1:$embedded_port" --Mqtt:Port=$embedded_mqtt_port >"$out/embedded-api.log" 2>&1) &
       api_pid=$!
       url="http://127.0.0.1:$embedded_port"
       wait_ready "$url" 60
@@ -126,6 +144,7 @@ for part in $parts; do
       ingest embedded "$url" 100 "$device_key" "$operator_key"
       ingest embedded "$url" 500 "$device_key" "$operator_key"
       latency embedded "$url" "$device_key" "$operator_key"
+      transports embedded "$url" "mqtt://127.0.0.1:$embedded_mqtt_port" "$device_key"
       kill "$api_pid"; wait "$api_pid" 2>/dev/null || true; api_pid=
       ;;
     durable)
