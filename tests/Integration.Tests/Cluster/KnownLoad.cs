@@ -157,6 +157,12 @@ public sealed class TelemetryLoader(HttpClient device, Action<string> log)
         lock (_acknowledged) return _acknowledged.ToArray();
     }
 
+    /// <summary>A reading acknowledged by another way in (an MQTT PUBACK): checked with the others.</summary>
+    public void AcknowledgedElsewhere(InputReading reading)
+    {
+        lock (_acknowledged) _acknowledged.Add(reading);
+    }
+
     /// <summary>Every answer: time since the loader was created and status (0: no answer, a connection error).</summary>
     public IReadOnlyList<(TimeSpan At, int Status)> Answers()
     {
