@@ -45,24 +45,27 @@ public sealed class ClusterPageTests(DashboardFixture fx)
         var siloRow = By.CssSelector($"#silo-body tr[data-silo-id='{siloId}']");
         DashboardFixture.Until(() => fx.Driver.FindElements(siloRow).Count == 1
             && fx.Driver.FindElement(siloRow).FindElement(By.CssSelector(".silo-partitions")).GetAttribute("data-count") == "2", "the silo running 2 partitions");
-        Assert.Single(fx.Driver.FindElements(By.CssSelector("#silo-body tr")));
-        var row = fx.Driver.FindElement(siloRow);
-        Assert.Equal("active", row.GetAttribute("data-status"));
-        Assert.Equal(siloName, row.FindElement(By.CssSelector(".silo-name")).Text);
-        Assert.Equal(siloId, row.FindElement(By.CssSelector(".silo-address")).Text);
-        Assert.Contains("(0, 1)", row.Text, StringComparison.Ordinal);
-        Assert.Matches(@"^\d+ sensor, \d+ rule, 2 partition$", row.FindElement(By.CssSelector(".silo-activations")).Text);
-        Assert.EndsWith(" UTC", row.FindElement(By.CssSelector("time")).GetAttribute("title"), StringComparison.Ordinal);
+        DashboardFixture.OnOneRender(() =>
+        {
+            Assert.Single(fx.Driver.FindElements(By.CssSelector("#silo-body tr")));
+            var row = fx.Driver.FindElement(siloRow);
+            Assert.Equal("active", row.GetAttribute("data-status"));
+            Assert.Equal(siloName, row.FindElement(By.CssSelector(".silo-name")).Text);
+            Assert.Equal(siloId, row.FindElement(By.CssSelector(".silo-address")).Text);
+            Assert.Contains("(0, 1)", row.Text, StringComparison.Ordinal);
+            Assert.Matches(@"^\d+ sensor, \d+ rule, 2 partition$", row.FindElement(By.CssSelector(".silo-activations")).Text);
+            Assert.EndsWith(" UTC", row.FindElement(By.CssSelector("time")).GetAttribute("title"), StringComparison.Ordinal);
 
-        // A partition map row per partition, run by the silo: since when, positions, lag, readings, sensors, last checkpoint.
-        var mapRows = fx.Driver.FindElements(By.CssSelector("#partition-body tr"));
-        Assert.Equal(partitions, mapRows.Count);
-        Assert.Equal(["0", "1"], mapRows.Select(r => r.GetAttribute("data-partition")));
-        Assert.All(mapRows, r => Assert.Equal(siloId, r.GetAttribute("data-owner")));
-        Assert.All(mapRows, r => Assert.Contains(siloId, r.Text, StringComparison.Ordinal));
-        Assert.All(mapRows, r => Assert.Contains(siloName, r.Text, StringComparison.Ordinal));
-        Assert.All(mapRows, r => Assert.All(r.FindElements(By.CssSelector("td.num")), c => Assert.Matches(@"^[\d,.\s\u00a0\u202f]+$", c.Text)));
-        Assert.All(mapRows, r => Assert.Equal(2, r.FindElements(By.CssSelector("time[title$=' UTC']")).Count));
+            // A partition map row per partition, run by the silo: since when, positions, lag, readings, sensors, last checkpoint.
+            var mapRows = fx.Driver.FindElements(By.CssSelector("#partition-body tr"));
+            Assert.Equal(partitions, mapRows.Count);
+            Assert.Equal(["0", "1"], mapRows.Select(r => r.GetAttribute("data-partition")));
+            Assert.All(mapRows, r => Assert.Equal(siloId, r.GetAttribute("data-owner")));
+            Assert.All(mapRows, r => Assert.Contains(siloId, r.Text, StringComparison.Ordinal));
+            Assert.All(mapRows, r => Assert.Contains(siloName, r.Text, StringComparison.Ordinal));
+            Assert.All(mapRows, r => Assert.All(r.FindElements(By.CssSelector("td.num")), c => Assert.Matches(@"^[\d,.\s\u00a0\u202f]+$", c.Text)));
+            Assert.All(mapRows, r => Assert.Equal(2, r.FindElements(By.CssSelector("time[title$=' UTC']")).Count));
+        });
         // The 20 readings posted above, applied by the two readers (more from the collection's other tests).
         DashboardFixture.Until(() => fx.Driver.FindElements(By.CssSelector("#partition-body tr"))
             .Sum(r => long.Parse(r.GetAttribute("data-readings")!, CultureInfo.InvariantCulture)) >= 20,
@@ -82,8 +85,11 @@ public sealed class ClusterPageTests(DashboardFixture fx)
         Assert.Single(fx.Driver.FindElements(By.CssSelector("#chart-alerts .uplot")));
         Assert.Single(fx.Driver.FindElements(By.CssSelector("#chart-silos .uplot")));
         Assert.Contains(siloId, fx.Driver.FindElement(By.Id("chart-silos")).Text, StringComparison.Ordinal);
-        Assert.Contains("readings/s", fx.Driver.FindElement(By.Id("cluster-summary")).Text, StringComparison.Ordinal);
-        Assert.Matches("^[0-9,]+", fx.Driver.FindElement(By.Id("summary-mqtt")).Text);
+        DashboardFixture.OnOneRender(() =>
+        {
+            Assert.Contains("readings/s", fx.Driver.FindElement(By.Id("cluster-summary")).Text, StringComparison.Ordinal);
+            Assert.Matches("^[0-9,]+", fx.Driver.FindElement(By.Id("summary-mqtt")).Text);
+        });
 
         // It polls while shown.
         var polled = ResourceCount("/api/v1/cluster/metrics");

@@ -152,6 +152,30 @@ public sealed class DashboardFixture : IAsyncLifetime
         }
     }
 
+    /// <summary>
+    /// Runs assertions over elements of a page that re-renders them while it polls: a render in the middle makes them
+    /// stale, and the whole block runs again on the new ones (until the deadline; other failures fail at once).
+    /// </summary>
+    public static void OnOneRender(Action assertions, TimeSpan? timeout = null)
+    {
+        var deadline = DateTime.UtcNow + (timeout ?? TimeSpan.FromSeconds(15));
+        while (true)
+        {
+            try
+            {
+                assertions();
+                return;
+            }
+            catch (Exception e) when (DateTime.UtcNow < deadline && IsStale(e))
+            {
+                Thread.Sleep(50);
+            }
+        }
+
+        static bool IsStale(Exception e) => e is StaleElementReferenceException || (e.InnerException is { } inner && IsStale(inner))
+            || (e is Xunit.Sdk.XunitException && e.Message.Contains("stale element", StringComparison.Ordinal));
+    }
+
     /// <summary>Polls a condition in the page (no fixed sleeps) and fails with <paramref name="what"/> after the deadline.</summary>
     public static void Until(Func<bool> condition, string what, TimeSpan? timeout = null)
     {

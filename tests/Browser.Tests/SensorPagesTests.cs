@@ -84,7 +84,7 @@ public sealed class SensorPagesTests(DashboardFixture fx)
         DashboardFixture.Until(() => fx.Driver.FindElement(temperature).GetAttribute("data-points") == "6", "the sixth minute, live");
 
         // The device connects over MQTT: the page says since when, and on which Api node.
-        Assert.Equal("not connected", fx.Driver.FindElement(By.Id("sensor-mqtt")).Text);
+        DashboardFixture.OnOneRender(() => Assert.Equal("not connected", fx.Driver.FindElement(By.Id("sensor-mqtt")).Text));
         var subscribe = new System.Diagnostics.ProcessStartInfo("mosquitto_sub")
         {
             ArgumentList = { "-h", "127.0.0.1", "-p", fx.MqttPort.ToString(CultureInfo.InvariantCulture), "-V", "mqttv5", "-i", sensor, "-u", sensor,
@@ -96,9 +96,9 @@ public sealed class SensorPagesTests(DashboardFixture fx)
         {
             try
             {
-                DashboardFixture.Until(() => fx.Driver.FindElement(By.Id("sensor-mqtt")).Text.StartsWith("connected since", StringComparison.Ordinal),
-                    "the MQTT connection on the sensor page", TimeSpan.FromSeconds(20));
-                Assert.Contains("MQTT 5, Api node", fx.Driver.FindElement(By.Id("sensor-mqtt")).Text, StringComparison.Ordinal);
+                DashboardFixture.Until(() => fx.Driver.FindElement(By.Id("sensor-mqtt")).Text is var text
+                    && text.StartsWith("connected since", StringComparison.Ordinal) && text.Contains("MQTT 5, Api node", StringComparison.Ordinal),
+                    "the MQTT connection (since when, MQTT 5, which Api node) on the sensor page", TimeSpan.FromSeconds(20));
             }
             finally
             {
