@@ -132,10 +132,12 @@ for part in $parts; do
       ;;
     embedded)
       log "embedded: starting the Api (in-memory log and state, co-hosted silo)"
+      # Rate limits off and a large Idempotency-Key bound: the figures are the machine's, not the limits' (the simulator
+      # sends a key per request, and one reading per request reaches the default 100,000 keys within a few runs).
       (cd Api/bin/Release/net10.0 && exec env ASPNETCORE_ENVIRONMENT=Production Logging__LogLevel__Default=Warning \
         Auth__Keys__0__Name=bench-operator Auth__Keys__0__Key=$operator_key Auth__Keys__0__Role=operator \
         Auth__Keys__1__Name=bench-device Auth__Keys__1__Key=$device_key Auth__Keys__1__Role=device \
-        RateLimits__Enabled=false dotnet Api.dll --Urls="http://127.0.0.1:$embedded_port" --Mqtt:Port=$embedded_mqtt_port >"$out/embedded-api.log" 2>&1) &
+        RateLimits__Enabled=false Telemetry__MaxIdempotencyKeysPerCaller=10000000 dotnet Api.dll --Urls="http://127.0.0.1:$embedded_port" --Mqtt:Port=$embedded_mqtt_port >"$out/embedded-api.log" 2>&1) &
       api_pid=$!
       url="http://127.0.0.1:$embedded_port"
       wait_ready "$url" 60

@@ -40,6 +40,12 @@ public sealed class MqttTests(MqttApiFactory factory) : IClassFixture<MqttApiFac
             await PubAsync(id, ApiFactory.DeviceKey, $"devices/{id}/telemetry",
                 $$$"""{"timestamp":{{{window + 4_000}}},"hum":44}""" + "\n" + $$$"""{"timestamp":{{{window + 5_000}}},"temp":21}""", "mqttv311"),
         };
+        // QoS 0: no acknowledgement at all, stored all the same while the log takes writes.
+        var storedBefore = (await StatusAsync()).GetProperty("publishesStored").GetInt64();
+        var qos0 = await PubAsync(id, ApiFactory.DeviceKey, $"devices/{id}/telemetry", $$$"""{"timestamp":{{{window + 6_000}}},"temp":23}""", qos: "0");
+        Assert.Equal(0, qos0.ExitCode);
+        Assert.DoesNotContain("PUBACK", qos0.Output, StringComparison.Ordinal);
+        await Eventually.Until(async () => (await StatusAsync()).GetProperty("publishesStored").GetInt64() > storedBefore, what: "the QoS 0 publish stored");
         Assert.All(results, r =>
         {
             Assert.Equal(0, r.ExitCode);
@@ -49,7 +55,7 @@ public sealed class MqttTests(MqttApiFactory factory) : IClassFixture<MqttApiFac
         JsonAssert.Equal(new[]
         {
             new { minute = T(window), metric = "hum", count = 2, min = 40.0, max = 44.0, sum = 84.0, avg = 42.0, first = 40.0, last = 44.0 },
-            new { minute = T(window), metric = "temp", count = 4, min = 19.0, max = 22.0, sum = 82.5, avg = 82.5 / 4, first = 20.5, last = 21.0 },
+            new { minute = T(window), metric = "temp", count = 5, min = 19.0, max = 23.0, sum = 105.5, avg = 105.5 / 5, first = 20.5, last = 23.0 },
         }, await ClosedMinutesAsync(id, window, 2));
     }
 
