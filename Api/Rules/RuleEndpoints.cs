@@ -168,7 +168,7 @@ public static class RuleEndpoints
         TypedResults.Problem(statusCode: StatusCodes.Status404NotFound, title: "Rule not found", detail: $"There is no rule with id '{id}'.");
 
     /// <summary>Reads a JSON body, reporting malformed JSON with its line, position and path.</summary>
-    private static async Task<(T? Body, IResult? Error)> ReadAsync<T>(HttpRequest request, JsonTypeInfo<T> type, string what, CancellationToken ct)
+    internal static async Task<(T? Body, IResult? Error)> ReadAsync<T>(HttpRequest request, JsonTypeInfo<T> type, string what, CancellationToken ct)
         where T : class
     {
         if (!request.HasJsonContentType())
