@@ -5,12 +5,17 @@ namespace Grains;
 /// <summary>The rules of MQTT presence, pure: which report of a device's connection, or of a node's count, stands.</summary>
 public static class Presence
 {
-    /// <summary>A newer connection (later start) replaces an older one; the same one renews its lease.</summary>
-    public static DeviceConnection? Connected(DeviceConnection? current, DeviceConnection reported) =>
-        current is null || reported.SinceMs > current.SinceMs
-        || (reported.SinceMs == current.SinceMs && reported.Node == current.Node && reported.LeaseUntilMs >= current.LeaseUntilMs)
-            ? reported
-            : current;
+    /// <summary>
+    /// A newer connection (later start) replaces an older one; the same one renews its lease. A report of the connection
+    /// that <paramref name="ended"/> (a renewal that crossed its disconnection) changes nothing.
+    /// </summary>
+    public static DeviceConnection? Connected(DeviceConnection? current, (string Node, long SinceMs)? ended, DeviceConnection reported) =>
+        ended is { } gone && gone.Node == reported.Node && gone.SinceMs == reported.SinceMs
+            ? current
+            : current is null || reported.SinceMs > current.SinceMs
+              || (reported.SinceMs == current.SinceMs && reported.Node == current.Node && reported.LeaseUntilMs >= current.LeaseUntilMs)
+                ? reported
+                : current;
 
     /// <summary>Only the connection that ended is removed: a device that reconnected (elsewhere, or later) stays connected.</summary>
     public static DeviceConnection? Disconnected(DeviceConnection? current, string node, long sinceMs) =>
@@ -42,10 +47,15 @@ public static class Presence
 public sealed class DevicePresenceGrain : Grain, IDevicePresenceGrain
 {
     private DeviceConnection? _connection;
+    private (string Node, long SinceMs)? _ended;
 
     public Task ConnectedAsync(DeviceConnection connection)
     {
-        _connection = Presence.Connected(_connection, connection);
+        _connection = Presence.Connected(_connection, _ended, connection);
+        if (_connection is null)
+        {
+            return Task.CompletedTask;
+        }
         // Idle collection must not forget a connection within its lease (renewals are the only calls a quiet device brings).
         DelayDeactivation(TimeSpan.FromMilliseconds(Math.Max(0, _connection!.LeaseUntilMs - _connection.ReportedAtMs)));
         return Task.CompletedTask;
@@ -53,6 +63,7 @@ public sealed class DevicePresenceGrain : Grain, IDevicePresenceGrain
 
     public Task DisconnectedAsync(string node, long sinceMs)
     {
+        _ended = (node, sinceMs);
         _connection = Presence.Disconnected(_connection, node, sinceMs);
         if (_connection is null)
         {

@@ -71,7 +71,7 @@ public sealed partial class MqttBroker(MqttClients clients, MqttTelemetry teleme
                 $"This API key holds {max} MQTT connections on this node, its limit (Mqtt:MaxConnectionsPerKey).");
         }
         var persistent = v5 ? e.SessionExpiryInterval > 0 : e.CleanSession == false;
-        clients.Validated(new MqttClient(e.ClientId!, key.Name, isOperator, e.ProtocolVersion, persistent));
+        clients.Validated(new MqttClient(e.ClientId!, key.Name, isOperator, e.ProtocolVersion, persistent), e.RemoteEndPoint);
         return Task.CompletedTask;
     }
 
@@ -85,7 +85,7 @@ public sealed partial class MqttBroker(MqttClients clients, MqttTelemetry teleme
 
     private async Task ConnectedAsync(ClientConnectedEventArgs e)
     {
-        var client = clients.Connected(e.ClientId, time.GetUtcNow());
+        var client = clients.Connected(e.ClientId, e.RemoteEndPoint, time.GetUtcNow());
         if (client is null)
         {
             return;
@@ -95,12 +95,26 @@ public sealed partial class MqttBroker(MqttClients clients, MqttTelemetry teleme
         if (client.CommandsQos is not null)
         {
             // A persistent session of this node resumed: it still subscribes to its commands.
-            await commands.SendPendingAsync(client, e.ClientId);
+            await SendPendingAsync(client, e.ClientId);
+        }
+    }
+
+    /// <summary>Pending commands for a client; a failure is logged (they stay pending), never thrown into the client's connection.</summary>
+    private async Task SendPendingAsync(MqttClient client, string clientId)
+    {
+        try
+        {
+            await commands.SendPendingAsync(client, clientId);
+        }
+        catch (Exception e)
+        {
+            LogPendingFailed(logger, e, clientId);
         }
     }
 
     private Task DisconnectedAsync(ClientDisconnectedEventArgs e)
     {
+        clients.Abandoned(e.ClientId, e.RemoteEndPoint);
         var since = clients.Get(e.ClientId)?.ConnectedAt;
         var kept = clients.Get(e.ClientId) is { Persistent: true } || e.DisconnectType == MqttClientDisconnectType.Takeover;
         if (clients.Disconnected(e.ClientId, kept, time.GetUtcNow()) is not null && since is not null)
@@ -139,7 +153,7 @@ public sealed partial class MqttBroker(MqttClients clients, MqttTelemetry teleme
             client.CommandsQos = e.TopicFilter.QualityOfServiceLevel;
             if (client.Persistent)
             {
-                await commands.SendPendingAsync(client, e.ClientId);
+                await SendPendingAsync(client, e.ClientId);
             }
         }
     }
@@ -155,7 +169,7 @@ public sealed partial class MqttBroker(MqttClients clients, MqttTelemetry teleme
 
     /// <summary>
     /// Advertises the packet size limit to MQTT 5 clients (in the CONNACK), and withholds a failure PUBACK from MQTT 3.1.1
-    /// clients: their protocol has no reason codes, so the PUBACK would read as "stored".
+    /// clients (a PUBREC for QoS 2): their protocol has no reason codes, so it would read as "stored".
     /// </summary>
     private Task InterceptOutboundAsync(InterceptingPacketEventArgs e)
     {
@@ -166,6 +180,7 @@ public sealed partial class MqttBroker(MqttClients clients, MqttTelemetry teleme
                 connAck.RetainAvailable = false;
                 break;
             case MqttPubAckPacket { ReasonCode: >= MqttPubAckReasonCode.UnspecifiedError } when clients.Get(e.ClientId) is { IsV5: false }:
+            case MqttPubRecPacket { ReasonCode: >= MqttPubRecReasonCode.UnspecifiedError } when clients.Get(e.ClientId) is { IsV5: false }:
                 e.ProcessPacket = false;
                 break;
         }
@@ -180,6 +195,9 @@ public sealed partial class MqttBroker(MqttClients clients, MqttTelemetry teleme
 
     [LoggerMessage(Level = LogLevel.Information, Message = "MQTT client {ClientId} disconnected ({Type}, {Reason})")]
     private static partial void LogDisconnected(ILogger logger, string clientId, MqttClientDisconnectType type, string? reason);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Pending commands of MQTT client {ClientId} could not be sent; they stay pending")]
+    private static partial void LogPendingFailed(ILogger logger, Exception exception, string clientId);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "MQTT client {ClientId} may not subscribe to {Topic}")]
     private static partial void LogSubscriptionRefused(ILogger logger, string clientId, string topic);

@@ -73,12 +73,20 @@ public sealed class MqttClients
     public string? OtherOwner(string clientId, string keyName) =>
         _clients.TryGetValue(clientId, out var c) && c.KeyName != keyName ? c.KeyName : null;
 
-    /// <summary>A connection passed validation; it becomes the client when it is connected.</summary>
-    public void Validated(MqttClient client) => _validated[client.DeviceId] = client;
+    /// <summary>
+    /// A connection passed validation; it becomes the client when it is connected. Kept by client id and remote end
+    /// point: two connections validating under one client id at once each find their own.
+    /// </summary>
+    public void Validated(MqttClient client, System.Net.EndPoint? remote) => _validated[Connection(client.DeviceId, remote)] = client;
 
-    public MqttClient? Connected(string clientId, DateTimeOffset now)
+    /// <summary>A validated connection that ended before it was connected.</summary>
+    public void Abandoned(string clientId, System.Net.EndPoint? remote) => _validated.TryRemove(Connection(clientId, remote), out _);
+
+    private static string Connection(string clientId, System.Net.EndPoint? remote) => clientId + "\n" + remote;
+
+    public MqttClient? Connected(string clientId, System.Net.EndPoint? remote, DateTimeOffset now)
     {
-        if (!_validated.TryRemove(clientId, out var next))
+        if (!_validated.TryRemove(Connection(clientId, remote), out var next))
         {
             return null;
         }

@@ -63,11 +63,9 @@ public sealed partial class MqttCommands(MqttClients clients, IServiceProvider s
         {
             client.Unacknowledged.TryRemove(command.CommandId, out _);
             LogTooManyUnacknowledged(logger, client.DeviceId, options.Value.MaxUnacknowledgedCommands);
-            await Server.DisconnectClientAsync(client.DeviceId, new MqttServerClientDisconnectOptions
-            {
-                ReasonCode = MqttDisconnectReasonCode.QuotaExceeded,
-                ReasonString = $"{options.Value.MaxUnacknowledgedCommands} commands are not acknowledged (Mqtt:MaxUnacknowledgedCommands).",
-            });
+            // Not awaited: writing the DISCONNECT to a client that reads nothing may take the communication timeout, and
+            // live events for every other device wait on this one.
+            _ = DisconnectAsync(client.DeviceId);
             return;
         }
         var message = new MqttApplicationMessageBuilder()
@@ -98,6 +96,22 @@ public sealed partial class MqttCommands(MqttClients clients, IServiceProvider s
         {
             client.Unacknowledged.TryRemove(command.CommandId, out _);
             await MarkDeliveredAsync(client.DeviceId, command.CommandId);
+        }
+    }
+
+    private async Task DisconnectAsync(string deviceId)
+    {
+        try
+        {
+            await Server.DisconnectClientAsync(deviceId, new MqttServerClientDisconnectOptions
+            {
+                ReasonCode = MqttDisconnectReasonCode.QuotaExceeded,
+                ReasonString = $"{options.Value.MaxUnacknowledgedCommands} commands are not acknowledged (Mqtt:MaxUnacknowledgedCommands).",
+            });
+        }
+        catch (Exception e) when (e is InvalidOperationException or OperationCanceledException or IOException)
+        {
+            // Gone already.
         }
     }
 

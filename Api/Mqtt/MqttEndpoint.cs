@@ -46,7 +46,7 @@ public sealed partial class MqttEndpoint(MqttServer server, MqttBroker broker, M
         broker.Attach(server);
         await server.StartAsync();
         var kestrel = new KestrelServerOptions { ApplicationServices = services };
-        kestrel.Limits.MaxConcurrentConnections = null;
+        kestrel.Limits.MaxConcurrentConnections = options.Value.MaxConnections;
         var address = IPAddress.Parse(options.Value.Address);
         ListenOptions? listen = null;
         kestrel.Listen(address, options.Value.Port, l =>
@@ -163,6 +163,9 @@ public static class MqttEndpointExtensions
         var options = configuration.GetSection("Mqtt").Get<MqttOptions>() ?? new MqttOptions();
         services.AddSingleton(new MqttServerOptionsBuilder()
             .WithPersistentSessions()
+            // How long the server waits for a CONNECT and for a DISCONNECT to be written (MQTTnet's default is 100 s: a
+            // socket that never speaks, or a client that reads nothing while it is taken over, would hold as long).
+            .WithDefaultCommunicationTimeout(TimeSpan.FromSeconds(10))
             // Bounds the messages waiting to be sent to one client; the newest is refused past it (dropping the oldest
             // would keep it among the unacknowledged ones and send it again on reconnect, out of order).
             .WithMaxPendingMessagesPerClient(options.MaxUnacknowledgedCommands)

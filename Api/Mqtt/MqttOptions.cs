@@ -11,6 +11,9 @@ public sealed class MqttOptions
     /// <summary>The TCP port (1883, MQTT's registered port, by default; 0 takes a free port, written to the log).</summary>
     public int Port { get; set; } = 1883;
 
+    /// <summary>TCP connections the MQTT listener holds at once on this node (authenticated or not).</summary>
+    public long MaxConnections { get; set; } = 100_000;
+
     /// <summary>Connections one API key may hold at once on this node.</summary>
     public int MaxConnectionsPerKey { get; set; } = 10_000;
 
@@ -46,6 +49,10 @@ public sealed class MqttOptions
         if (Port is < 0 or > 65535)
         {
             errors.Add("Mqtt:Port must be between 0 and 65535");
+        }
+        if (MaxConnections is < 1 or > 10_000_000)
+        {
+            errors.Add("Mqtt:MaxConnections must be between 1 and 10000000");
         }
         if (MaxConnectionsPerKey is < 1 or > 10_000_000)
         {

@@ -43,8 +43,10 @@ public static class MqttStatusEndpoints
                     counters.PublishesStored,
                     counters.ReadingsStored,
                     counters.RefusedByKind,
-                    clients.ConnectedNow.OrderBy(c => c.DeviceId, StringComparer.Ordinal).Take(MaxClientsListed)
-                        .Select(c => new MqttClientDto(c.DeviceId, c.KeyName, c.IsV5 ? "5" : "3.1.1", c.Persistent, Map.Time(c.ConnectedAt!.Value.ToUnixTimeMilliseconds()), c.CommandsQos is not null))
+                    clients.ConnectedNow.Select(c => (Client: c, Since: c.ConnectedAt)).Where(c => c.Since is not null)
+                        .OrderBy(c => c.Client.DeviceId, StringComparer.Ordinal).Take(MaxClientsListed)
+                        .Select(c => new MqttClientDto(c.Client.DeviceId, c.Client.KeyName, c.Client.IsV5 ? "5" : "3.1.1", c.Client.Persistent,
+                            Map.Time(c.Since!.Value.ToUnixTimeMilliseconds()), c.Client.CommandsQos is not null))
                         .ToArray()));
             })
             .ForOperators()

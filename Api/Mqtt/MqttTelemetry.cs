@@ -28,6 +28,24 @@ public sealed partial class MqttTelemetry(MqttClients clients, TelemetryIntake i
 
     public async Task InterceptAsync(InterceptingPublishEventArgs e)
     {
+        if (e.CancellationToken.CanBeCanceled)
+        {
+            await InterceptPublishAsync(e);
+            return;
+        }
+        // A will message: the server publishes it without awaiting, after the connection ended; nothing may escape.
+        try
+        {
+            await InterceptPublishAsync(e);
+        }
+        catch (Exception ex)
+        {
+            LogWillFailed(logger, ex, e.ClientId);
+        }
+    }
+
+    private async Task InterceptPublishAsync(InterceptingPublishEventArgs e)
+    {
         // Telemetry is consumed here: never routed to subscribers, never retained.
         e.ProcessPublish = false;
         if (string.IsNullOrEmpty(e.ClientId))
@@ -54,7 +72,9 @@ public sealed partial class MqttTelemetry(MqttClients clients, TelemetryIntake i
             return;
         }
 
-        var qos1 = message.QualityOfServiceLevel != MqttQualityOfServiceLevel.AtMostOnce;
+        // A will message is published by the server after the connection ended (no token to cancel): stored once if it
+        // can be, like a QoS 0 publish, never waited for.
+        var qos1 = message.QualityOfServiceLevel != MqttQualityOfServiceLevel.AtMostOnce && e.CancellationToken.CanBeCanceled;
         while (true)
         {
             var refusal = TakePublish(client);
@@ -80,11 +100,13 @@ public sealed partial class MqttTelemetry(MqttClients clients, TelemetryIntake i
         }
 
         var deadline = time.GetUtcNow() + options.Value.LogWait;
+        TelemetryAdmission? admission = null;
         while (true)
         {
             try
             {
-                var admission = await intake.AdmitAsync(parsed, client.KeyName, id => client.MayActForAny || id == client.DeviceId);
+                // Admitted once (the readings limit is taken once); only the append is retried while the log is down.
+                admission ??= await intake.AdmitAsync(parsed, client.KeyName, id => client.MayActForAny || id == client.DeviceId);
                 if (admission.RetryAfter is { } retryAfter)
                 {
                     if (client.IsV5 || !qos1)
@@ -93,6 +115,7 @@ public sealed partial class MqttTelemetry(MqttClients clients, TelemetryIntake i
                             $"This API key sent more readings than its limit of {rateLimits.CurrentValue.Readings} allows; nothing of this publish was stored. Retry after {Seconds(retryAfter)} s.");
                         return;
                     }
+                    admission = null;
                     await Task.Delay(retryAfter, time, e.CancellationToken);
                     continue;
                 }
@@ -227,7 +250,7 @@ public sealed partial class MqttTelemetry(MqttClients clients, TelemetryIntake i
     private static int Seconds(TimeSpan wait) => Math.Max(1, (int)Math.Ceiling(wait.TotalSeconds));
 
     private static bool Unavailable(Exception e) =>
-        e is LogUnavailableException or TimeoutException or Orleans.Runtime.SiloUnavailableException or Orleans.Runtime.OrleansMessageRejectionException;
+        e is LogUnavailableException or TimeoutException or Orleans.Runtime.OrleansException;
 
     public void Dispose() => _publishes.Dispose();
 
@@ -236,6 +259,9 @@ public sealed partial class MqttTelemetry(MqttClients clients, TelemetryIntake i
 
     [LoggerMessage(Level = LogLevel.Information, Message = "MQTT publish of {ClientId} partly refused ({Count} items): {Reason}")]
     private static partial void LogPartlyRefused(ILogger logger, string clientId, int count, string reason);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "The will message of MQTT client {ClientId} could not be handled")]
+    private static partial void LogWillFailed(ILogger logger, Exception exception, string clientId);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "MQTT publish of {ClientId}: the log or cluster cannot take it now ({Reason})")]
     private static partial void LogUnavailable(ILogger logger, string clientId, string reason);

@@ -11,16 +11,26 @@ public sealed class PresenceTests
     public void A_later_connection_replaces_an_earlier_one_and_a_renewal_extends_the_lease()
     {
         var first = On("api-1", 1_000, 10_000);
-        Assert.Equal(first, Presence.Connected(null, first));
+        Assert.Equal(first, Presence.Connected(null, null, first));
 
         var elsewhere = On("api-2", 2_000, 11_000);
-        Assert.Equal(elsewhere, Presence.Connected(first, elsewhere));
+        Assert.Equal(elsewhere, Presence.Connected(first, null, elsewhere));
         // A late report of the earlier connection does not replace the later one.
-        Assert.Equal(elsewhere, Presence.Connected(elsewhere, first with { LeaseUntilMs = 20_000 }));
+        Assert.Equal(elsewhere, Presence.Connected(elsewhere, null, first with { LeaseUntilMs = 20_000 }));
 
         var renewed = elsewhere with { LeaseUntilMs = 30_000, ReportedAtMs = 15_000 };
-        Assert.Equal(renewed, Presence.Connected(elsewhere, renewed));
-        Assert.Equal(renewed, Presence.Connected(renewed, elsewhere));
+        Assert.Equal(renewed, Presence.Connected(elsewhere, null, renewed));
+        Assert.Equal(renewed, Presence.Connected(renewed, null, elsewhere));
+    }
+
+    [Fact]
+    public void A_renewal_that_crossed_the_disconnection_does_not_bring_the_connection_back()
+    {
+        var connection = On("api-1", 1_000, 10_000);
+        Assert.Null(Presence.Connected(null, ("api-1", 1_000), connection with { LeaseUntilMs = 20_000 }));
+        // A new connection of the device (a later start) counts.
+        var again = On("api-1", 5_000, 20_000);
+        Assert.Equal(again, Presence.Connected(null, ("api-1", 1_000), again));
     }
 
     [Fact]
