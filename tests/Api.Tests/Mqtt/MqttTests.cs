@@ -400,4 +400,24 @@ public sealed class MqttTests(MqttApiFactory factory) : IClassFixture<MqttApiFac
         byte[] body = [.. Text("MQTT"), 4, 0xC2, (byte)(keepAliveSeconds >> 8), (byte)keepAliveSeconds, .. Text(clientId), .. Text(clientId), .. Text(key)];
         return [0x10, (byte)body.Length, .. body];
     }
+
+    [Fact]
+    public async Task A_will_message_on_the_devices_telemetry_topic_is_stored_when_the_device_drops_off()
+    {
+        var window = factory.NextWindow();
+        var id = Ids.New("mqtt-will");
+        await using (Mosquitto.StartRunning("mosquitto_sub", [.. factory.Connect(id, ApiFactory.DeviceKey, "mqttv311"), "-t", $"devices/{id}/commands",
+            "--will-topic", $"devices/{id}/telemetry", "--will-qos", "1", "--will-payload", $$$"""{"timestamp":{{{window + 1_000}}},"status":"offline"}"""]))
+        {
+            await Eventually.Until(async () => (await StatusAsync()).GetProperty("clients").EnumerateArray().Any(c => c.GetProperty("deviceId").GetString() == id),
+                what: "the device connected");
+        }
+        // Killed without a DISCONNECT: the server publishes its will, a reading of the device.
+        var sensor = await Eventually.Json(async () =>
+        {
+            var response = await _operator.GetAsync($"/api/v1/sensors/{id}");
+            return response.StatusCode == HttpStatusCode.OK ? await response.BodyAsync() : null;
+        }, timeout: TimeSpan.FromSeconds(30), what: "the will stored");
+        JsonAssert.Equal(new Dictionary<string, string> { ["status"] = "offline" }, sensor.GetProperty("attributes"));
+    }
 }
