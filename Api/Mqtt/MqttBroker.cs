@@ -64,14 +64,14 @@ public sealed partial class MqttBroker(MqttClients clients, MqttTelemetry teleme
                 $"Keep-alive must be 1 to {maxKeepAlive} seconds (Mqtt:MaxKeepAlive); 0, never, is not accepted.");
         }
         var max = options.Value.MaxConnectionsPerKey;
-        if (clients.ConnectionsOf(key.Name, e.ClientId!) >= max)
+        var persistent = v5 ? e.SessionExpiryInterval > 0 : e.CleanSession == false;
+        if (!clients.TryValidate(new MqttClient(e.ClientId!, key.Name, isOperator, e.ProtocolVersion, persistent), e.RemoteEndPoint, max,
+                time.GetUtcNow().ToUnixTimeMilliseconds()))
         {
             // MQTT 3.1.1 clients would read Quota exceeded as "unacceptable protocol version": Server busy reads as what it is.
             return Refuse(e, v5 ? MqttConnectReasonCode.QuotaExceeded : MqttConnectReasonCode.ServerBusy,
                 $"This API key holds {max} MQTT connections on this node, its limit (Mqtt:MaxConnectionsPerKey).");
         }
-        var persistent = v5 ? e.SessionExpiryInterval > 0 : e.CleanSession == false;
-        clients.Validated(new MqttClient(e.ClientId!, key.Name, isOperator, e.ProtocolVersion, persistent), e.RemoteEndPoint);
         return Task.CompletedTask;
     }
 

@@ -58,6 +58,14 @@ public sealed class MqttClients
     private readonly ConcurrentDictionary<string, MqttClient> _validated = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, int> _connectionsPerKey = new(StringComparer.Ordinal);
 
+    /// <summary>How long a validated connection holds its place in its key's count before it connects.</summary>
+    private const long ReservationMs = 30_000;
+
+    private readonly Lock _gate = new();
+    private readonly Dictionary<string, (string KeyName, long AtMs)> _reserved = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, int> _reservedPerKey = new(StringComparer.Ordinal);
+    private readonly Queue<(string Connection, long AtMs)> _reservations = new();
+
     public MqttClient? Get(string clientId) => _clients.GetValueOrDefault(clientId);
 
     /// <summary>The clients connected now.</summary>
@@ -74,26 +82,80 @@ public sealed class MqttClients
         _clients.TryGetValue(clientId, out var c) && c.KeyName != keyName ? c.KeyName : null;
 
     /// <summary>
-    /// A connection passed validation; it becomes the client when it is connected. Kept by client id and remote end
-    /// point: two connections validating under one client id at once each find their own.
+    /// Takes a connection of the client's key when the key holds fewer than <paramref name="maxPerKey"/> (connected, or
+    /// validated and about to be), in one step: a burst of connects at once cannot pass the limit together. The validated
+    /// connection becomes the client when it is connected; it is kept by client id and remote end point, so two connects
+    /// under one client id each find their own. A reservation that never connects lapses after 30 s.
     /// </summary>
-    public void Validated(MqttClient client, System.Net.EndPoint? remote) => _validated[Connection(client.DeviceId, remote)] = client;
+    public bool TryValidate(MqttClient client, System.Net.EndPoint? remote, int maxPerKey, long nowMs)
+    {
+        var connection = Connection(client.DeviceId, remote);
+        lock (_gate)
+        {
+            Expire(nowMs);
+            var held = ConnectionsOf(client.KeyName, client.DeviceId) + _reservedPerKey.GetValueOrDefault(client.KeyName);
+            if (held >= maxPerKey)
+            {
+                return false;
+            }
+            Release(connection);
+            _reserved[connection] = (client.KeyName, nowMs);
+            _reservedPerKey[client.KeyName] = _reservedPerKey.GetValueOrDefault(client.KeyName) + 1;
+            _reservations.Enqueue((connection, nowMs));
+            _validated[connection] = client;
+            return true;
+        }
+    }
 
     /// <summary>A validated connection that ended before it was connected.</summary>
-    public void Abandoned(string clientId, System.Net.EndPoint? remote) => _validated.TryRemove(Connection(clientId, remote), out _);
+    public void Abandoned(string clientId, System.Net.EndPoint? remote)
+    {
+        var connection = Connection(clientId, remote);
+        lock (_gate)
+        {
+            Release(connection);
+            _validated.TryRemove(connection, out _);
+        }
+    }
 
     private static string Connection(string clientId, System.Net.EndPoint? remote) => clientId + "\n" + remote;
 
+    private void Release(string connection)
+    {
+        if (_reserved.Remove(connection, out var reservation))
+        {
+            _reservedPerKey[reservation.KeyName] = _reservedPerKey[reservation.KeyName] - 1;
+        }
+    }
+
+    private void Expire(long nowMs)
+    {
+        while (_reservations.TryPeek(out var oldest) && nowMs - oldest.AtMs >= ReservationMs)
+        {
+            _reservations.Dequeue();
+            if (_reserved.TryGetValue(oldest.Connection, out var reservation) && reservation.AtMs == oldest.AtMs)
+            {
+                Release(oldest.Connection);
+                _validated.TryRemove(oldest.Connection, out _);
+            }
+        }
+    }
+
     public MqttClient? Connected(string clientId, System.Net.EndPoint? remote, DateTimeOffset now)
     {
-        if (!_validated.TryRemove(Connection(clientId, remote), out var next))
+        var connection = Connection(clientId, remote);
+        lock (_gate)
         {
-            return null;
+            if (!_validated.TryRemove(connection, out var next))
+            {
+                return null;
+            }
+            Release(connection);
+            next.ConnectedAt = now;
+            var client = _clients.AddOrUpdate(clientId, next, (_, previous) => previous.ResumedAs(next));
+            _connectionsPerKey.AddOrUpdate(client.KeyName, 1, (_, n) => n + 1);
+            return client;
         }
-        next.ConnectedAt = now;
-        var client = _clients.AddOrUpdate(clientId, next, (_, previous) => previous.ResumedAs(next));
-        _connectionsPerKey.AddOrUpdate(client.KeyName, 1, (_, n) => n + 1);
-        return client;
     }
 
     /// <summary>The connection ended: a clean session is forgotten, a persistent one waits for its client.</summary>

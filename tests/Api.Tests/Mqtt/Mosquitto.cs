@@ -32,7 +32,9 @@ public static class Mosquitto
     }
 
     /// <summary>Starts a client that runs until killed; its output is collected in <see cref="Running.Output"/>.</summary>
-    public static Running StartRunning(string tool, IEnumerable<string> arguments) => new(Start(tool, arguments, redirectInput: false));
+    public static Running StartRunning(string tool, IEnumerable<string> arguments) =>
+        // Line-buffered output (coreutils' stdbuf): a client that keeps running would hold its -d lines in its buffer.
+        new(Start("stdbuf", ["-oL", "-eL", tool, .. arguments], redirectInput: false));
 
     private static Process Start(string tool, IEnumerable<string> arguments, bool redirectInput)
     {

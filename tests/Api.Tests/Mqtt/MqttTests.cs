@@ -159,6 +159,27 @@ public sealed class MqttTests(MqttApiFactory factory) : IClassFixture<MqttApiFac
             Assert.Contains("received CONNACK (3)", second311.Output, StringComparison.Ordinal);
         }
 
+        // A burst of connects at once: the limit is taken in one step at validation, so exactly one gets in.
+        await Eventually.Until(async () => !(await StatusAsync()).GetProperty("clients").EnumerateArray().Any(c => c.GetProperty("deviceId").GetString() == id),
+            what: "the first connection closed");
+        var burst = Enumerable.Range(0, 6)
+            .Select(i => Mosquitto.StartRunning("mosquitto_sub", [.. factory.Connect($"{id}-b{i}", MqttApiFactory.LimitedKey), "-t", $"devices/{id}-b{i}/commands"]))
+            .ToList();
+        try
+        {
+            await Eventually.Until(() => Task.FromResult(burst.All(b => b.Output.Contains("received CONNACK", StringComparison.Ordinal))),
+                what: "every connect of the burst answered");
+            Assert.Equal(1, burst.Count(b => b.Output.Contains("received CONNACK (0)", StringComparison.Ordinal)));
+            Assert.Equal(5, burst.Count(b => b.Output.Contains("received CONNACK (151)", StringComparison.Ordinal)));
+        }
+        finally
+        {
+            foreach (var client in burst)
+            {
+                await client.DisposeAsync();
+            }
+        }
+
         var big = await PubAsync(id, ApiFactory.DeviceKey, $"devices/{id}/telemetry", "{\"v\":1,\"pad\":\"" + new string('x', MqttApiFactory.MaxPacketBytes) + "\"}", "mqttv311");
         Assert.DoesNotContain("received PUBACK", big.Output, StringComparison.Ordinal);
         Assert.NotEqual(0, big.ExitCode);
