@@ -100,7 +100,9 @@ public static partial class TelemetryEndpoints
             return TypedResults.Problem(statusCode: StatusCodes.Status400BadRequest, title: "Malformed request body",
                 detail: malformed.Error, extensions: new Dictionary<string, object?> { ["line"] = malformed.Line, ["position"] = malformed.Position });
         }
-        var admission = await intake.AdmitAsync(parsed, http.User.Identity?.Name ?? "", http.User.MayActFor);
+        // A key limited to some devices may only post readings of those devices; operators and fleet keys, any.
+        var devices = http.User.IsInRole(Roles.Operator) ? [] : http.User.FindAll(Roles.DeviceClaim).Select(c => c.Value).ToHashSet(StringComparer.Ordinal);
+        var admission = await intake.AdmitAsync(parsed, http.User.Identity?.Name ?? "", devices.Count == 0 ? null : devices.Contains);
         if (admission.RetryAfter is { } retryAfter)
         {
             await RateLimits.WriteTooManyAsync(http, retryAfter,

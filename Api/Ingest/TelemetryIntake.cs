@@ -27,9 +27,9 @@ public sealed class TelemetryIntake(IOptions<TelemetryOptions> options, ReadingL
 
     /// <summary>
     /// Takes the body's items from the caller's readings limit (every item counts, valid or not), then keeps the readings
-    /// of devices the caller may act for and whose names their sensors admit.
+    /// of devices the caller may act for (<paramref name="mayActFor"/>; null: any) and whose names their sensors admit.
     /// </summary>
-    public async Task<TelemetryAdmission> AdmitAsync(TelemetryParseResult parsed, string caller, Func<string, bool> mayActFor)
+    public async Task<TelemetryAdmission> AdmitAsync(TelemetryParseResult parsed, string caller, Func<string, bool>? mayActFor)
     {
         using (var lease = readingLimiter.TryTake(caller, parsed.Accepted.Count + parsed.Rejected.Count))
         {
@@ -40,19 +40,22 @@ public sealed class TelemetryIntake(IOptions<TelemetryOptions> options, ReadingL
         }
 
         var rejected = parsed.Rejected.Select(e => new RejectedItem(e.Index, e.Error)).ToList();
-        var accepted = new List<Reading>(parsed.Accepted.Count);
-        var indexes = new List<int>(parsed.Accepted.Count);
-        for (var i = 0; i < parsed.Accepted.Count; i++)
+        var (accepted, indexes) = (parsed.Accepted, parsed.AcceptedIndexes);
+        if (mayActFor is not null && !parsed.Accepted.TrueForAll(r => mayActFor(r.SensorId)))
         {
-            var reading = parsed.Accepted[i];
-            if (mayActFor(reading.SensorId))
+            (accepted, indexes) = ([], []);
+            for (var i = 0; i < parsed.Accepted.Count; i++)
             {
-                accepted.Add(reading);
-                indexes.Add(parsed.AcceptedIndexes[i]);
-            }
-            else
-            {
-                rejected.Add(new RejectedItem(parsed.AcceptedIndexes[i], $"this API key may not post readings for sensor '{reading.SensorId}'"));
+                var reading = parsed.Accepted[i];
+                if (mayActFor(reading.SensorId))
+                {
+                    accepted.Add(reading);
+                    indexes.Add(parsed.AcceptedIndexes[i]);
+                }
+                else
+                {
+                    rejected.Add(new RejectedItem(parsed.AcceptedIndexes[i], $"this API key may not post readings for sensor '{reading.SensorId}'"));
+                }
             }
         }
         if (accepted.Count > 0)

@@ -106,7 +106,8 @@ public sealed partial class MqttTelemetry(MqttClients clients, TelemetryIntake i
             try
             {
                 // Admitted once (the readings limit is taken once); only the append is retried while the log is down.
-                admission ??= await intake.AdmitAsync(parsed, client.KeyName, id => client.MayActForAny || id == client.DeviceId);
+                // Every reading is the topic's device (the parser holds the body to it), which the client may publish for.
+                admission ??= await intake.AdmitAsync(parsed, client.KeyName, mayActFor: null);
                 if (admission.RetryAfter is { } retryAfter)
                 {
                     if (client.IsV5 || !qos1)
@@ -197,7 +198,7 @@ public sealed partial class MqttTelemetry(MqttClients clients, TelemetryIntake i
                 return intake.Parse(body, TelemetryBodyKind.NdJson, deviceId);
             }
             var json = intake.Parse(body, TelemetryBodyKind.Json, deviceId);
-            if (json.Malformed is { Line: > 1 } || (json.Malformed is not null && body.TrimEnd("\r\n \t"u8).IndexOfAny("\r\n"u8) >= 0))
+            if (json.Malformed is not null && body.TrimEnd("\r\n \t"u8).IndexOfAny("\r\n"u8) >= 0)
             {
                 var lines = intake.Parse(body, TelemetryBodyKind.NdJson, deviceId);
                 return lines.Malformed is null ? lines : json;

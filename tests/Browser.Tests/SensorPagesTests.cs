@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Net;
 using System.Text;
 using OpenQA.Selenium;
+using Tests.Shared;
 
 namespace Browser.Tests;
 
@@ -85,26 +86,12 @@ public sealed class SensorPagesTests(DashboardFixture fx)
 
         // The device connects over MQTT: the page says since when, and on which Api node.
         DashboardFixture.OnOneRender(() => Assert.Equal("not connected", fx.Driver.FindElement(By.Id("sensor-mqtt")).Text));
-        var subscribe = new System.Diagnostics.ProcessStartInfo("mosquitto_sub")
+        await using (Mosquitto.StartRunning("mosquitto_sub", ["-h", "127.0.0.1", "-p", fx.MqttPort.ToString(CultureInfo.InvariantCulture), "-V", "mqttv5",
+            "-i", sensor, "-u", sensor, "-P", DashboardFixture.DeviceKey, "-t", $"devices/{sensor}/commands"]))
         {
-            ArgumentList = { "-h", "127.0.0.1", "-p", fx.MqttPort.ToString(CultureInfo.InvariantCulture), "-V", "mqttv5", "-i", sensor, "-u", sensor,
-                "-P", DashboardFixture.DeviceKey, "-t", $"devices/{sensor}/commands" },
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-        };
-        using (var device = System.Diagnostics.Process.Start(subscribe)!)
-        {
-            try
-            {
-                DashboardFixture.Until(() => fx.Driver.FindElement(By.Id("sensor-mqtt")).Text is var text
-                    && text.StartsWith("connected since", StringComparison.Ordinal) && text.Contains("MQTT 5, Api node", StringComparison.Ordinal),
-                    "the MQTT connection (since when, MQTT 5, which Api node) on the sensor page", TimeSpan.FromSeconds(20));
-            }
-            finally
-            {
-                device.Kill();
-                device.WaitForExit();
-            }
+            DashboardFixture.Until(() => fx.Driver.FindElement(By.Id("sensor-mqtt")).Text is var text
+                && text.StartsWith("connected since", StringComparison.Ordinal) && text.Contains("MQTT 5, Api node", StringComparison.Ordinal),
+                "the MQTT connection (since when, MQTT 5, which Api node) on the sensor page", TimeSpan.FromSeconds(20));
         }
         Assert.Empty(fx.ConsoleErrors());
         fx.Screenshots("sensor-detail");

@@ -2,6 +2,7 @@ using System.Net;
 using System.Text.Json;
 using Api.Tests.Integration;
 using Grains.Abstractions;
+using Tests.Shared;
 using static Api.Tests.Integration.HttpAssert;
 
 namespace Api.Tests.Mqtt;

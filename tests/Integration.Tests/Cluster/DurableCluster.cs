@@ -147,6 +147,13 @@ public sealed class DurableCluster : IAsyncDisposable
         return (api, port);
     }
 
+    /// <summary>The MQTT TCP port of an Api process (started with Mqtt:Port 0: the port it logged).</summary>
+    public static async Task<int> MqttPortOfAsync(NodeProcess api)
+    {
+        var line = await api.WaitForLineAsync(l => l.Contains("MQTT listening on", StringComparison.Ordinal), Scenario.StartTimeout, $"{api.Name}'s MQTT listener");
+        return int.Parse(System.Text.RegularExpressions.Regex.Match(line, @"127\.0\.0\.1:(\d+)").Groups[1].Value, CultureInfo.InvariantCulture);
+    }
+
     /// <summary>The port of the first Api.</summary>
     public int ApiPort => Operator.BaseAddress!.Port;
 

@@ -3,6 +3,7 @@ using System.Text;
 using System.Text.Json;
 using System.Threading.Channels;
 using Microsoft.AspNetCore.SignalR.Client;
+using Tests.Shared;
 using Xunit.Abstractions;
 
 namespace Integration.Tests.Cluster;
@@ -23,7 +24,7 @@ public sealed class LiveEventsAcrossApiNodesTests(ClusterServers servers, ITestO
         await Scenario.StartAsync(cluster, "silo-1", "silo-2");
         var (second, secondPort) = cluster.StartAnotherApi("api-2");
         await second.WaitForLineAsync(l => l.Contains("Now listening on", StringComparison.Ordinal), Scenario.StartTimeout, "api-2 listening");
-        var secondMqttPort = await MosquittoClient.PortOfAsync(second);
+        var secondMqttPort = await DurableCluster.MqttPortOfAsync(second);
 
         await using var first = await HubClient.ConnectAsync(cluster.ApiPort);
         await using var other = await HubClient.ConnectAsync(secondPort);
@@ -40,7 +41,7 @@ public sealed class LiveEventsAcrossApiNodesTests(ClusterServers servers, ITestO
         // the PUBACK comes once the reading is in the RabbitMQ log).
         string[] connect = ["-h", "127.0.0.1", "-p", secondMqttPort.ToString(System.Globalization.CultureInfo.InvariantCulture), "-V", "mqttv5",
             "-u", "live-nodes-1", "-P", DurableCluster.DeviceKey, "-d"];
-        await using var device = MosquittoClient.Start("mosquitto_sub", [.. connect, "-i", "live-nodes-1", "-q", "1", "-t", "devices/live-nodes-1/commands"]);
+        await using var device = Mosquitto.StartRunning("mosquitto_sub", [.. connect, "-i", "live-nodes-1", "-q", "1", "-t", "devices/live-nodes-1/commands"]);
         using var secondOperator = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{secondPort}") };
         secondOperator.DefaultRequestHeaders.Add("X-Api-Key", DurableCluster.OperatorKey);
         await Integration.Tests.RabbitMq.RmqTest.UntilAsync(async () => (await secondOperator.GetStringAsync("/api/v1/mqtt")).Contains("\"subscribedToCommands\":true", StringComparison.Ordinal),
@@ -49,7 +50,7 @@ public sealed class LiveEventsAcrossApiNodesTests(ClusterServers servers, ITestO
         // mosquitto_sub cannot also publish: a gateway (an operator key may publish for any device) sends the device's reading.
         string[] gateway = ["-h", "127.0.0.1", "-p", secondMqttPort.ToString(System.Globalization.CultureInfo.InvariantCulture), "-V", "mqttv5",
             "-u", "gateway-1", "-P", DurableCluster.OperatorKey, "-d"];
-        await using (var publish = MosquittoClient.Start("mosquitto_pub", [.. gateway, "-i", "gateway-1", "-q", "1", "-t", "devices/live-nodes-1/telemetry",
+        await using (var publish = Mosquitto.StartRunning("mosquitto_pub", [.. gateway, "-i", "gateway-1", "-q", "1", "-t", "devices/live-nodes-1/telemetry",
             "-m", $$$"""{"timestamp":{{{t}}},"metrics":{"temp":51}}"""]))
         {
             await Integration.Tests.RabbitMq.RmqTest.UntilAsync(() => Task.FromResult(publish.Output.Contains("Publish 1 failed", StringComparison.Ordinal)

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Net;
 using System.Text.Json;
+using Tests.Shared;
 using Xunit.Abstractions;
 
 namespace Integration.Tests.Cluster;
@@ -25,13 +26,13 @@ public sealed class ServerRestartTests(ClusterServers servers, ITestOutputHelper
         await Scenario.CreateRuleAsync(cluster);
         var input = new KnownInput(sensors: 100, seconds: 120, cluster.Partitions, cluster.AllowedLateness);
         var loader = new TelemetryLoader(cluster.Device, cluster.Log);
-        MosquittoClient? publish = null;
+        Mosquitto.Running? publish = null;
         InputReading? mqttReading = null;
         // Slow enough (about 40 s) that the load is still running when the broker stops, even on a loaded machine.
         var load = loader.RunAsync(input, eventSecondsPerSecond: 3);
 
         await Wait.UntilAsync(() => loader.Progress >= 0.2, TimeSpan.FromSeconds(120), "a fifth of the load acknowledged");
-        var mqttPort = await MosquittoClient.PortOfAsync(cluster.Api);
+        var mqttPort = await DurableCluster.MqttPortOfAsync(cluster.Api);
         var down = loader.Now;
         await servers.RabbitMq.StopAppAsync();
         cluster.Log("RabbitMQ stopped (stop_app)");
@@ -57,7 +58,7 @@ public sealed class ServerRestartTests(ClusterServers servers, ITestOutputHelper
             }
             // An MQTT 3.1.1 device publishes at QoS 1 meanwhile: no PUBACK while the log cannot take the reading.
             var reading = new InputReading("mqtt-probe-0", input.T0 + (input.Seconds - 30) * 1000L, 25, 50);
-            publish = MosquittoClient.Start("mosquitto_pub", ["-h", "127.0.0.1", "-p", mqttPort.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            publish = Mosquitto.StartRunning("mosquitto_pub", ["-h", "127.0.0.1", "-p", mqttPort.ToString(System.Globalization.CultureInfo.InvariantCulture),
                 "-V", "mqttv311", "-q", "1", "-i", reading.SensorId, "-u", reading.SensorId, "-P", DurableCluster.DeviceKey,
                 "-t", $"devices/{reading.SensorId}/telemetry", "-m", Json(reading), "-d"]);
             mqttReading = reading;

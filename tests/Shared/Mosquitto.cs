@@ -1,6 +1,6 @@
 using System.Diagnostics;
 
-namespace Api.Tests.Mqtt;
+namespace Tests.Shared;
 
 /// <summary>The mosquitto command-line clients (Debian's mosquitto-clients), real MQTT peers independent of MQTTnet.</summary>
 public static class Mosquitto
