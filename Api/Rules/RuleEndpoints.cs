@@ -34,14 +34,7 @@ public static class RuleEndpoints
         rules.MapGet("/", async Task<IResult> (int? offset, int? limit, IRuleStore store, CancellationToken ct) =>
             {
                 var errors = new Dictionary<string, string[]>();
-                if (offset is < 0)
-                {
-                    errors["offset"] = ["offset must be 0 or more"];
-                }
-                if (limit is < 1 or > MaxPageSize)
-                {
-                    errors["limit"] = [$"limit must be between 1 and {MaxPageSize}"];
-                }
+                Query.CheckPage(offset, limit, MaxPageSize, errors);
                 if (errors.Count > 0)
                 {
                     return TypedResults.ValidationProblem(errors, title: "Invalid query");

@@ -13,14 +13,7 @@ public static class SensorEndpoints
         sensors.MapGet("/", async Task<IResult> (string? search, int? offset, int? limit, IReadStore store, CancellationToken ct) =>
             {
                 var errors = new Dictionary<string, string[]>();
-                if (offset is < 0)
-                {
-                    errors["offset"] = ["offset must be 0 or more"];
-                }
-                if (limit is < 1 or > 1000)
-                {
-                    errors["limit"] = ["limit must be between 1 and 1000"];
-                }
+                Query.CheckPage(offset, limit, 1000, errors);
                 if (errors.Count > 0)
                 {
                     return TypedResults.ValidationProblem(errors, title: "Invalid query");

@@ -13,6 +13,7 @@ using Orleans.Serialization;
 using Orleans.Storage;
 using Runtime.Idempotency;
 using Runtime.InMemory;
+using Runtime.Outputs;
 using Runtime.Partitions;
 using Runtime.Postgres;
 using Runtime.RabbitMq;
@@ -66,8 +67,12 @@ public static partial class ClusterHosting
             .ValidateOnStart();
         services.AddSingleton(TimeProvider.System);
         services.AddSingleton<InboxWriter>();
+        services.AddOptions<OutputOptions>().Bind(configuration.GetSection("Outputs")).ValidateOnStart();
+        services.AddSingleton<IValidateOptions<OutputOptions>, OutputOptionsValidator>();
         if (mode == ClusterMode.Embedded)
         {
+            services.AddSingleton(sp => new InMemoryOutputStreams(sp.GetRequiredService<IOptions<OutputOptions>>().Value.InMemoryCapacity));
+            services.AddSingleton<IOutputStreams>(sp => sp.GetRequiredService<InMemoryOutputStreams>());
             services.AddSingleton<IInboxLog>(sp => new InMemoryInboxLog(sp.GetRequiredService<IOptions<SiloOptions>>().Value.Partitions));
             services.AddSingleton<InMemoryStore>();
             services.AddStore<InMemoryStore>();
@@ -92,6 +97,9 @@ public static partial class ClusterHosting
         services.AddSingleton<IInboxLog>(sp => sp.GetRequiredService<RabbitMqInboxLog>());
         services.AddSingleton(sp => new RabbitMqLiveEvents(sp.GetRequiredService<IOptions<RabbitMqOptions>>().Value, sp.GetRequiredService<ILoggerFactory>()));
         services.AddSingleton<ILiveEvents>(sp => sp.GetRequiredService<RabbitMqLiveEvents>());
+        services.AddSingleton(sp => new RabbitMqOutputStreams(sp.GetRequiredService<IOptions<RabbitMqOptions>>().Value,
+            sp.GetRequiredService<IOptions<OutputOptions>>().Value, sp.GetRequiredService<ILoggerFactory>()));
+        services.AddSingleton<IOutputStreams>(sp => sp.GetRequiredService<RabbitMqOutputStreams>());
         services.AddSingleton<IIdempotencyRegistry, RedisIdempotencyRegistry>();
         services.AddHostedService<DurableStartup>();
         return services;
@@ -130,6 +138,7 @@ public static partial class ClusterHosting
                 : "127.0.0.1");
             silo.ConfigureEndpoints(address, siloOptions.Port != 0 ? siloOptions.Port : 11111,
                 siloOptions.GatewayPort != 0 ? siloOptions.GatewayPort : 30000, listenOnAnyHostAddress: false);
+            silo.Services.AddHostedService<OutputRelay>();
         }
 
         silo.Services.AddOptions<ClusterMembershipOptions>().Bind(configuration.GetSection("Orleans:Membership"));
@@ -244,11 +253,11 @@ public static partial class ClusterHosting
 
     /// <summary>
     /// Durable mode start-up, before Orleans starts: Redis answers, the schema is migrated, the partition count is checked
-    /// against the cluster's, the streams and the live exchange are declared; any failure stops the process with a
+    /// against the cluster's, the inbox streams, the live exchange and the output streams are declared; any failure stops the process with a
     /// message naming the server. Afterwards, expired minute aggregates are deleted every hour.
     /// </summary>
     private sealed partial class DurableStartup(PostgresStore store, RabbitMqInboxLog log, RabbitMqLiveEvents live,
-        IOptions<SiloOptions> silo, IOptions<RedisOptions> redis, ILogger<DurableStartup> logger) : BackgroundService
+        RabbitMqOutputStreams outputs, IOptions<SiloOptions> silo, IOptions<RedisOptions> redis, ILogger<DurableStartup> logger) : BackgroundService
     {
         public override async Task StartAsync(CancellationToken cancellationToken)
         {
@@ -258,6 +267,7 @@ public static partial class ClusterHosting
             await store.EnsureClusterAsync(partitions, cancellationToken);
             await log.EnsureStreamsAsync(partitions, cancellationToken);
             await live.EnsureExchangeAsync(cancellationToken);
+            await outputs.EnsureStreamsAsync(cancellationToken);
             LogReady(logger, partitions, log.Options.Describe());
             await base.StartAsync(cancellationToken);
         }

@@ -1,12 +1,14 @@
 using Grains.Abstractions;
+using Runtime.Outputs;
 
 namespace Runtime.InMemory;
 
 /// <summary>
 /// The embedded store: rules and read models in process memory behind one lock. Outputs are applied as the PostgreSQL
-/// store upserts them: by id, merged with the stored row as <see cref="ReadModelMerge"/> says, a command once.
+/// store upserts them: by id, merged with the stored row as <see cref="ReadModelMerge"/> says, a command once. With
+/// <see cref="InMemoryOutputStreams"/>, aggregates, alert events and commands are also appended to the output streams.
 /// </summary>
-public sealed class InMemoryStore(TimeProvider time) : IReadModelWriter, IReadStore, IRuleStore
+public sealed class InMemoryStore(TimeProvider time, InMemoryOutputStreams? outputStreams = null) : IReadModelWriter, IReadStore, IRuleStore
 {
     private readonly Lock _gate = new();
     private readonly SortedDictionary<string, SensorSummary> _sensors = new(StringComparer.Ordinal);
@@ -16,6 +18,7 @@ public sealed class InMemoryStore(TimeProvider time) : IReadModelWriter, IReadSt
     private readonly HashSet<string> _commandIds = new(StringComparer.Ordinal);
     private readonly Dictionary<string, RuleDefinition> _rules = new(StringComparer.Ordinal);
     private long _ruleVersion;
+    private readonly InMemoryOutputStreams? _outputs = outputStreams;
 
     private sealed class StoredCommand(DeviceCommand command)
     {
@@ -31,6 +34,7 @@ public sealed class InMemoryStore(TimeProvider time) : IReadModelWriter, IReadSt
             {
                 Apply(output);
             }
+            _outputs?.Append(OutputMessages.Of(outputs));
         }
 
         return Task.CompletedTask;

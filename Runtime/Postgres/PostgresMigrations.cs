@@ -30,7 +30,35 @@ internal static class PostgresMigrations
         (4, "load counters of the silos in their heartbeat", V4SiloCounters),
         (5, "command history per device", V5CommandHistory),
         (6, "grains on Orleans: the home-made runtime's tables go, sensors carry their applied log position", V6Orleans),
+        (7, "outbox of the output streams", V7OutputOutbox),
     ];
+
+    /// <summary>
+    /// The outputs the read-model writer queued for the output streams, in the transaction of their read models; the
+    /// primary key drops a replay's repeat. The relay numbers rows (seq, per stream, from output_streams) before it appends
+    /// them, appends in that order, then marks them appended and drops their bodies; rows stay for the dedupe window.
+    /// </summary>
+    private const string V7OutputOutbox = """
+        CREATE TABLE output_outbox (
+            stream     smallint    NOT NULL,
+            output_id  text        COLLATE "C" NOT NULL,
+            type       text        NOT NULL,
+            body       bytea,
+            n          bigint      GENERATED ALWAYS AS IDENTITY,
+            seq        bigint,
+            appended   boolean     NOT NULL DEFAULT false,
+            created_at timestamptz NOT NULL DEFAULT now(),
+            PRIMARY KEY (stream, output_id)
+        );
+        CREATE INDEX output_outbox_queued ON output_outbox (stream, n) WHERE seq IS NULL;
+        CREATE INDEX output_outbox_numbered ON output_outbox (stream, seq) WHERE seq IS NOT NULL AND NOT appended;
+        CREATE INDEX output_outbox_age ON output_outbox (created_at) WHERE appended;
+        CREATE TABLE output_streams (
+            stream   smallint PRIMARY KEY,
+            next_seq bigint   NOT NULL
+        );
+        INSERT INTO output_streams (stream, next_seq) VALUES (0, 1), (1, 1), (2, 1);
+        """;
 
     /// <summary>
     /// Orleans now holds membership (Redis clustering) and grain state (Redis storage), and each partition's reader stores

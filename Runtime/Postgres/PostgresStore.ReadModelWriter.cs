@@ -12,7 +12,8 @@ public sealed partial class PostgresStore
     /// upsert by their deterministic ids, merged as <see cref="ReadModelMerge"/> says, within the call and with the stored
     /// rows alike (the upserts' conditions are the same rules in SQL): a sensor summary never replaces a newer one (by
     /// applied log position), an alert never goes back from resolved or loses its acknowledgement, a command is inserted
-    /// once. A replay or a paused writer cannot undo newer rows.
+    /// once. A replay or a paused writer cannot undo newer rows. Aggregates, alert events and commands are queued for the
+    /// output streams in the same transaction (<see cref="AddOutbox"/>).
     /// </summary>
     public async Task WriteAsync(IReadOnlyList<GrainOutput> outputs, CancellationToken cancellationToken)
     {
@@ -64,6 +65,7 @@ public sealed partial class PostgresStore
         {
             AddCommands(batch, commands.DistinctBy(c => c.CommandId, StringComparer.Ordinal).ToList());
         }
+        AddOutbox(batch, outputs);
     }
 
     private static void AddSensors(NpgsqlBatch batch, List<SensorSummary> rows)

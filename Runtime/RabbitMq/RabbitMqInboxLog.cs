@@ -21,9 +21,6 @@ namespace Runtime.RabbitMq;
 /// </summary>
 public sealed partial class RabbitMqInboxLog : IInboxLog, IAsyncDisposable
 {
-    /// <summary>Prefetch of the end-offset probe: the most records of the last chunk it looks at.</summary>
-    private const ushort ProbePrefetch = 10_000;
-
     private readonly RabbitMqOptions _options;
     private readonly int _partitions;
     private readonly ILoggerFactory _loggers;
@@ -165,12 +162,7 @@ public sealed partial class RabbitMqInboxLog : IInboxLog, IAsyncDisposable
         {
             var connection = await OpenConnectionAsync(deadline.Token).ConfigureAwait(false);
             channel = await connection.CreateChannelAsync(cancellationToken: deadline.Token).ConfigureAwait(false);
-            await channel.BasicQosAsync(0, ProbePrefetch, false, deadline.Token).ConfigureAwait(false);
-            var probe = new EndProbe(channel);
-            var tag = await channel.BasicConsumeAsync(_options.StreamName(partition), autoAck: false, consumerTag: "", noLocal: false,
-                exclusive: false, new Dictionary<string, object?> { ["x-stream-offset"] = "last" }, probe, deadline.Token).ConfigureAwait(false);
-            await channel.BasicCancelAsync(tag, noWait: false, deadline.Token).ConfigureAwait(false);
-            await probe.Cancelled.Task.WaitAsync(deadline.Token).ConfigureAwait(false);
+            var probe = await StreamTailProbe.RunAsync(channel, _options.StreamName(partition), deadline.Token).ConfigureAwait(false);
             Observe(partition, probe.MaxOffset);
             return Volatile.Read(ref _knownEnd[partition]);
         }
@@ -252,36 +244,6 @@ public sealed partial class RabbitMqInboxLog : IInboxLog, IAsyncDisposable
                 _ => null,
             }
             : null;
-
-    /// <summary>The consumer of the end-offset probe: remembers the highest offset and signals the cancel-ok.</summary>
-    private sealed class EndProbe(IChannel channel) : AsyncDefaultBasicConsumer(channel)
-    {
-        public long MaxOffset { get; private set; } = -1;
-
-        public TaskCompletionSource Cancelled { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
-
-        public override Task HandleBasicDeliverAsync(string consumerTag, ulong deliveryTag, bool redelivered, string exchange,
-            string routingKey, IReadOnlyBasicProperties properties, ReadOnlyMemory<byte> body, CancellationToken cancellationToken)
-        {
-            if (ReadOffset(properties) is { } offset && offset > MaxOffset)
-            {
-                MaxOffset = offset;
-            }
-            return Task.CompletedTask;
-        }
-
-        protected override Task OnCancelAsync(string[] consumerTags, CancellationToken cancellationToken = default)
-        {
-            Cancelled.TrySetResult();
-            return Task.CompletedTask;
-        }
-
-        public override Task HandleChannelShutdownAsync(object channel, RabbitMQ.Client.Events.ShutdownEventArgs reason)
-        {
-            Cancelled.TrySetException(new LogUnavailableException($"The probe channel closed: {reason.ReplyCode} {reason.ReplyText}"));
-            return base.HandleChannelShutdownAsync(channel, reason);
-        }
-    }
 
     [LoggerMessage(Level = LogLevel.Information, Message = "RabbitMQ inbox: {Partitions} streams '{Prefix}.inbox.*' ready at {Endpoint}")]
     private static partial void LogStreamsReady(ILogger logger, int partitions, string prefix, string endpoint);

@@ -27,9 +27,11 @@ internal sealed class StreamPublisher : IAsyncDisposable
     /// <summary>
     /// Publishes <paramref name="bodies"/> in order to the queue <paramref name="routingKey"/> and completes when the broker
     /// confirmed all of them. Fails with <see cref="LogUnavailableException"/>, or <see cref="OperationCanceledException"/>
-    /// when <paramref name="cancellationToken"/> (which carries the caller's deadline) fires.
+    /// when <paramref name="cancellationToken"/> (which carries the caller's deadline) fires. <paramref name="describe"/>
+    /// sets further properties of message i.
     /// </summary>
-    public async Task PublishAsync(IConnection connection, CachedString routingKey, IReadOnlyList<byte[]> bodies, CancellationToken cancellationToken)
+    public async Task PublishAsync(IConnection connection, CachedString routingKey, IReadOnlyList<byte[]> bodies, CancellationToken cancellationToken,
+        Action<int, BasicProperties>? describe = null)
     {
         var pending = new Pending(bodies.Count);
         await _sendLock.WaitAsync(cancellationToken).ConfigureAwait(false);
@@ -56,8 +58,9 @@ internal sealed class StreamPublisher : IAsyncDisposable
                 {
                     var properties = new BasicProperties
                     {
-                        Headers = new Dictionary<string, object?>(1) { [SequenceHeader] = (long)(first + (ulong)i) },
+                        Headers = new Dictionary<string, object?>(2) { [SequenceHeader] = (long)(first + (ulong)i) },
                     };
+                    describe?.Invoke(i, properties);
                     await channel.BasicPublishAsync(DefaultExchange, routingKey, mandatory: true, properties, bodies[i], cancellationToken)
                         .ConfigureAwait(false);
                 }

@@ -34,6 +34,7 @@ public sealed class OpsApiTests(ApiFactory factory) : IClassFixture<ApiFactory>
             ["/api/v1/cluster"] = ["get"],
             ["/api/v1/cluster/metrics"] = ["get"],
             ["/api/v1/mqtt"] = ["get"],
+            ["/api/v1/outputs/{stream}"] = ["get"],
         };
         Assert.Equal(
             string.Join("\n", expected.OrderBy(p => p.Key, StringComparer.Ordinal).Select(p => $"{p.Key}: {string.Join(",", p.Value)}")),

@@ -6,8 +6,8 @@ namespace Integration.Tests.Cluster;
 /// <summary>
 /// Three Orleans silo processes and one Api on private PostgreSQL, RabbitMQ and Redis servers. A known load runs while
 /// one silo is killed with SIGKILL and another is stopped with SIGTERM and started again; every minute aggregate in
-/// PostgreSQL must equal the value computed from the input, no alert may be opened twice, and the killed silo's
-/// partitions must be read again by the others within 5 s.
+/// PostgreSQL must equal the value computed from the input, no alert may be opened twice, the output streams must hold
+/// every aggregate and alert event exactly once, and the killed silo's partitions must be read again by the others within 5 s.
 /// </summary>
 [Collection(ClusterCollection.Name)]
 public sealed class ChaosTests(ClusterServers servers, ITestOutputHelper output)
@@ -72,6 +72,9 @@ public sealed class ChaosTests(ClusterServers servers, ITestOutputHelper output)
         await load;
         Assert.True(progressAtTerm < 1, "the SIGTERM happened during the load");
         await Scenario.FinishAndCheckAsync(cluster, input, loader);
+        // Any consumer reading the output streams from the start finds every aggregate and alert event once, across the
+        // SIGKILL (replays of the killed silo's last batches) and the restart.
+        await OutputStreamCheck.AssertEveryAggregateAndAlertOnceAsync(cluster, servers.RabbitMq.Uri, TimeSpan.FromSeconds(60));
 
         Assert.True(takeover <= TimeSpan.FromSeconds(5), $"the killed silo's partitions were read again after {Wait.Seconds(takeover)}, more than 5 s");
     }

@@ -1,0 +1,69 @@
+using Microsoft.Extensions.Options;
+
+namespace Runtime.Outputs;
+
+/// <summary>Settings of the output streams (section "Outputs").</summary>
+public sealed class OutputOptions
+{
+    /// <summary>Retention by age of each RabbitMQ output stream (x-max-age).</summary>
+    public TimeSpan MaxAge { get; set; } = TimeSpan.FromDays(7);
+
+    /// <summary>Retention by size of each RabbitMQ output stream (x-max-length-bytes).</summary>
+    public long MaxLengthBytes { get; set; } = 10_000_000_000;
+
+    /// <summary>
+    /// How long PostgreSQL remembers the id of an output it has queued for the streams, so that the same output written
+    /// again by a replay is not appended twice. A grain replays only what it emitted and had not yet recorded in its
+    /// state, so this must cover the longest time a silo's partitions can stay unread (a cluster down).
+    /// </summary>
+    public TimeSpan DedupeWindow { get; set; } = TimeSpan.FromDays(2);
+
+    /// <summary>Most messages the relay appends to one stream at a time.</summary>
+    public int BatchSize { get; set; } = 1000;
+
+    /// <summary>Pause of the relay when nothing waits to be appended.</summary>
+    public TimeSpan PollInterval { get; set; } = TimeSpan.FromMilliseconds(100);
+
+    /// <summary>Embedded mode: the messages each in-memory stream keeps (the oldest go first; offsets keep counting).</summary>
+    public int InMemoryCapacity { get; set; } = 100_000;
+
+    public IReadOnlyList<string> Validate()
+    {
+        var errors = new List<string>();
+        if (MaxAge < TimeSpan.FromSeconds(1))
+        {
+            errors.Add("Outputs:MaxAge must be at least 1 second");
+        }
+        if (MaxLengthBytes <= 0)
+        {
+            errors.Add("Outputs:MaxLengthBytes must be positive");
+        }
+        if (DedupeWindow < TimeSpan.FromMinutes(1))
+        {
+            errors.Add("Outputs:DedupeWindow must be at least 1 minute");
+        }
+        if (BatchSize is < 1 or > 10_000)
+        {
+            errors.Add("Outputs:BatchSize must be between 1 and 10000");
+        }
+        if (PollInterval < TimeSpan.FromMilliseconds(1) || PollInterval > TimeSpan.FromMinutes(1))
+        {
+            errors.Add("Outputs:PollInterval must be between 1 ms and 1 minute");
+        }
+        if (InMemoryCapacity is < 1 or > 10_000_000)
+        {
+            errors.Add("Outputs:InMemoryCapacity must be between 1 and 10000000");
+        }
+        return errors;
+    }
+}
+
+/// <summary>Validates <see cref="OutputOptions"/> at start (use with ValidateOnStart).</summary>
+public sealed class OutputOptionsValidator : IValidateOptions<OutputOptions>
+{
+    public ValidateOptionsResult Validate(string? name, OutputOptions options)
+    {
+        var errors = options.Validate();
+        return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
+    }
+}
