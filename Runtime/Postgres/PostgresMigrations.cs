@@ -30,7 +30,18 @@ internal static class PostgresMigrations
         (4, "load counters of the silos in their heartbeat", V4SiloCounters),
         (5, "command history per device", V5CommandHistory),
         (6, "grains on Orleans: the home-made runtime's tables go, sensors carry their applied log position", V6Orleans),
+        (7, "sensor metadata set by operators; sensors registered before their first reading", V7OperatorMetadata),
     ];
+
+    /// <summary>
+    /// A sensor's row keeps what an operator set of its metadata (its location, model and metadata columns hold the
+    /// effective values, the operator's winning), and a sensor an operator registered before its first reading has no
+    /// last-seen time.
+    /// </summary>
+    private const string V7OperatorMetadata = """
+        ALTER TABLE sensors ADD COLUMN operator_metadata jsonb;
+        ALTER TABLE sensors ALTER COLUMN last_seen_ms DROP NOT NULL;
+        """;
 
     /// <summary>
     /// Orleans now holds membership (Redis clustering) and grain state (Redis storage), and each partition's reader stores
