@@ -13,13 +13,23 @@ public sealed record RejectedItem(int Index, string Error);
 
 public sealed record PageResponse<T>(IReadOnlyList<T> Items, int Total, int Offset, int Limit);
 
+/// <summary>
+/// A sensor of the list: <see cref="Metadata"/> is the effective metadata (the device's, overridden by the operator's),
+/// <see cref="OperatorMetadata"/> what an operator set; <see cref="LastSeen"/> is null for a sensor an operator registered
+/// that has sent nothing counted yet.
+/// </summary>
 public sealed record SensorListItem(
     string Id,
-    DateTimeOffset LastSeen,
+    DateTimeOffset? LastSeen,
     SensorMetadata? Metadata,
     IReadOnlyDictionary<string, double> Latest,
-    long LateCount);
+    long LateCount,
+    OperatorMetadata? OperatorMetadata = null);
 
+/// <summary>
+/// A sensor read live from its grain. <see cref="Metadata"/> is the effective metadata: <see cref="DeviceMetadata"/> (what the
+/// device sent) overridden field by field and tag by tag by <see cref="OperatorMetadata"/> (what an operator set; null: nothing).
+/// </summary>
 public sealed record SensorDetail(
     string Id,
     DateTimeOffset? LastSeen,
@@ -31,7 +41,12 @@ public sealed record SensorDetail(
     long LateCount,
     DateTimeOffset? LastLate,
     long? NamesDropped = null,
-    Api.Mqtt.MqttConnectionDto? Mqtt = null);
+    Api.Mqtt.MqttConnectionDto? Mqtt = null)
+{
+    public SensorMetadata? DeviceMetadata { get; init; }
+
+    public OperatorMetadata? OperatorMetadata { get; init; }
+}
 
 public sealed record ReadingDto(DateTimeOffset Timestamp, IReadOnlyDictionary<string, double> Metrics,
     IReadOnlyDictionary<string, string>? Attributes, bool Late);
@@ -130,13 +145,15 @@ public static class Map
 
     public static MinuteDto ToDto(this MinuteAggregate m) => new(Time(m.MinuteMs), m.Metrics.Select(ToDto).ToArray());
 
-    public static SensorListItem ToListItem(this SensorSummary s) => new(s.SensorId, Time(s.LastSeenMs), s.Metadata, s.Latest, s.LateCount);
+    public static SensorListItem ToListItem(this SensorSummary s) =>
+        new(s.SensorId, Time(s.LastSeenMs), s.Metadata, s.Latest, s.LateCount, s.OperatorMetadata);
 }
 
 [JsonSourceGenerationOptions(JsonSerializerDefaults.Web, UseStringEnumConverter = true)]
 [JsonSerializable(typeof(TelemetryResponse))]
 [JsonSerializable(typeof(PageResponse<SensorListItem>))]
 [JsonSerializable(typeof(SensorDetail))]
+[JsonSerializable(typeof(OperatorMetadata))]
 [JsonSerializable(typeof(MetricsResponse))]
 [JsonSerializable(typeof(AlertDto))]
 [JsonSerializable(typeof(IReadOnlyList<AlertDto>))]

@@ -28,7 +28,7 @@ public interface ISensorGrain : IGrainWithStringKey
     [Alias("admit")]
     Task<NameAdmission> AdmitNamesAsync(string[] metrics, string[] attributes);
 
-    /// <summary>The sensor as it stands now; null when it never received a reading.</summary>
+    /// <summary>The sensor as it stands now; null when it never received a reading and no operator set its metadata.</summary>
     [Alias("view"), ReadOnly]
     Task<SensorView?> GetViewAsync();
 }
@@ -58,12 +58,24 @@ public sealed record SensorWork(
     [property: Id(2)] RuleCatalog Rules,
     [property: Id(3)] long AppliedAtLeast);
 
-/// <summary>A reading at <see cref="Position"/> (<see cref="LogPosition"/>) of its partition's log, appended at <see cref="ReceivedAtMs"/> (the Api's clock).</summary>
+/// <summary>
+/// A reading at <see cref="Position"/> (<see cref="LogPosition"/>) of its partition's log, appended at <see cref="ReceivedAtMs"/>
+/// (the Api's clock); or, with <see cref="Reading"/> null, an operator's change of the sensor's metadata at that position:
+/// <see cref="OperatorMetadata"/> replaces what the operator had set (empty: nothing set any more).
+/// </summary>
 [GenerateSerializer, Immutable, Alias("oiot.SensorWorkItem")]
 public readonly record struct SensorWorkItem(
     [property: Id(0)] long Position,
     [property: Id(1)] long ReceivedAtMs,
-    [property: Id(2)] Reading Reading);
+    [property: Id(2)] Reading? Reading)
+{
+    /// <summary>The operator's metadata from this position on, when the item is a metadata change (<see cref="Reading"/> null).</summary>
+    [Id(3)] public OperatorMetadata? OperatorMetadata { get; init; }
+
+    /// <summary>An operator's metadata change at <paramref name="position"/>, appended at <paramref name="receivedAtMs"/>.</summary>
+    public static SensorWorkItem MetadataChange(long position, long receivedAtMs, OperatorMetadata metadata) =>
+        new(position, receivedAtMs, null) { OperatorMetadata = metadata };
+}
 
 /// <summary>
 /// Where a sensor stands after a call, for its partition's schedule: the greatest log position it applied, when (in receipt time)

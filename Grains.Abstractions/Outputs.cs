@@ -107,7 +107,11 @@ public sealed record DeviceCommand : GrainOutput
 public sealed record SensorSummary : GrainOutput
 {
     [Id(0)] public required string SensorId { get; init; }
-    [Id(1)] public required long LastSeenMs { get; init; }
+
+    /// <summary>Greatest event time of a counted reading; null when none (an operator set the metadata of a sensor that has sent nothing counted yet).</summary>
+    [Id(1)] public required long? LastSeenMs { get; init; }
+
+    /// <summary>The effective metadata: the device's, overridden by the operator's (<see cref="SensorMetadataMerge"/>).</summary>
     [Id(2)] public SensorMetadata? Metadata { get; init; }
     [Id(3)] public required Dictionary<string, double> Latest { get; init; }
     [Id(4)] public Dictionary<string, string>? Attributes { get; init; }
@@ -115,6 +119,9 @@ public sealed record SensorSummary : GrainOutput
 
     /// <summary>The position of the sensor's partition log (<see cref="LogPosition"/>) the summary reflects: a summary never replaces a newer one.</summary>
     [Id(6)] public long AppliedPosition { get; init; } = -1;
+
+    /// <summary>What an operator set (null: nothing); already merged into <see cref="Metadata"/>.</summary>
+    [Id(7)] public OperatorMetadata? OperatorMetadata { get; init; }
 
     public override string Id => SensorId;
 }

@@ -11,7 +11,7 @@ public sealed class SensorView
 {
     [Id(0)] public string SensorId { get; set; } = "";
 
-    /// <summary>Merged metadata: each reading's non-null fields overwrite, Extra entries are merged.</summary>
+    /// <summary>The effective metadata: <see cref="DeviceMetadata"/> overridden by <see cref="OperatorMetadata"/> (<see cref="SensorMetadataMerge"/>).</summary>
     [Id(1)] public SensorMetadata? Metadata { get; set; }
 
     /// <summary>Greatest event time of a counted (not late) reading; null before the first one.</summary>
@@ -49,6 +49,12 @@ public sealed class SensorView
 
     /// <summary>Metric and attribute values applied without being stored: the sensor had as many names as it may.</summary>
     [Id(13)] public long NamesDropped { get; set; }
+
+    /// <summary>What the device sent: each reading's non-null fields overwrite, Extra entries are merged. Null when none.</summary>
+    [Id(14)] public SensorMetadata? DeviceMetadata { get; set; }
+
+    /// <summary>What an operator set through the API; null when nothing.</summary>
+    [Id(15)] public OperatorMetadata? OperatorMetadata { get; set; }
 }
 
 [GenerateSerializer, Alias("oiot.TimedValue")]

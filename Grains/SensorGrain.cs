@@ -73,7 +73,7 @@ public sealed partial class SensorGrain(
         {
             foreach (var item in work.Items)
             {
-                _dirty |= _logic.Apply(item.Position, item.Reading, item.ReceivedAtMs, work.Rules, this);
+                _dirty |= _logic.Apply(item, work.Rules, this);
             }
 
             _logic.Advance(work.ReceivedUpToMs, work.Rules, this);
@@ -117,7 +117,7 @@ public sealed partial class SensorGrain(
         return Task.FromResult(admission);
     }
 
-    public Task<SensorView?> GetViewAsync() => Task.FromResult(_logic.Exists ? _logic.View() : null);
+    public Task<SensorView?> GetViewAsync() => Task.FromResult(_logic.Known ? _logic.View() : null);
 
     void IGrainEffects.Emit(GrainOutput output)
     {
@@ -195,9 +195,10 @@ public sealed partial class SensorGrain(
         try
         {
             await _writing;
-            if (_logic.Exists)
+            if (_logic.Known)
             {
-                _unwritten.Add(_logic.Snapshot()); // not for a sensor that only had names admitted, no reading yet
+                // Not for a sensor that only had names admitted; for one registered by an operator before its first reading.
+                _unwritten.Add(_logic.Snapshot());
             }
             await outputs.WriteAsync(_unwritten, cancellationToken);
             storage.State = _logic.State;

@@ -34,6 +34,10 @@ public sealed class SensorLogic
     /// <summary>The stamp of the rule catalog <see cref="SensorState.Rules"/> was last synchronized with (null: synchronize at next use).</summary>
     private ulong? _syncedRules;
 
+    /// <summary>The effective metadata (device's merged with operator's), computed when first needed after a change.</summary>
+    private SensorMetadata? _effective;
+    private bool _effectiveCurrent;
+
     /// <param name="names">Strings shared between the sensors of a silo; null: a table of this sensor's own.</param>
     public SensorLogic(string sensorId, SensorState? state, SensorGrainOptions options, SensorNameTable? names = null)
     {
@@ -63,6 +67,9 @@ public sealed class SensorLogic
     /// <summary>True once the sensor received a reading (counted or late).</summary>
     public bool Exists => _state.ClockMs != long.MinValue;
 
+    /// <summary>True once the sensor received a reading or an operator set its metadata (a sensor registered before its first reading).</summary>
+    public bool Known => Exists || _state.OperatorMetadata is not null;
+
     /// <summary>The sensor's clock as last set (<see cref="long.MinValue"/> before the first reading).</summary>
     public long ClockMs => _state.ClockMs;
 
@@ -71,7 +78,63 @@ public sealed class SensorLogic
 
     public long? LastSeenMs => _state.LastSeenMs;
 
-    public SensorMetadata? Metadata => _state.Metadata;
+    /// <summary>The effective metadata: the device's, overridden field by field and tag by tag by the operator's (<see cref="SensorMetadataMerge"/>).</summary>
+    public SensorMetadata? Metadata
+    {
+        get
+        {
+            if (!_effectiveCurrent)
+            {
+                _effective = SensorMetadataMerge.Effective(_state.Metadata, _state.OperatorMetadata);
+                _effectiveCurrent = true;
+            }
+
+            return _effective;
+        }
+    }
+
+    /// <summary>What an operator set; null when nothing.</summary>
+    public OperatorMetadata? OperatorMetadata => _state.OperatorMetadata;
+
+    /// <summary>
+    /// Applies the work item at its log position: a reading (<see cref="Apply(long, Reading, long, RuleCatalog, IGrainEffects)"/>)
+    /// or an operator's metadata change (<see cref="SetOperatorMetadata"/>); false when that position was already applied.
+    /// </summary>
+    public bool Apply(SensorWorkItem item, RuleCatalog rules, IGrainEffects effects)
+    {
+        if (item.Reading is { } reading)
+        {
+            return Apply(item.Position, reading, item.ReceivedAtMs, rules, effects);
+        }
+
+        ArgumentNullException.ThrowIfNull(item.OperatorMetadata, nameof(item));
+        return SetOperatorMetadata(item.Position, item.OperatorMetadata, rules, effects);
+    }
+
+    /// <summary>
+    /// An operator's metadata change at <paramref name="position"/> of the sensor's partition log: <paramref name="metadata"/>
+    /// replaces what the operator had set (empty: nothing is set any more, the device's values show again). From this
+    /// position on, rules target the sensor by the new effective location and model: a rule that stops targeting it while
+    /// its condition holds is told the condition stopped holding (its alert resolves), a rule that starts targeting it
+    /// evaluates the readings that come after. The sensor's clock does not move (a change is not a reading). False (and
+    /// nothing changes) when that position was already applied.
+    /// </summary>
+    public bool SetOperatorMetadata(long position, OperatorMetadata metadata, RuleCatalog rules, IGrainEffects effects)
+    {
+        ArgumentNullException.ThrowIfNull(metadata);
+        ArgumentNullException.ThrowIfNull(rules);
+        ArgumentNullException.ThrowIfNull(effects);
+        if (position <= _state.AppliedPosition)
+        {
+            return false;
+        }
+
+        _state.AppliedPosition = position;
+        _state.OperatorMetadata = metadata.IsEmpty ? null : Shared(metadata, _names);
+        _effectiveCurrent = false;
+        Retarget(rules, effects);
+        return true;
+    }
 
     /// <summary>
     /// Applies the reading at <paramref name="position"/> (<see cref="LogPosition"/>) of the sensor's partition log,
@@ -315,8 +378,9 @@ public sealed class SensorLogic
         return new SensorSummary
         {
             SensorId = SensorId,
-            LastSeenMs = _state.LastSeenMs ?? 0,
-            Metadata = CopyMetadata(_state.Metadata),
+            LastSeenMs = _state.LastSeenMs,
+            Metadata = CopyMetadata(Metadata),
+            OperatorMetadata = CopyMetadata(_state.OperatorMetadata),
             Latest = latest,
             Attributes = attributes,
             LateCount = _state.LateCount,
@@ -331,7 +395,9 @@ public sealed class SensorLogic
         var view = new SensorView
         {
             SensorId = SensorId,
-            Metadata = CopyMetadata(s.Metadata),
+            Metadata = CopyMetadata(Metadata),
+            DeviceMetadata = CopyMetadata(s.Metadata),
+            OperatorMetadata = CopyMetadata(s.OperatorMetadata),
             LastSeenMs = s.LastSeenMs,
             LastClosedMinuteMs = s.LastClosedMinuteMs,
             LateCount = s.LateCount,
@@ -544,7 +610,11 @@ public sealed class SensorLogic
             return;
         }
 
-        MergeMetadata(reading.Metadata);
+        if (MergeMetadata(reading.Metadata))
+        {
+            Retarget(catalog, effects);
+        }
+
         _state.LastSeenMs = _state.LastSeenMs is { } seen ? Math.Max(seen, time) : time;
         var window = HasAnyMetric(present) ? WindowFor(minute) : null;
         for (var slot = 0; slot < values.Length; slot++)
@@ -898,17 +968,18 @@ public sealed class SensorLogic
         }
     }
 
-    private void MergeMetadata(SensorMetadata? incoming)
+    /// <summary>Merges a reading's metadata into the device's; true when that changed it.</summary>
+    private bool MergeMetadata(SensorMetadata? incoming)
     {
         if (incoming is null)
         {
-            return;
+            return false;
         }
 
         var current = _state.Metadata;
         if (current is not null && Unchanged(current, incoming))
         {
-            return;
+            return false;
         }
 
         Dictionary<string, string>? extra = null;
@@ -936,7 +1007,38 @@ public sealed class SensorLogic
                 Extra = extra,
             },
             _names);
-        _syncedRules = null; // location and model decide which rules target this sensor
+        _effectiveCurrent = false;
+        return true;
+    }
+
+    /// <summary>
+    /// Brings the rules that target this sensor in line with its effective metadata after it changed (location and model
+    /// decide location and model targets). A rule that no longer targets the sensor while its condition holds is told,
+    /// at the sensor's clock, that the condition stopped holding, so its alert resolves rather than staying open for a
+    /// sensor the rule no longer watches. A rule that now targets it starts from "not holding": only readings and
+    /// minutes from this point on can open its alerts.
+    /// </summary>
+    private void Retarget(RuleCatalog catalog, IGrainEffects effects)
+    {
+        var before = _state.Rules;
+        _syncedRules = null;
+        if (!Exists)
+        {
+            return; // no reading yet: no rule was told anything, and the next reading synchronizes
+        }
+
+        var after = SyncRules(catalog);
+        foreach (var slot in before ?? [])
+        {
+            if (!slot.Holding || Array.IndexOf(after, slot) >= 0
+                || catalog.Find(slot.RuleId) is not { Enabled: true } rule || rule.Version != slot.Version)
+            {
+                continue; // still targeted, or the rule itself changed (its grain resolves its alerts then)
+            }
+
+            slot.Rule = rule;
+            Signal(slot, false, _state.ClockMs, null, "the sensor left the rule's target", effects);
+        }
     }
 
     /// <summary>True when merging <paramref name="incoming"/> into <paramref name="current"/> gives an equal metadata.</summary>
@@ -983,6 +1085,11 @@ public sealed class SensorLogic
         if (s.Metadata is { } metadata)
         {
             s.Metadata = Shared(metadata, names);
+        }
+
+        if (s.OperatorMetadata is { } operatorMetadata)
+        {
+            s.OperatorMetadata = Shared(operatorMetadata, names);
         }
 
         InternAll(s.AttributeValues, names);
@@ -1082,7 +1189,7 @@ public sealed class SensorLogic
         var count = 0;
         foreach (var rule in enabled)
         {
-            if (rule.Targets(SensorId, _state.Metadata))
+            if (rule.Targets(SensorId, Metadata))
             {
                 count++;
             }
@@ -1095,7 +1202,7 @@ public sealed class SensorLogic
             var i = 0;
             foreach (var rule in enabled)
             {
-                if (!rule.Targets(SensorId, _state.Metadata))
+                if (!rule.Targets(SensorId, Metadata))
                 {
                     continue;
                 }
@@ -1198,6 +1305,18 @@ public sealed class SensorLogic
     private static SensorMetadata? CopyMetadata(SensorMetadata? metadata) => metadata is null
         ? null
         : metadata with { Extra = metadata.Extra is null ? null : new Dictionary<string, string>(metadata.Extra, StringComparer.Ordinal) };
+
+    private static OperatorMetadata? CopyMetadata(OperatorMetadata? metadata) => metadata is null
+        ? null
+        : metadata with { Tags = metadata.Tags is null ? null : new Dictionary<string, string>(metadata.Tags, StringComparer.Ordinal) };
+
+    /// <summary>Operator metadata whose fields are the silo's shared strings.</summary>
+    private static OperatorMetadata Shared(OperatorMetadata metadata, SensorNameTable names) => metadata with
+    {
+        Model = metadata.Model is { } model ? names.Intern(model) : null,
+        Location = metadata.Location is { } location ? names.Intern(location) : null,
+        Owner = metadata.Owner is { } owner ? names.Intern(owner) : null,
+    };
 
     private static double? StatOf(ConditionSource source, MetricAggregate stats) => source switch
     {

@@ -35,7 +35,7 @@ public sealed class SensorState
     /// <summary>How many condition signals this sensor has sent (the last one's <see cref="ConditionSignal.Sequence"/>).</summary>
     [Id(4)] internal long SignalSequence;
 
-    /// <summary>Merged metadata: each reading's non-null fields overwrite, Extra entries are merged.</summary>
+    /// <summary>The device's metadata, merged from its readings: each reading's non-null fields overwrite, Extra entries are merged.</summary>
     [Id(5)] internal SensorMetadata? Metadata;
 
     /// <summary>Greatest event time of a counted (not late) reading; null before the first one.</summary>
@@ -94,6 +94,12 @@ public sealed class SensorState
     /// two Api nodes at once, or after an admission lost in a crash): counted, not stored.
     /// </summary>
     [Id(24)] internal long NamesDropped;
+
+    /// <summary>
+    /// What an operator set through the API, as of the log position of its last change; null when nothing. It wins over
+    /// <see cref="Metadata"/> field by field and tag by tag (<see cref="SensorMetadataMerge"/>).
+    /// </summary>
+    [Id(25)] internal OperatorMetadata? OperatorMetadata;
 
     internal static int FlagWords(int stride) => (stride + 64) >> 6;
 }

@@ -8,6 +8,7 @@ namespace Runtime;
 [JsonDerivedType(typeof(TelemetryEntry), "telemetry")]
 [JsonDerivedType(typeof(TickEntry), "tick")]
 [JsonDerivedType(typeof(RuleChangeEntry), "rule")]
+[JsonDerivedType(typeof(SensorMetadataEntry), "metadata")]
 public abstract record InboxEntry;
 
 /// <summary>
@@ -24,5 +25,11 @@ public sealed record TickEntry(long TimeMs) : InboxEntry;
 
 /// <summary>A rule was created, changed (Rule set) or deleted (Rule null) at <see cref="AtMs"/>; appended to every partition.</summary>
 public sealed record RuleChangeEntry(string RuleId, RuleDefinition? Rule, long AtMs) : InboxEntry;
+
+/// <summary>
+/// An operator set the metadata of <see cref="SensorId"/> at <see cref="AtMs"/>: <see cref="Metadata"/> replaces what the
+/// operator had set (empty: nothing). Appended to the sensor's partition, so the sensor applies it in order with its readings.
+/// </summary>
+public sealed record SensorMetadataEntry(string SensorId, OperatorMetadata Metadata, long AtMs) : InboxEntry;
 
 public readonly record struct LogRecord(long Offset, InboxEntry Entry);

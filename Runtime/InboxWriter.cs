@@ -3,8 +3,8 @@ using Grains.Abstractions;
 namespace Runtime;
 
 /// <summary>
-/// How an Api node writes to the log: telemetry to the partitions its sensors hash to, rule changes to every partition,
-/// each stamped with the node's clock as the receipt time. The tasks complete when the entries are durable in the log.
+/// How an Api node writes to the log: telemetry and operators' metadata changes to the partitions their sensors hash to,
+/// rule changes to every partition, each stamped with the node's clock as the receipt time. The tasks complete when the entries are durable in the log.
 /// </summary>
 public sealed class InboxWriter(IInboxLog log, TimeProvider time)
 {
@@ -41,6 +41,17 @@ public sealed class InboxWriter(IInboxLog log, TimeProvider time)
         }
 
         return Task.WhenAll(appends);
+    }
+
+    /// <summary>
+    /// Appends an operator's metadata change to the sensor's partition; completes when it is durable in the log. The
+    /// sensor applies it after the readings appended before it and before those appended after it.
+    /// </summary>
+    public Task AppendSensorMetadataAsync(string sensorId, OperatorMetadata metadata, CancellationToken cancellationToken)
+    {
+        var atMs = time.GetUtcNow().ToUnixTimeMilliseconds();
+        return log.AppendAsync(Partitioner.PartitionOf(sensorId, log.Partitions), [new SensorMetadataEntry(sensorId, metadata, atMs)],
+            cancellationToken).AsTask();
     }
 
     /// <summary>Appends a rule change to every partition, so each applies it in order with its telemetry.</summary>

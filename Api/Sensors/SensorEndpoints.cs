@@ -1,5 +1,8 @@
 using Api.Auth;
+using Api.Ingest;
+using Api.Rules;
 using Grains.Abstractions;
+using Microsoft.Extensions.Options;
 using Runtime;
 
 namespace Api.Sensors;
@@ -92,6 +95,30 @@ public static class SensorEndpoints
             .ProducesValidationProblem()
             .ProducesProblem(StatusCodes.Status404NotFound);
 
+        sensors.MapPut("/{id}/metadata", async Task<IResult> (string id, HttpRequest request, InboxWriter inbox,
+                IOptions<TelemetryOptions> telemetry, CancellationToken ct) =>
+            {
+                var (body, error) = await RuleEndpoints.ReadAsync(request, SensorsJsonContext.Default.SensorMetadataRequest, "the metadata", ct);
+                if (error is not null)
+                {
+                    return error;
+                }
+                if (!SensorMetadataValidator.TryCreate(body!, telemetry.Value.Limits, out var metadata, out var errors))
+                {
+                    return TypedResults.ValidationProblem(errors, title: "The metadata is not valid");
+                }
+                // Durable in the sensor's partition of the log before the answer; the sensor applies it in order with its readings.
+                await inbox.AppendSensorMetadataAsync(id, metadata!, ct);
+                return TypedResults.Accepted($"/api/v1/sensors/{Uri.EscapeDataString(id)}", metadata);
+            })
+            .WithSummary("Set what the operator sets of the sensor's metadata (location, model, owner, tags), as a whole: it wins over what the device "
+                + "sends, field by field and tag by tag; a null or absent field (or tag) is left to the device. Any valid id: a sensor that has sent "
+                + "nothing yet is registered. Applied in log order with the sensor's readings (202): rules by location or model follow from there on")
+            .DocumentBody(typeof(SensorMetadataRequest), "application/json")
+            .Produces<OperatorMetadata>(StatusCodes.Status202Accepted)
+            .ProducesValidationProblem()
+            .ProducesProblem(StatusCodes.Status415UnsupportedMediaType);
+
         return routes;
     }
 
@@ -130,5 +157,9 @@ public sealed class SensorQueries(IGrainFactory grains, IReadStore store, TimePr
         s.CurrentMinute?.ToDto(),
         s.LateCount,
         Map.Time(s.LastLate?.TimestampMs),
-        s.NamesDropped == 0 ? null : s.NamesDropped);
+        s.NamesDropped == 0 ? null : s.NamesDropped)
+    {
+        DeviceMetadata = s.DeviceMetadata,
+        OperatorMetadata = s.OperatorMetadata,
+    };
 }

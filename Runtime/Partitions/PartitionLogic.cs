@@ -93,6 +93,10 @@ public sealed class PartitionLogic
                 case TickEntry tick:
                     Advance(tick.TimeMs);
                     break;
+                case SensorMetadataEntry metadata:
+                    Advance(metadata.AtMs);
+                    batch.Add(metadata.SensorId, SensorWorkItem.MetadataChange(LogPosition.Of(record.Offset, 0), metadata.AtMs, metadata.Metadata));
+                    break;
                 case RuleChangeEntry change:
                     Advance(change.AtMs);
                     ApplyRuleChange(change, batch);
@@ -113,7 +117,7 @@ public sealed class PartitionLogic
             _schedule.Remove((previous, sensorId));
         }
 
-        if (progress.ClockMs == long.MinValue)
+        if (progress.ClockMs == long.MinValue && progress.AppliedPosition < 0)
         {
             _state.Sensors.Remove(sensorId);
             return;
@@ -235,7 +239,7 @@ public sealed class PartitionLogic
     }
 }
 
-/// <summary>The work of a run of log records: each sensor's readings in log order, the rule grains to tell of a change, and the receipt time reached.</summary>
+/// <summary>The work of a run of log records: each sensor's readings (and operators' metadata changes) in log order, the rule grains to tell of a change, and the receipt time reached.</summary>
 public sealed class PartitionBatch
 {
     private readonly Dictionary<string, List<SensorWorkItem>> _sensors = new(StringComparer.Ordinal);
@@ -261,7 +265,10 @@ public sealed class PartitionBatch
         }
 
         items.Add(item);
-        Readings++;
+        if (item.Reading is not null)
+        {
+            Readings++;
+        }
     }
 
     public void Clear()

@@ -22,7 +22,7 @@ public sealed class PartitionState
     /// <summary>Idempotency keys of applied telemetry with the receipt time they were applied at, within the window.</summary>
     [Id(3)] public Dictionary<string, long> AppliedKeys { get; set; } = new(StringComparer.Ordinal);
 
-    /// <summary>Every sensor of the partition that has a clock, by id.</summary>
+    /// <summary>Every sensor of the partition that has a clock or has applied a log position (an operator set its metadata before its first reading), by id.</summary>
     [Id(4)] public Dictionary<string, SensorEntry> Sensors { get; set; } = new(StringComparer.Ordinal);
 }
 

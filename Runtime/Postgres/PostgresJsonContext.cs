@@ -14,6 +14,7 @@ namespace Runtime.Postgres;
 [JsonSerializable(typeof(RuleDefinition))]
 [JsonSerializable(typeof(IReadOnlyList<RuleDefinition>))]
 [JsonSerializable(typeof(SensorMetadata))]
+[JsonSerializable(typeof(OperatorMetadata))]
 [JsonSerializable(typeof(Dictionary<string, double>))]
 [JsonSerializable(typeof(Dictionary<string, string>))]
 internal sealed partial class PostgresJsonContext : JsonSerializerContext;

@@ -31,7 +31,18 @@ internal static class PostgresMigrations
         (5, "command history per device", V5CommandHistory),
         (6, "grains on Orleans: the home-made runtime's tables go, sensors carry their applied log position", V6Orleans),
         (7, "outbox of the output streams", V7OutputOutbox),
+        (8, "sensor metadata set by operators; sensors registered before their first reading", V8OperatorMetadata),
     ];
+
+    /// <summary>
+    /// A sensor's row keeps what an operator set of its metadata (its location, model and metadata columns hold the
+    /// effective values, the operator's winning), and a sensor an operator registered before its first reading has no
+    /// last-seen time.
+    /// </summary>
+    private const string V8OperatorMetadata = """
+        ALTER TABLE sensors ADD COLUMN operator_metadata jsonb;
+        ALTER TABLE sensors ALTER COLUMN last_seen_ms DROP NOT NULL;
+        """;
 
     /// <summary>
     /// The outputs the read-model writer queued for the output streams, in the transaction of their read models; the

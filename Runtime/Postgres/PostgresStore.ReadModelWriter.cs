@@ -71,10 +71,11 @@ public sealed partial class PostgresStore
     private static void AddSensors(NpgsqlBatch batch, List<SensorSummary> rows)
     {
         var ids = new string[rows.Count];
-        var lastSeen = new long[rows.Count];
+        var lastSeen = new long?[rows.Count];
         var locations = new string?[rows.Count];
         var models = new string?[rows.Count];
         var metadata = new string?[rows.Count];
+        var operatorMetadata = new string?[rows.Count];
         var latest = new string?[rows.Count];
         var attributes = new string?[rows.Count];
         var late = new long[rows.Count];
@@ -87,21 +88,25 @@ public sealed partial class PostgresStore
             locations[i] = s.Metadata?.Location;
             models[i] = s.Metadata?.Model;
             metadata[i] = s.Metadata is null ? null : JsonSerializer.Serialize(s.Metadata, PostgresJsonContext.Default.SensorMetadata);
+            operatorMetadata[i] = s.OperatorMetadata is null ? null : JsonSerializer.Serialize(s.OperatorMetadata, PostgresJsonContext.Default.OperatorMetadata);
             latest[i] = JsonSerializer.Serialize(s.Latest, PostgresJsonContext.Default.DictionaryStringDouble);
             attributes[i] = s.Attributes is null ? null : JsonSerializer.Serialize(s.Attributes, PostgresJsonContext.Default.DictionaryStringString);
             late[i] = s.LateCount;
             applied[i] = s.AppliedPosition;
         }
         batch.BatchCommands.Add(new NpgsqlBatchCommand("""
-            INSERT INTO sensors (sensor_id, last_seen_ms, location, model, metadata, latest, attributes, late_count, applied_position)
-            SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::jsonb[], $6::jsonb[], $7::jsonb[], $8::bigint[], $9::bigint[])
+            INSERT INTO sensors (sensor_id, last_seen_ms, location, model, metadata, latest, attributes, late_count, applied_position,
+                operator_metadata)
+            SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::jsonb[], $6::jsonb[], $7::jsonb[], $8::bigint[], $9::bigint[],
+                $10::jsonb[])
             ON CONFLICT (sensor_id) DO UPDATE SET last_seen_ms = excluded.last_seen_ms, location = excluded.location,
                 model = excluded.model, metadata = excluded.metadata, latest = excluded.latest, attributes = excluded.attributes,
-                late_count = excluded.late_count, applied_position = excluded.applied_position
+                late_count = excluded.late_count, applied_position = excluded.applied_position, operator_metadata = excluded.operator_metadata
             WHERE sensors.applied_position <= excluded.applied_position
             """)
         {
-            Parameters = { P(ids), P(lastSeen), P(locations), P(models), JsonbArray(metadata), JsonbArray(latest), JsonbArray(attributes), P(late), P(applied) },
+            Parameters = { P(ids), P(lastSeen), P(locations), P(models), JsonbArray(metadata), JsonbArray(latest), JsonbArray(attributes), P(late), P(applied),
+                JsonbArray(operatorMetadata) },
         });
     }
 

@@ -8,7 +8,7 @@ namespace Runtime.Postgres;
 
 public sealed partial class PostgresStore
 {
-    private const string SensorColumns = "sensor_id, last_seen_ms, metadata::text, latest::text, attributes::text, late_count, applied_position";
+    private const string SensorColumns = "sensor_id, last_seen_ms, metadata::text, latest::text, attributes::text, late_count, applied_position, operator_metadata::text";
 
     /// <summary>
     /// Case-insensitive "contains" on id, location and model, as <see cref="StringComparison.OrdinalIgnoreCase"/>: both
@@ -228,11 +228,12 @@ public sealed partial class PostgresStore
     private static SensorSummary ReadSensor(NpgsqlDataReader r) => new()
     {
         SensorId = r.GetString(0),
-        LastSeenMs = r.GetInt64(1),
+        LastSeenMs = GetNullable<long>(r, 1),
         Metadata = r.IsDBNull(2) ? null : JsonSerializer.Deserialize(r.GetString(2), PostgresJsonContext.Default.SensorMetadata),
         Latest = JsonSerializer.Deserialize(r.GetString(3), PostgresJsonContext.Default.DictionaryStringDouble)!,
         Attributes = r.IsDBNull(4) ? null : JsonSerializer.Deserialize(r.GetString(4), PostgresJsonContext.Default.DictionaryStringString),
         LateCount = r.GetInt64(5),
         AppliedPosition = r.GetInt64(6),
+        OperatorMetadata = r.IsDBNull(7) ? null : JsonSerializer.Deserialize(r.GetString(7), PostgresJsonContext.Default.OperatorMetadata),
     };
 }

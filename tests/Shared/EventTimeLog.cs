@@ -34,6 +34,7 @@ public sealed class EventTimeLog(IInboxLog inner) : IInboxLog
         {
             TelemetryEntry telemetry => telemetry with { ReceivedAtMs = AdvanceTo(telemetry.Readings.Max(r => r.TimestampMs)) },
             RuleChangeEntry change => change with { AtMs = Math.Max(NowMs, 0) },
+            SensorMetadataEntry metadata => metadata with { AtMs = Math.Max(NowMs, 0) },
             _ => e,
         }).ToArray();
         return inner.AppendAsync(partition, received, cancellationToken);

@@ -12,6 +12,7 @@ public sealed class AccessApiTests(ApiFactory factory) : IClassFixture<ApiFactor
         { "GET", "/api/v1/sensors" },
         { "GET", "/api/v1/sensors/s1" },
         { "GET", "/api/v1/sensors/s1/metrics" },
+        { "PUT", "/api/v1/sensors/s1/metadata" },
         { "GET", "/api/v1/rules" },
         { "POST", "/api/v1/rules" },
         { "GET", "/api/v1/rules/r1" },

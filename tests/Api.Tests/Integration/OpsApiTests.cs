@@ -25,6 +25,7 @@ public sealed class OpsApiTests(ApiFactory factory) : IClassFixture<ApiFactory>
             ["/api/v1/sensors/{id}"] = ["get"],
             ["/api/v1/sensors/{id}/metrics"] = ["get"],
             ["/api/v1/sensors/{id}/commands"] = ["get"],
+            ["/api/v1/sensors/{id}/metadata"] = ["put"],
             ["/api/v1/rules"] = ["get", "post"],
             ["/api/v1/rules/preview"] = ["post"],
             ["/api/v1/rules/{id}"] = ["delete", "get", "put"],

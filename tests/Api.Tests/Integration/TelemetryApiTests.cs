@@ -79,6 +79,8 @@ public sealed class TelemetryApiTests(ApiFactory factory) : IClassFixture<ApiFac
                 metrics = new[] { Stats("humidity", 50), Stats("temperature", 22), Stats("volume_control", 0.5) },
             },
             lateCount = 0,
+            // What the device sent; no operator set anything, so it is also the metadata in effect.
+            deviceMetadata = new { model = "HW-MD202", location = "garden", version = "1.0.0" },
         }, sensor);
     }
 

@@ -25,7 +25,7 @@ public sealed class MigrationTests(PostgresServer server)
         var tables = await PostgresTestSupport.ScalarAsync<string>(connectionString, Tables);
         await store.MigrateAsync(CancellationToken.None);
 
-        Assert.Equal([1, 2, 3, 4, 5, 6, 7], await PostgresTestSupport.ColumnAsync<int>(connectionString, "SELECT version FROM schema_migrations ORDER BY version"));
+        Assert.Equal([1, 2, 3, 4, 5, 6, 7, 8], await PostgresTestSupport.ColumnAsync<int>(connectionString, "SELECT version FROM schema_migrations ORDER BY version"));
         Assert.Equal(AllTables, tables);
         Assert.Equal(tables, await PostgresTestSupport.ScalarAsync<string>(connectionString, Tables));
     }
@@ -58,6 +58,37 @@ public sealed class MigrationTests(PostgresServer server)
         Assert.Equal((2L, 1.0), (await store.GetSensorAsync("old", CancellationToken.None)) is { } read ? (read.LastSeenMs, read.Latest["t"]) : default);
     }
 
+    /// <summary>
+    /// Script 8: a sensor's row keeps what an operator set of its metadata, and a sensor registered before its first reading
+    /// has no last-seen time; a row written before the script reads back with neither.
+    /// </summary>
+    [Fact]
+    public async Task Sensors_carry_operator_metadata_and_may_have_no_last_seen_time()
+    {
+        var connectionString = await server.CreateDatabaseAsync();
+        await using var store = PostgresTestSupport.Store(connectionString);
+
+        await store.MigrateAsync(CancellationToken.None);
+
+        Assert.Equal("last_seen_ms bigint YES,operator_metadata jsonb YES", await PostgresTestSupport.ScalarAsync<string>(connectionString, """
+            SELECT string_agg(column_name || ' ' || data_type || ' ' || is_nullable, ',' ORDER BY column_name) FROM information_schema.columns
+            WHERE table_schema = 'public' AND table_name = 'sensors' AND column_name IN ('last_seen_ms', 'operator_metadata')
+            """));
+        Assert.Equal(1, await PostgresTestSupport.ScalarAsync<int>(connectionString, """
+            WITH i AS (INSERT INTO sensors (sensor_id, last_seen_ms, latest, late_count) VALUES ('before', 1, '{}', 0) RETURNING 1) SELECT count(*)::int FROM i
+            """));
+        var before = await store.GetSensorAsync("before", CancellationToken.None);
+        Assert.Equal((1L, (OperatorMetadata?)null), (before!.LastSeenMs, before.OperatorMetadata));
+
+        await store.WriteAsync([new SensorSummary
+        {
+            SensorId = "registered", LastSeenMs = null, Latest = [], LateCount = 0, AppliedPosition = 0,
+            Metadata = new SensorMetadata { Location = "roof" }, OperatorMetadata = new OperatorMetadata { Location = "roof" },
+        }], CancellationToken.None);
+        var registered = await store.GetSensorAsync("registered", CancellationToken.None);
+        Assert.Equal(((long?)null, "roof", "roof"), (registered!.LastSeenMs, registered.Metadata!.Location, registered.OperatorMetadata!.Location));
+    }
+
     [Fact]
     public async Task Concurrent_migrations_from_several_processes_are_serialized()
     {
@@ -75,7 +106,7 @@ public sealed class MigrationTests(PostgresServer server)
             }
         }
 
-        Assert.Equal([1, 2, 3, 4, 5, 6, 7], await PostgresTestSupport.ColumnAsync<int>(connectionString, "SELECT version FROM schema_migrations ORDER BY version"));
+        Assert.Equal([1, 2, 3, 4, 5, 6, 7, 8], await PostgresTestSupport.ColumnAsync<int>(connectionString, "SELECT version FROM schema_migrations ORDER BY version"));
         Assert.Equal(AllTables, await PostgresTestSupport.ScalarAsync<string>(connectionString, Tables));
     }
 

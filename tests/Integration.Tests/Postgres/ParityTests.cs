@@ -102,6 +102,42 @@ public sealed class ParityTests(PostgresServer server)
         }
     }
 
+    /// <summary>
+    /// Sensor metadata set by operators (issue 13 item 2): a sensor registered before its first reading (no last seen), its
+    /// operator metadata and its effective metadata (found by search) read back the same from both stores; a later summary
+    /// without operator metadata clears it, and an older one (a replay) changes nothing.
+    /// </summary>
+    [Fact]
+    public async Task Operator_metadata_and_registered_sensors_read_back_the_same_from_both_stores()
+    {
+        var (pg, _) = await server.MigratedStoreAsync();
+        await using var _1 = pg;
+        var parity = new StoreParity<InMemoryStore, Runtime.Postgres.PostgresStore>(new InMemoryStore(TimeProvider.System), pg);
+        var registered = new SensorSummary
+        {
+            SensorId = "reg-1", LastSeenMs = null, Latest = [], LateCount = 0, AppliedPosition = 3,
+            Metadata = new SensorMetadata { Location = "Roof", Model = "X1", Extra = new() { ["team"] = "ops" } },
+            OperatorMetadata = new OperatorMetadata { Location = "Roof", Model = "X1", Tags = new() { ["team"] = "ops" } },
+        };
+        await parity.BothAsync("Write the registered sensor", s => s.WriteAsync([registered], None));
+
+        var read = await parity.BothAsync("GetSensor(reg-1)", s => s.GetSensorAsync("reg-1", None));
+        Assert.Equal(((long?)null, "Roof", "X1", "ops"), (read!.LastSeenMs, read.OperatorMetadata!.Location, read.OperatorMetadata.Model, read.OperatorMetadata.Tags!["team"]));
+        var found = await parity.BothAsync("ListSensors(roof)", s => s.ListSensorsAsync("roof", 0, 10, None));
+        Assert.Equal(["reg-1"], found.Items.Select(i => i.SensorId));
+
+        await parity.BothAsync("Write its first reading's summary", s => s.WriteAsync([registered with
+        {
+            LastSeenMs = T0, Latest = new() { ["t"] = 1 }, AppliedPosition = 9, OperatorMetadata = null,
+            Metadata = new SensorMetadata { Location = "Garden" },
+        }], None));
+        await parity.BothAsync("Write a replayed older summary", s => s.WriteAsync([registered with { AppliedPosition = 5 }], None));
+
+        read = await parity.BothAsync("GetSensor(reg-1) after", s => s.GetSensorAsync("reg-1", None));
+        Assert.Equal((T0, (OperatorMetadata?)null, "Garden"), (read!.LastSeenMs, read.OperatorMetadata, read.Metadata!.Location));
+        Assert.Empty((await parity.BothAsync("ListSensors(roof) after", s => s.ListSensorsAsync("roof", 0, 10, None))).Items);
+    }
+
     [Fact]
     public async Task Rules_crud_and_versions_match_the_in_memory_store()
     {
@@ -163,6 +199,7 @@ public sealed class ParityTests(PostgresServer server)
                 Latest = new Dictionary<string, double> { [text] = i },
                 Attributes = new Dictionary<string, string> { [text] = text },
                 Metadata = new SensorMetadata { Location = text, Model = text, Owner = text, Version = text, Extra = new() { [text] = text } },
+                OperatorMetadata = new OperatorMetadata { Location = text, Model = text, Owner = text, Tags = new() { [text] = text } },
             });
             summaries.Add(new MinuteAggregate
             {
@@ -297,7 +334,15 @@ public sealed class ParityTests(PostgresServer server)
                         outputs.Add(new SensorSummary
                         {
                             SensorId = sensor,
-                            LastSeenMs = T0 + i * 1000 + k,
+                            // Now and then a sensor an operator registered before its first reading (no last seen), or whose
+                            // metadata an operator set (from its own sequence: the draws of the scenario stay as they were).
+                            LastSeenMs = (i + k) % 7 == 0 ? null : T0 + i * 1000 + k,
+                            OperatorMetadata = (i + k) % 3 != 0 ? null : new OperatorMetadata
+                            {
+                                Location = (i + k) % 2 == 0 ? Locations[(i + k) % Locations.Length] : null,
+                                Model = k % 2 == 0 ? Models[i % Models.Length] : null,
+                                Tags = i % 2 == 0 ? new Dictionary<string, string> { ["team"] = "ops", ["b"] = "y" } : null,
+                            },
                             Metadata = random.Next(4) == 0 ? null : new SensorMetadata
                             {
                                 Location = random.Next(5) == 0 ? null : Locations[random.Next(Locations.Length)],

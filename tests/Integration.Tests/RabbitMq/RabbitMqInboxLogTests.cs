@@ -73,6 +73,12 @@ public sealed class RabbitMqInboxLogTests(RabbitMqServer server, ITestOutputHelp
         Assert.Equal(ConditionSource.Avg, changed.Rule.Condition.Source);
         Assert.Equal(ConditionKind.Offline, Assert.IsType<RuleChangeEntry>(records[4].Entry).Rule!.Condition.Kind);
         Assert.Equal(new RuleChangeEntry("r4", null, 1_700_000_100_002), records[5].Entry);
+        var metadata = Assert.IsType<SensorMetadataEntry>(records[6].Entry);
+        Assert.Equal(("AAAA", "roof", "HW-MD300", "ops", 1_700_000_100_003L),
+            (metadata.SensorId, metadata.Metadata.Location, metadata.Metadata.Model, metadata.Metadata.Owner, metadata.AtMs));
+        Assert.Equal(new Dictionary<string, string> { ["team"] = "ñ <&> \"q\"", ["floor"] = "2" }, metadata.Metadata.Tags);
+        var cleared = Assert.IsType<SensorMetadataEntry>(records[7].Entry);
+        Assert.Equal(("BBBB", true, 1_700_000_100_004L), (cleared.SensorId, cleared.Metadata.IsEmpty, cleared.AtMs));
 
         // The other partition is untouched.
         Assert.Equal(0, await log.EndOffsetAsync(0, CancellationToken.None));

@@ -104,6 +104,11 @@ internal static class RmqTest
         new RuleChangeEntry("r2", Rule("r2"), 1_700_000_100_000),
         new RuleChangeEntry("r3", Rule("r3") with { Condition = new RuleCondition { Kind = ConditionKind.Offline, Minutes = 5 }, ControlAction = null }, 1_700_000_100_001),
         new RuleChangeEntry("r4", null, 1_700_000_100_002),
+        new SensorMetadataEntry("AAAA", new OperatorMetadata
+        {
+            Location = "roof", Model = "HW-MD300", Owner = "ops", Tags = new() { ["team"] = "ñ <&> \"q\"", ["floor"] = "2" },
+        }, 1_700_000_100_003),
+        new SensorMetadataEntry("BBBB", new OperatorMetadata(), 1_700_000_100_004),
     ];
 }
 

@@ -1,5 +1,6 @@
 // Sensor detail: one chart per metric (minute min–max band and average) over a chosen range, the current minute
-// (refreshed live), the last readings, the sensor's active alerts and the commands sent to it (refreshed every 2 s).
+// (refreshed live), the last readings, the sensor's active alerts and the commands sent to it (refreshed every 2 s), and
+// the form that edits what the operator sets of its metadata next to what the device sent.
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
 import { api, qs } from '../api.js';
@@ -7,6 +8,7 @@ import { onLive, onReconnected, SeenIds, subscribeSensor } from '../live.js';
 import { alertStateOf, esc, num, severityBadge, time, unitOf, withUnit } from '../format.js';
 
 const RANGES = { '1h': 3_600_000, '24h': 86_400_000 };
+const META_FIELDS = ['location', 'model', 'owner'];
 const MINUTE = 60_000;
 
 function localInput(ms) {
@@ -28,6 +30,31 @@ export function mount(root, [sensorId], query) {
       <h1>Sensor ${esc(sensorId)}</h1>
       <p id="sensor-error" class="error" role="alert"></p>
       <div class="panel" id="sensor-meta"><span class="muted">Loading…</span></div>
+      <h2 id="metadata-title">Metadata</h2>
+      <form id="metadata-form" class="panel metadata-form" novalidate aria-labelledby="metadata-title">
+        <p class="muted small">What you set wins over what the device sends, field by field and tag by tag; leave a field empty to
+          let the device's value show. Rules by location or model follow a change from the device's next reading on.</p>
+        <div class="table-wrap">
+          <table class="data" id="metadata-table">
+            <caption class="visually-hidden">Metadata: sent by the device, set by the operator, in effect</caption>
+            <thead><tr><th scope="col">Field</th><th scope="col">Device sent</th><th scope="col">Operator sets</th><th scope="col">In effect</th></tr></thead>
+            <tbody>
+              ${META_FIELDS.map((f) => `<tr data-meta-field="${f}"><th scope="row"><label for="m-${f}">${f}</label></th>
+                <td class="device-value"></td>
+                <td><input id="m-${f}" name="${f}" type="text" autocomplete="off" aria-describedby="me-${f}" />
+                  <span class="field-error" id="me-${f}" data-error-for="${f}"></span></td>
+                <td class="effective-value"></td></tr>`).join('')}
+              <tr data-meta-field="tags"><th scope="row"><label for="m-tags">tags</label></th>
+                <td class="device-value"></td>
+                <td><textarea id="m-tags" name="tags" rows="3" aria-describedby="me-tags" placeholder="name=value, one a line"></textarea>
+                  <span class="field-error" id="me-tags" data-error-for="tags"></span></td>
+                <td class="effective-value"></td></tr>
+            </tbody>
+          </table>
+        </div>
+        <p><button type="submit" id="metadata-save">Save metadata</button> <span id="metadata-status" class="muted" role="status"></span></p>
+        <p id="metadata-error" class="error" role="alert"></p>
+      </form>
       <h2>Active alerts</h2>
       <div id="sensor-alerts" class="panel"></div>
       <h2 id="commands-title">Commands sent</h2>
@@ -140,13 +167,110 @@ export function mount(root, [sensorId], query) {
     }
   }
 
+  const metaForm = $('#metadata-form');
+  let metaEdited = false; // the form keeps what the operator types until it is saved
+  let metaLoaded = false;
+
+  const tagsText = (tags) => Object.entries(tags ?? {}).map(([k, v]) => `${k}=${v}`).join('\n');
+  const tagList = (tags) => Object.entries(tags ?? {}).map(([k, v]) => `${esc(k)}=${esc(v)}`).join(', ') || '<span class="muted">—</span>';
+  const byOperator = (d, f) => (d.operatorMetadata?.[f] != null ? ' <span class="badge operator-set" title="set by an operator">operator</span>' : '');
+
+  function fillMetaForm(operator) {
+    for (const f of META_FIELDS) metaForm.elements.namedItem(f).value = operator?.[f] ?? '';
+    metaForm.elements.namedItem('tags').value = tagsText(operator?.tags);
+    metaLoaded = true;
+  }
+
+  function renderMetaTable(d) {
+    const device = d.deviceMetadata ?? {};
+    const effective = d.metadata ?? {};
+    for (const f of META_FIELDS) {
+      const row = metaForm.querySelector(`[data-meta-field="${f}"]`);
+      row.querySelector('.device-value').innerHTML = device[f] != null ? esc(device[f]) : '<span class="muted">—</span>';
+      row.querySelector('.effective-value').innerHTML = effective[f] != null ? esc(effective[f]) + byOperator(d, f) : '<span class="muted">—</span>';
+    }
+    const tags = metaForm.querySelector('[data-meta-field="tags"]');
+    tags.querySelector('.device-value').innerHTML = tagList(device.extra);
+    tags.querySelector('.effective-value').innerHTML = tagList(effective.extra);
+    if (!metaEdited) fillMetaForm(d.operatorMetadata);
+  }
+
+  /** The form as the PUT body: an empty field is null (left to the device); tags from "name=value" lines. */
+  function metaBody() {
+    const body = {};
+    for (const f of META_FIELDS) {
+      const value = metaForm.elements.namedItem(f).value.trim();
+      body[f] = value === '' ? null : value;
+    }
+    const tags = {};
+    const lines = metaForm.elements.namedItem('tags').value.split('\n').map((l) => l.trim()).filter(Boolean);
+    for (const [i, line] of lines.entries()) {
+      const eq = line.indexOf('=');
+      if (eq <= 0) return { error: `line ${i + 1} of the tags is not name=value` };
+      tags[line.slice(0, eq).trim()] = line.slice(eq + 1).trim();
+    }
+    body.tags = tags;
+    return { body };
+  }
+
+  function clearMetaErrors() {
+    for (const el of metaForm.querySelectorAll('.field-error')) el.textContent = '';
+    for (const el of metaForm.querySelectorAll('[aria-invalid]')) el.removeAttribute('aria-invalid');
+    $('#metadata-error').textContent = '';
+  }
+
+  /** Each ProblemDetails error next to its field ("tags.site" goes to the tags). */
+  function showMetaErrors(problem) {
+    const general = [];
+    for (const [key, messages] of Object.entries(problem.errors ?? {})) {
+      const name = key.replace(/^\$\.?/, '').split('.')[0];
+      const slot = metaForm.querySelector(`[data-error-for="${name}"]`);
+      if (slot) {
+        slot.textContent = [slot.textContent, ...messages].filter(Boolean).join(' ');
+        metaForm.elements.namedItem(name)?.setAttribute('aria-invalid', 'true');
+      } else {
+        general.push(...messages);
+      }
+    }
+    $('#metadata-error').textContent = general.length ? general.join(' ') : (Object.keys(problem.errors ?? {}).length ? '' : problem.detail || problem.title || 'The metadata could not be saved.');
+  }
+
+  metaForm.addEventListener('input', () => {
+    metaEdited = true;
+    $('#metadata-status').textContent = '';
+  });
+  metaForm.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    clearMetaErrors();
+    const { body, error } = metaBody();
+    if (error) {
+      $('#metadata-error').textContent = error;
+      return;
+    }
+    const save = $('#metadata-save');
+    save.disabled = true;
+    try {
+      const set = await api(`/api/v1/sensors/${encodeURIComponent(sensorId)}/metadata`, { method: 'PUT', body });
+      if (closed) return;
+      metaEdited = false;
+      fillMetaForm(set);
+      $('#metadata-status').textContent = 'Saved.';
+      loadDetail();
+    } catch (err) {
+      if (!closed) showMetaErrors(err.problem ?? {});
+    } finally {
+      save.disabled = false;
+    }
+  });
+
   function renderMeta(d) {
     const meta = d.metadata ?? {};
+    renderMetaTable(d);
     $('#sensor-meta').innerHTML = `
       <dl class="facts">
-        <div><dt>Location</dt><dd>${esc(meta.location ?? '—')}</dd></div>
-        <div><dt>Model</dt><dd>${esc(meta.model ?? '—')}</dd></div>
-        ${meta.owner ? `<div><dt>Owner</dt><dd>${esc(meta.owner)}</dd></div>` : ''}
+        <div><dt>Location</dt><dd id="meta-location">${esc(meta.location ?? '—')}${byOperator(d, 'location')}</dd></div>
+        <div><dt>Model</dt><dd id="meta-model">${esc(meta.model ?? '—')}${byOperator(d, 'model')}</dd></div>
+        ${meta.owner ? `<div><dt>Owner</dt><dd id="meta-owner">${esc(meta.owner)}${byOperator(d, 'owner')}</dd></div>` : ''}
         ${meta.version ? `<div><dt>Version</dt><dd>${esc(meta.version)}</dd></div>` : ''}
         <div><dt>Last seen</dt><dd>${time(d.lastSeen)}</dd></div>
         <div><dt>MQTT</dt><dd id="sensor-mqtt">${d.mqtt ? `connected since ${time(d.mqtt.since)} <span class="muted small">MQTT ${esc(d.mqtt.protocol)}, Api node ${esc(d.mqtt.node)}</span>` : '<span class="muted">not connected</span>'}</dd></div>
@@ -182,7 +306,10 @@ export function mount(root, [sensorId], query) {
       renderMeta(detail);
     } catch (error) {
       if (closed) return;
-      errorLine.textContent = error.status === 404 ? `There is no sensor '${sensorId}'.` : `The sensor could not be loaded: ${error.message}`;
+      errorLine.textContent = error.status === 404
+        ? `There is no sensor '${sensorId}'. Saving its metadata below registers it.`
+        : `The sensor could not be loaded: ${error.message}`;
+      if (error.status === 404 && !metaLoaded && !metaEdited) fillMetaForm(null);
     }
   }
 

@@ -4,6 +4,8 @@ import { esc, num, time, withUnit } from '../format.js';
 
 const PAGE_SIZES = [25, 50, 100, 200];
 
+const OPERATOR = ' <span class="badge operator-set" title="set by an operator">operator</span>';
+
 export function mount(root, _params, query) {
   document.title = 'Sensors · OrleansIot';
   let search = query.get('search') ?? '';
@@ -55,9 +57,9 @@ export function mount(root, _params, query) {
       body.innerHTML = page.items.map((s) => `
         <tr data-sensor-id="${esc(s.id)}">
           <th scope="row"><a href="#/sensors/${encodeURIComponent(s.id)}">${esc(s.id)}</a></th>
-          <td>${esc(s.metadata?.location ?? '')}</td>
-          <td>${esc(s.metadata?.model ?? '')}</td>
-          <td>${time(s.lastSeen)}</td>
+          <td>${esc(s.metadata?.location ?? '')}${s.operatorMetadata?.location != null ? OPERATOR : ''}</td>
+          <td>${esc(s.metadata?.model ?? '')}${s.operatorMetadata?.model != null ? OPERATOR : ''}</td>
+          <td>${s.lastSeen ? time(s.lastSeen) : '<span class="muted">no reading yet</span>'}</td>
           <td class="latest">${Object.entries(s.latest ?? {}).map(([m, v]) => `<span class="metric"><span class="muted">${esc(m)}</span> ${esc(withUnit(v, m))}</span>`).join(' ')}</td>
           <td class="num">${num(s.lateCount)}</td>
         </tr>`).join('') || `<tr><td colspan="6" class="muted">${search ? 'No sensor matches.' : 'No sensor has posted yet.'}</td></tr>`;
