@@ -55,7 +55,11 @@ public sealed record MinuteDto(DateTimeOffset Minute, IReadOnlyList<MetricStatsD
 
 public sealed record MetricStatsDto(string Metric, long Count, double Min, double Max, double Sum, double Avg, double First, double Last);
 
-public sealed record MetricsResponse(string SensorId, DateTimeOffset From, DateTimeOffset To, string? Metric, IReadOnlyList<MetricPointDto> Points);
+public sealed record MetricsResponse(string SensorId, DateTimeOffset From, DateTimeOffset To, string? Metric, IReadOnlyList<MetricPointDto> Points,
+    IReadOnlyList<OutsidePointDto>? Outside = null);
+
+/// <summary>An outside condition of the sensor's location joined into a closed minute.</summary>
+public sealed record OutsidePointDto(DateTimeOffset Minute, string Metric, double Value);
 
 public sealed record MetricPointDto(DateTimeOffset Minute, string Metric, long Count, double Min, double Max, double Sum, double Avg, double First, double Last);
 
@@ -119,7 +123,8 @@ public sealed record ClusterMetricsPointDto(DateTimeOffset Time, double Readings
 public sealed record AlertEventDto(string EventId, string Kind, AlertDto Alert);
 
 /// <summary>Live event "aggregate": a closed minute of a sensor the client subscribed to.</summary>
-public sealed record AggregateEventDto(string EventId, string SensorId, DateTimeOffset Minute, IReadOnlyList<MetricStatsDto> Metrics);
+public sealed record AggregateEventDto(string EventId, string SensorId, DateTimeOffset Minute, IReadOnlyList<MetricStatsDto> Metrics,
+    IReadOnlyDictionary<string, double>? Outside = null);
 
 /// <summary>Live event "command": a command queued for a device whose group the client joined.</summary>
 public sealed record CommandEventDto(string EventId, CommandDto Command);

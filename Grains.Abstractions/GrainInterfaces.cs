@@ -46,7 +46,8 @@ public sealed record NameAdmission(
 }
 
 /// <summary>
-/// Readings of one sensor from its partition's log, and the receipt time its clock may run to afterwards.
+/// Readings of one sensor from its partition's log, and the receipt time its clock may run to afterwards, with the rule
+/// catalog and the outside conditions as of the partition's position (null: none known).
 /// <see cref="AppliedAtLeast"/> is the log position the sensor last told its partition it had applied: an activation
 /// that is behind it lost what it applied (it stopped without storing it) and refuses the work, so that its partition
 /// replays from its stored position rather than the sensor skipping the readings in between.
@@ -56,7 +57,8 @@ public sealed record SensorWork(
     [property: Id(0)] SensorWorkItem[] Items,
     [property: Id(1)] long ReceivedUpToMs,
     [property: Id(2)] RuleCatalog Rules,
-    [property: Id(3)] long AppliedAtLeast);
+    [property: Id(3)] long AppliedAtLeast,
+    [property: Id(4)] OutsideConditions? Outside = null);
 
 /// <summary>
 /// A reading at <see cref="Position"/> (<see cref="LogPosition"/>) of its partition's log, appended at <see cref="ReceivedAtMs"/>

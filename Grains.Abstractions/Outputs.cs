@@ -28,6 +28,9 @@ public sealed record MinuteAggregate : GrainOutput
 
     [Id(2)] public required MetricAggregate[] Metrics { get; init; }
 
+    /// <summary>The outside conditions of the sensor's location current at the end of the minute, in name order; null when none.</summary>
+    [Id(3)] public MetricValue[]? Outside { get; init; }
+
     public override string Id => $"{SensorId}@{MinuteMs}";
 }
 

@@ -77,6 +77,13 @@ public sealed record RuleCondition
     /// <summary>Offline only: minutes of stream time without data from the sensor.</summary>
     [Id(6)] public int Minutes { get; init; }
 
+    /// <summary>
+    /// Threshold on a minute statistic only: the condition compares the statistic minus this outside metric of the
+    /// sensor's location, as joined into the minute (e.g. inside temperature − outside temperature &gt; 10); a minute
+    /// without that outside value leaves the condition as it was.
+    /// </summary>
+    [Id(7)] public string? OutsideMetric { get; init; }
+
     public bool Holds(double value) => Operator switch
     {
         ComparisonOperator.Equal => value == Value,

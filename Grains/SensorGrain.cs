@@ -71,6 +71,7 @@ public sealed partial class SensorGrain(
 
         try
         {
+            _logic.Outside = work.Outside ?? OutsideConditions.Empty;
             foreach (var item in work.Items)
             {
                 _dirty |= _logic.Apply(item, work.Rules, this);

@@ -14,4 +14,7 @@ public sealed class SensorGrainOptions
 
     /// <summary>Distinct attribute names a sensor may have; the Api refuses a reading that would add one more.</summary>
     public int MaxAttributeNames { get; set; } = 256;
+
+    /// <summary>The oldest outside observation a closed minute is joined with: older conditions are not current any more.</summary>
+    public long OutsideMaxAgeMs { get; set; } = 3_600_000;
 }

@@ -64,6 +64,12 @@ public sealed class SensorLogic
     /// <summary>The greatest log position applied (-1: none).</summary>
     public long AppliedPosition => _state.AppliedPosition;
 
+    /// <summary>
+    /// The outside conditions of the locations as of the sensor's partition's position in the log (the grain sets them
+    /// from its work): a minute that closes is joined with the values current at its end at the sensor's location.
+    /// </summary>
+    public OutsideConditions Outside { get; set; } = OutsideConditions.Empty;
+
     /// <summary>True once the sensor received a reading (counted or late).</summary>
     public bool Exists => _state.ClockMs != long.MinValue;
 
@@ -348,6 +354,11 @@ public sealed class SensorLogic
         foreach (var window in due)
         {
             var aggregate = ToMinuteAggregate(window);
+            if (Outside.At(Metadata?.Location, window.MinuteMs + MinuteMs, _options.OutsideMaxAgeMs) is { } outside)
+            {
+                aggregate = aggregate with { Outside = outside };
+            }
+
             _state.LastClosedMinuteMs = _state.LastClosedMinuteMs is { } last ? Math.Max(last, window.MinuteMs) : window.MinuteMs;
             effects.Emit(aggregate);
             EvaluateAggregateRules(rules, aggregate, effects);
@@ -1139,10 +1150,28 @@ public sealed class SensorLogic
                 continue;
             }
 
+            string text;
+            if (condition.OutsideMetric is { } outsideMetric)
+            {
+                // Compared with the outside value joined into the minute; a minute without one leaves the condition as it was.
+                if (Array.FindIndex(aggregate.Outside ?? [], o => string.Equals(o.Name, outsideMetric, StringComparison.Ordinal)) is var at && at < 0)
+                {
+                    continue;
+                }
+
+                var outside = aggregate.Outside![at].Value;
+                var difference = value - outside;
+                text = $"{SourceName(condition.Source)} {Format(value)} - outside {Format(outside)} = {Format(difference)} {RuleCondition.Symbol(condition.Operator)} {Format(condition.Value)}";
+                value = difference;
+            }
+            else
+            {
+                text = $"{SourceName(condition.Source)} {Format(value)} {RuleCondition.Symbol(condition.Operator)} {Format(condition.Value)}";
+            }
+
             var holds = condition.Holds(value);
             if (holds != slot.Holding)
             {
-                var text = $"{SourceName(condition.Source)} {Format(value)} {RuleCondition.Symbol(condition.Operator)} {Format(condition.Value)}";
                 Signal(slot, holds, aggregate.MinuteMs, value, text, effects);
             }
         }

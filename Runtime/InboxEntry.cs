@@ -9,6 +9,7 @@ namespace Runtime;
 [JsonDerivedType(typeof(TickEntry), "tick")]
 [JsonDerivedType(typeof(RuleChangeEntry), "rule")]
 [JsonDerivedType(typeof(SensorMetadataEntry), "metadata")]
+[JsonDerivedType(typeof(OutsideConditionsEntry), "outside")]
 public abstract record InboxEntry;
 
 /// <summary>
@@ -31,5 +32,11 @@ public sealed record RuleChangeEntry(string RuleId, RuleDefinition? Rule, long A
 /// operator had set (empty: nothing). Appended to the sensor's partition, so the sensor applies it in order with its readings.
 /// </summary>
 public sealed record SensorMetadataEntry(string SensorId, OperatorMetadata Metadata, long AtMs) : InboxEntry;
+
+/// <summary>
+/// Observations of the conditions outside <see cref="Location"/> (posted at <see cref="AtMs"/>); appended to every
+/// partition, so each joins them into the minute aggregates of its sensors at that location from this point of its log on.
+/// </summary>
+public sealed record OutsideConditionsEntry(string Location, OutsideObservation[] Observations, long AtMs) : InboxEntry;
 
 public readonly record struct LogRecord(long Offset, InboxEntry Entry);

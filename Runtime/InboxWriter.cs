@@ -61,4 +61,15 @@ public sealed class InboxWriter(IInboxLog log, TimeProvider time)
         return Task.WhenAll(Enumerable.Range(0, log.Partitions)
             .Select(p => log.AppendAsync(p, [new RuleChangeEntry(ruleId, rule, atMs)], cancellationToken).AsTask()));
     }
+
+    /// <summary>
+    /// Appends observations of a location's outside conditions to every partition (its sensors may be in any); completes
+    /// when they are durable in every partition.
+    /// </summary>
+    public Task AppendOutsideConditionsAsync(string location, OutsideObservation[] observations, CancellationToken cancellationToken)
+    {
+        var atMs = time.GetUtcNow().ToUnixTimeMilliseconds();
+        return Task.WhenAll(Enumerable.Range(0, log.Partitions)
+            .Select(p => log.AppendAsync(p, [new OutsideConditionsEntry(location, observations, atMs)], cancellationToken).AsTask()));
+    }
 }

@@ -170,7 +170,8 @@ public sealed partial class LiveEventForwarder(ILiveEvents events, IHubContext<L
                     case MinuteAggregate aggregate:
                         await hub.Clients.Group(LiveHub.SensorGroup(aggregate.SensorId)).SendAsync("aggregate",
                             new AggregateEventDto(aggregate.Id, aggregate.SensorId, Map.Time(aggregate.MinuteMs),
-                                aggregate.Metrics.Select(m => m.ToDto()).ToArray()), stoppingToken);
+                                aggregate.Metrics.Select(m => m.ToDto()).ToArray(),
+                                aggregate.Outside?.ToDictionary(o => o.Name, o => o.Value, StringComparer.Ordinal)), stoppingToken);
                         break;
                     case DeviceCommand command:
                         await hub.Clients.Group(LiveHub.DeviceGroup(command.DeviceId)).SendAsync("command",

@@ -84,6 +84,12 @@ public sealed record RuleConditionDto
     /// <summary>Threshold: minutes the condition must hold before an alert opens (0..1440, default 0).</summary>
     public int? ForMinutes { get; init; }
 
+    /// <summary>
+    /// Threshold on a minute statistic (on is not raw): compare the statistic minus this outside metric of the sensor's
+    /// location, as joined into the minute (e.g. temperature with outsideMetric temperature: inside − outside).
+    /// </summary>
+    public string? OutsideMetric { get; init; }
+
     /// <summary>Offline: minutes without data (1..10080).</summary>
     public int? Minutes { get; init; }
 }

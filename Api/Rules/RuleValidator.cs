@@ -132,6 +132,7 @@ public static class RuleValidator
                     Operator = RuleCondition.Symbol(c.Operator),
                     Value = c.Value,
                     ForMinutes = c.ForMinutes,
+                    OutsideMetric = c.OutsideMetric,
                 }
                 : new RuleConditionDto
                 {
@@ -430,6 +431,19 @@ public static class RuleValidator
             ok = NotAllowed(bag, "condition.minutes", "minutes", "kind is offline");
         }
 
+        string? outsideMetric = null;
+        if (dto.OutsideMetric is not null)
+        {
+            outsideMetric = RequiredText(dto.OutsideMetric, "condition.outsideMetric", "outsideMetric", only, MaxMetricLength, bag);
+            ok &= outsideMetric is not null;
+            if (source == ConditionSource.Raw)
+            {
+                ok = Fail(bag, "condition.outsideMetric",
+                    "outsideMetric compares a minute statistic with the outside value joined into the minute: on must be one of "
+                    + string.Join(", ", _sources.Where(s => s.Value != ConditionSource.Raw).Select(s => s.Name)));
+            }
+        }
+
         return ok
             ? new RuleCondition
             {
@@ -439,6 +453,7 @@ public static class RuleValidator
                 Operator = op,
                 Value = value,
                 ForMinutes = forMinutes,
+                OutsideMetric = outsideMetric,
             }
             : null;
     }
@@ -481,6 +496,11 @@ public static class RuleValidator
         if (dto.ForMinutes is not null)
         {
             ok = NotAllowed(bag, "condition.forMinutes", "forMinutes", only);
+        }
+
+        if (dto.OutsideMetric is not null)
+        {
+            ok = NotAllowed(bag, "condition.outsideMetric", "outsideMetric", only);
         }
 
         return ok ? new RuleCondition { Kind = ConditionKind.Offline, Minutes = minutes } : null;

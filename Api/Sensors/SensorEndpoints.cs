@@ -59,6 +59,7 @@ public static class SensorEndpoints
                 }
                 var minutes = await store.GetAggregatesAsync(id, fromMs, toMs, metric, ct);
                 var points = new List<MetricPointDto>();
+                var outside = new List<OutsidePointDto>();
                 foreach (var minute in minutes)
                 {
                     foreach (var m in minute.Metrics)
@@ -68,10 +69,15 @@ public static class SensorEndpoints
                             points.Add(new MetricPointDto(Map.Time(minute.MinuteMs), m.Metric, m.Count, m.Min, m.Max, m.Sum, m.Avg, m.First, m.Last));
                         }
                     }
+                    foreach (var o in minute.Outside ?? [])
+                    {
+                        outside.Add(new OutsidePointDto(Map.Time(minute.MinuteMs), o.Name, o.Value));
+                    }
                 }
-                return TypedResults.Ok(new MetricsResponse(id, Map.Time(fromMs), Map.Time(toMs), metric, points));
+                return TypedResults.Ok(new MetricsResponse(id, Map.Time(fromMs), Map.Time(toMs), metric, points, outside.Count == 0 ? null : outside));
             })
-            .WithSummary("Closed minute aggregates (count, min, max, sum, avg, first, last) in [from, to); default: the last hour")
+            .WithSummary("Closed minute aggregates (count, min, max, sum, avg, first, last) in [from, to), with the outside conditions of the "
+                + "sensor's location joined into each minute (outside: absent when none); default: the last hour")
             .Produces<MetricsResponse>()
             .ProducesValidationProblem()
             .ProducesProblem(StatusCodes.Status404NotFound);

@@ -61,6 +61,8 @@ public static partial class ClusterHosting
         services.AddOptions<SiloOptions>().Bind(configuration.GetSection("Silo")).ValidateDataAnnotations().ValidateOnStart();
         services.AddOptions<SensorGrainOptions>().Bind(configuration.GetSection("Grains"))
             .Validate(o => o.AllowedLatenessMs is >= 0 and <= 3_600_000, "Grains:AllowedLatenessMs must be between 0 and 3600000")
+            .Validate(o => o.OutsideMaxAgeMs is >= 60_000 and <= PartitionLogic.OutsideKeepMs,
+                $"Grains:OutsideMaxAgeMs must be between 60000 and {PartitionLogic.OutsideKeepMs}")
             .Validate(o => o.LastReadingsCount is >= 1 and <= 100, "Grains:LastReadingsCount must be between 1 and 100")
             .Validate(o => o.MaxMetricNames is >= 1 and <= 4096 && o.MaxAttributeNames is >= 1 and <= 4096,
                 "Grains:MaxMetricNames and Grains:MaxAttributeNames must be between 1 and 4096")

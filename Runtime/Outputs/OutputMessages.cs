@@ -89,7 +89,8 @@ public static class OutputMessages
     internal static string? Time(long? ms) => ms is { } v ? Time(v) : null;
 }
 
-public sealed record AggregateMessage(string Id, string SensorId, string Minute, long MinuteMs, Dictionary<string, MetricStatsMessage> Metrics)
+public sealed record AggregateMessage(string Id, string SensorId, string Minute, long MinuteMs, Dictionary<string, MetricStatsMessage> Metrics,
+    Dictionary<string, double>? Outside)
 {
     public static AggregateMessage Of(MinuteAggregate a)
     {
@@ -98,7 +99,8 @@ public sealed record AggregateMessage(string Id, string SensorId, string Minute,
         {
             metrics[m.Metric] = new(m.Count, m.Min, m.Max, m.Sum, m.Avg, m.First, m.Last);
         }
-        return new(a.Id, a.SensorId, OutputMessages.Time(a.MinuteMs), a.MinuteMs, metrics);
+        return new(a.Id, a.SensorId, OutputMessages.Time(a.MinuteMs), a.MinuteMs, metrics,
+            a.Outside?.ToDictionary(o => o.Name, o => o.Value, StringComparer.Ordinal));
     }
 }
 

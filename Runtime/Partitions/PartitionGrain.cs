@@ -258,7 +258,7 @@ public sealed partial class PartitionGrain(
                 work[i++] = entry;
             }
 
-            await CallAllAsync(work, entry => ApplyAsync(entry.Key, [.. entry.Value], batch.ReceivedUpToMs, batch.Rules));
+            await CallAllAsync(work, entry => ApplyAsync(entry.Key, [.. entry.Value], batch.ReceivedUpToMs, batch.Rules, batch.Outside));
             _readingsApplied += batch.Readings;
         }
 
@@ -274,7 +274,7 @@ public sealed partial class PartitionGrain(
         var due = _logic.TakeDue();
         if (due.Count > 0)
         {
-            await CallAllAsync(due, sensorId => ApplyAsync(sensorId, [], _logic.ReceivedUpToMs, _logic.Rules));
+            await CallAllAsync(due, sensorId => ApplyAsync(sensorId, [], _logic.ReceivedUpToMs, _logic.Rules, _logic.Outside));
         }
     }
 
@@ -302,11 +302,11 @@ public sealed partial class PartitionGrain(
     /// Gives a sensor its work. The sensor counts as touched before the call (a call that fails still has the next
     /// checkpoint check the sensor), and the checkpoint expects it to have stored what it reports applied.
     /// </summary>
-    private async Task ApplyAsync(string sensorId, SensorWorkItem[] items, long receivedUpToMs, RuleCatalog rules)
+    private async Task ApplyAsync(string sensorId, SensorWorkItem[] items, long receivedUpToMs, RuleCatalog rules, OutsideConditions outside)
     {
         var appliedAtLeast = _logic.AppliedPositionOf(sensorId);
         Touch(sensorId, items.Length > 0 ? Math.Max(appliedAtLeast, items[^1].Position) : appliedAtLeast);
-        var progress = await Sensor(sensorId).ApplyAsync(new SensorWork(items, receivedUpToMs, rules, appliedAtLeast));
+        var progress = await Sensor(sensorId).ApplyAsync(new SensorWork(items, receivedUpToMs, rules, appliedAtLeast, outside));
         _logic.Progress(sensorId, progress);
         Touch(sensorId, progress.AppliedPosition);
     }

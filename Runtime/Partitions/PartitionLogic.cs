@@ -12,12 +12,19 @@ public sealed class PartitionLogic
 {
     private const long MinuteMs = 60_000;
 
+    /// <summary>How far back from its newest observation a location's outside observations are kept: longer than any allowed age of a joined value.</summary>
+    public const long OutsideKeepMs = 6 * 60 * MinuteMs;
+
+    /// <summary>Locations with outside conditions a partition keeps at most (each is in the partition's stored state).</summary>
+    public const int MaxOutsideLocations = 1000;
+
     private readonly int _partition;
     private readonly int _partitions;
     private readonly long _idempotencyWindowMs;
     private readonly PartitionState _state;
     private readonly SortedSet<(long WakeAtMs, string SensorId)> _schedule = new(ScheduleOrder.Instance);
     private RuleCatalog _rules;
+    private OutsideConditions _outside;
 
     public PartitionLogic(int partition, int partitions, PartitionState state, TimeSpan idempotencyWindow)
     {
@@ -27,6 +34,7 @@ public sealed class PartitionLogic
         _idempotencyWindowMs = (long)idempotencyWindow.TotalMilliseconds;
         _state = state;
         _rules = RuleCatalog.From(state.Rules);
+        _outside = state.Outside ?? OutsideConditions.Empty;
         foreach (var (sensorId, entry) in state.Sensors)
         {
             if (entry.WakeAtMs is { } wake)
@@ -43,6 +51,8 @@ public sealed class PartitionLogic
 
     public RuleCatalog Rules => _rules;
 
+    public OutsideConditions Outside => _outside;
+
     /// <summary>The earliest receipt time at which a sensor is due; null when none is.</summary>
     public long? NextWakeMs => _schedule.Count == 0 ? null : _schedule.Min.WakeAtMs;
 
@@ -57,6 +67,7 @@ public sealed class PartitionLogic
         ArgumentNullException.ThrowIfNull(records);
         ArgumentNullException.ThrowIfNull(batch);
         batch.Rules = _rules;
+        batch.Outside = _outside;
         var taken = 0;
         for (var i = start; i < records.Count; i++)
         {
@@ -100,6 +111,11 @@ public sealed class PartitionLogic
                 case RuleChangeEntry change:
                     Advance(change.AtMs);
                     ApplyRuleChange(change, batch);
+                    batch.ReceivedUpToMs = _state.ReceivedUpToMs;
+                    return taken;
+                case OutsideConditionsEntry outside:
+                    Advance(outside.AtMs);
+                    ApplyOutsideConditions(outside);
                     batch.ReceivedUpToMs = _state.ReceivedUpToMs;
                     return taken;
             }
@@ -170,6 +186,7 @@ public sealed class PartitionLogic
             NextOffset = _state.NextOffset,
             ReceivedUpToMs = _state.ReceivedUpToMs,
             Rules = _rules.All.ToArray(),
+            Outside = _outside,
             AppliedKeys = new Dictionary<string, long>(_state.AppliedKeys, StringComparer.Ordinal),
             Sensors = new Dictionary<string, SensorEntry>(_state.Sensors, StringComparer.Ordinal),
         };
@@ -226,6 +243,22 @@ public sealed class PartitionLogic
         }
     }
 
+    /// <summary>
+    /// Adds observations of a location's outside conditions; the readings before them in the log were given the conditions
+    /// as they were (the entry ends its batch). A location keeps what was observed within <see cref="OutsideKeepMs"/> of its
+    /// newest observation plus the latest one before that; a new location beyond
+    /// <see cref="MaxOutsideLocations"/> is ignored.
+    /// </summary>
+    private void ApplyOutsideConditions(OutsideConditionsEntry entry)
+    {
+        if (!_outside.Knows(entry.Location) && _outside.LocationCount >= MaxOutsideLocations)
+        {
+            return;
+        }
+
+        _outside = _outside.With(entry.Location, entry.Observations, OutsideKeepMs);
+    }
+
     /// <summary>Wake-ups by time, then sensor id (ordinal): the same order after every restart.</summary>
     private sealed class ScheduleOrder : IComparer<(long WakeAtMs, string SensorId)>
     {
@@ -246,6 +279,9 @@ public sealed class PartitionBatch
 
     /// <summary>The catalog the readings of this batch are evaluated with (as of before a rule change that ends the batch).</summary>
     public RuleCatalog Rules { get; set; } = RuleCatalog.Empty;
+
+    /// <summary>The outside conditions the minutes this batch closes are joined with (as of before an entry that ends the batch).</summary>
+    public OutsideConditions Outside { get; set; } = OutsideConditions.Empty;
 
     public IReadOnlyDictionary<string, List<SensorWorkItem>> Sensors => _sensors;
 

@@ -24,6 +24,9 @@ public sealed class PartitionState
 
     /// <summary>Every sensor of the partition that has a clock or has applied a log position (an operator set its metadata before its first reading), by id.</summary>
     [Id(4)] public Dictionary<string, SensorEntry> Sensors { get; set; } = new(StringComparer.Ordinal);
+
+    /// <summary>The outside conditions of the locations as of <see cref="NextOffset"/>.</summary>
+    [Id(5)] public OutsideConditions Outside { get; set; } = OutsideConditions.Empty;
 }
 
 /// <summary>

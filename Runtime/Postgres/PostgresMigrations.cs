@@ -32,7 +32,20 @@ internal static class PostgresMigrations
         (6, "grains on Orleans: the home-made runtime's tables go, sensors carry their applied log position", V6Orleans),
         (7, "outbox of the output streams", V7OutputOutbox),
         (8, "sensor metadata set by operators; sensors registered before their first reading", V8OperatorMetadata),
+        (9, "outside conditions joined into minute aggregates", V9MinuteOutside),
     ];
+
+    /// <summary>The outside conditions of the sensor's location joined into a closed minute: one row per outside metric.</summary>
+    private const string V9MinuteOutside = """
+        CREATE TABLE minute_outside (
+            sensor_id text   COLLATE "C" NOT NULL,
+            minute_ms bigint NOT NULL,
+            metric    text   COLLATE "C" NOT NULL,
+            value     float8 NOT NULL,
+            PRIMARY KEY (sensor_id, minute_ms, metric)
+        );
+        CREATE INDEX minute_outside_age ON minute_outside (minute_ms);
+        """;
 
     /// <summary>
     /// A sensor's row keeps what an operator set of its metadata (its location, model and metadata columns hold the

@@ -110,7 +110,7 @@ public sealed partial class PostgresStore
         });
     }
 
-    /// <summary>A minute's aggregate replaces the stored one as a whole: its rows are deleted, then its metrics inserted.</summary>
+    /// <summary>A minute's aggregate replaces the stored one as a whole: its rows are deleted, then its metrics and outside values inserted.</summary>
     private static void AddAggregates(NpgsqlBatch batch, List<MinuteAggregate> aggregates)
     {
         var minuteSensors = new string[aggregates.Count];
@@ -162,6 +162,38 @@ public sealed partial class PostgresStore
         {
             Parameters = { P(sensorIds), P(minuteMs), P(names), P(counts), P(min), P(max), P(sum), P(first), P(last) },
         });
+        var outsideSensors = new List<string>();
+        var outsideMinutes = new List<long>();
+        var outsideNames = new List<string>();
+        var outsideValues = new List<double>();
+        foreach (var a in aggregates)
+        {
+            foreach (var o in a.Outside ?? [])
+            {
+                outsideSensors.Add(a.SensorId);
+                outsideMinutes.Add(a.MinuteMs);
+                outsideNames.Add(o.Name);
+                outsideValues.Add(o.Value);
+            }
+        }
+        batch.BatchCommands.Add(new NpgsqlBatchCommand("""
+            DELETE FROM minute_outside o USING unnest($1::text[], $2::bigint[]) AS k(sensor_id, minute_ms)
+            WHERE o.sensor_id = k.sensor_id AND o.minute_ms = k.minute_ms
+            """)
+        {
+            Parameters = { P(minuteSensors), P(minutes) },
+        });
+        if (outsideSensors.Count > 0)
+        {
+            batch.BatchCommands.Add(new NpgsqlBatchCommand("""
+                INSERT INTO minute_outside (sensor_id, minute_ms, metric, value)
+                SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::float8[])
+                ON CONFLICT DO NOTHING
+                """)
+            {
+                Parameters = { P(outsideSensors.ToArray()), P(outsideMinutes.ToArray()), P(outsideNames.ToArray()), P(outsideValues.ToArray()) },
+            });
+        }
     }
 
     private static void AddAlerts(NpgsqlBatch batch, List<Alert> rows)

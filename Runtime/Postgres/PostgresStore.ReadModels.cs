@@ -75,6 +75,11 @@ public sealed partial class PostgresStore
                 First = r.GetDouble(6),
                 Last = r.GetDouble(7),
             }), cancellationToken, P(sensorId), P(fromMs), P(toMs), P(metric, NpgsqlDbType.Text)).ConfigureAwait(false);
+        var outside = (await QueryAsync("""
+            SELECT minute_ms, metric, value FROM minute_outside WHERE sensor_id = $1 AND minute_ms >= $2 AND minute_ms < $3
+            ORDER BY minute_ms, metric
+            """, r => (MinuteMs: r.GetInt64(0), Value: new MetricValue(r.GetString(1), r.GetDouble(2))), cancellationToken,
+            P(sensorId), P(fromMs), P(toMs)).ConfigureAwait(false)).ToLookup(o => o.MinuteMs, o => o.Value);
         var result = new List<MinuteAggregate>();
         for (var i = 0; i < rows.Count;)
         {
@@ -83,7 +88,14 @@ public sealed partial class PostgresStore
             {
                 j++;
             }
-            result.Add(new MinuteAggregate { SensorId = sensorId, MinuteMs = rows[i].MinuteMs, Metrics = rows[i..j].Select(r => r.Metric).ToArray() });
+            var values = outside[rows[i].MinuteMs].ToArray();
+            result.Add(new MinuteAggregate
+            {
+                SensorId = sensorId,
+                MinuteMs = rows[i].MinuteMs,
+                Metrics = rows[i..j].Select(r => r.Metric).ToArray(),
+                Outside = values.Length == 0 ? null : values,
+            });
             i = j;
         }
         return result;
@@ -187,8 +199,12 @@ public sealed partial class PostgresStore
                 DELETE FROM minute_aggregates WHERE ctid = ANY (ARRAY(
                     SELECT ctid FROM minute_aggregates WHERE minute_ms < $1 LIMIT $2))
                 """, cancellationToken, P(cutoffMs), P(batchSize)).ConfigureAwait(false);
+            var outside = await ExecuteAsync("""
+                DELETE FROM minute_outside WHERE ctid = ANY (ARRAY(
+                    SELECT ctid FROM minute_outside WHERE minute_ms < $1 LIMIT $2))
+                """, cancellationToken, P(cutoffMs), P(batchSize)).ConfigureAwait(false);
             total += deleted;
-            if (deleted < batchSize)
+            if (deleted < batchSize && outside < batchSize)
             {
                 break;
             }

@@ -10,7 +10,7 @@ namespace Tests.Shared;
 /// The embedded Api's log as the test suites drive it: every telemetry entry is received at the greatest event time
 /// posted so far (the receipt clock of a fleet whose devices agree with the server), so a sensor's clock is the event
 /// time of its readings, and <see cref="TickAsync"/> moves receipt time on to a given event time, closing what every
-/// sensor has due by then. A rule change is received at that time too. Tests take event-time windows in the past and close minutes without waiting for real time.
+/// sensor has due by then. A rule change, a metadata change and outside conditions are received at that time too. Tests take event-time windows in the past and close minutes without waiting for real time.
 /// </summary>
 public sealed class EventTimeLog(IInboxLog inner) : IInboxLog
 {
@@ -35,6 +35,7 @@ public sealed class EventTimeLog(IInboxLog inner) : IInboxLog
             TelemetryEntry telemetry => telemetry with { ReceivedAtMs = AdvanceTo(telemetry.Readings.Max(r => r.TimestampMs)) },
             RuleChangeEntry change => change with { AtMs = Math.Max(NowMs, 0) },
             SensorMetadataEntry metadata => metadata with { AtMs = Math.Max(NowMs, 0) },
+            OutsideConditionsEntry outside => outside with { AtMs = Math.Max(NowMs, 0) },
             _ => e,
         }).ToArray();
         return inner.AppendAsync(partition, received, cancellationToken);

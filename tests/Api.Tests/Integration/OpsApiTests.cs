@@ -36,6 +36,7 @@ public sealed class OpsApiTests(ApiFactory factory) : IClassFixture<ApiFactory>
             ["/api/v1/cluster/metrics"] = ["get"],
             ["/api/v1/mqtt"] = ["get"],
             ["/api/v1/outputs/{stream}"] = ["get"],
+            ["/api/v1/locations/{location}/conditions"] = ["post"],
         };
         Assert.Equal(
             string.Join("\n", expected.OrderBy(p => p.Key, StringComparer.Ordinal).Select(p => $"{p.Key}: {string.Join(",", p.Value)}")),

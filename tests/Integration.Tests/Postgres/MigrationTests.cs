@@ -13,7 +13,7 @@ public sealed class MigrationTests(PostgresServer server)
         SELECT string_agg(table_name, ',' ORDER BY table_name) FROM information_schema.tables WHERE table_schema = 'public'
         """;
 
-    private const string AllTables = "alerts,cluster,commands,minute_aggregates,output_outbox,output_streams,rules,schema_migrations,sensors";
+    private const string AllTables = "alerts,cluster,commands,minute_aggregates,minute_outside,output_outbox,output_streams,rules,schema_migrations,sensors";
 
     [Fact]
     public async Task Migrating_twice_applies_each_script_once()
@@ -25,7 +25,7 @@ public sealed class MigrationTests(PostgresServer server)
         var tables = await PostgresTestSupport.ScalarAsync<string>(connectionString, Tables);
         await store.MigrateAsync(CancellationToken.None);
 
-        Assert.Equal([1, 2, 3, 4, 5, 6, 7, 8], await PostgresTestSupport.ColumnAsync<int>(connectionString, "SELECT version FROM schema_migrations ORDER BY version"));
+        Assert.Equal([1, 2, 3, 4, 5, 6, 7, 8, 9], await PostgresTestSupport.ColumnAsync<int>(connectionString, "SELECT version FROM schema_migrations ORDER BY version"));
         Assert.Equal(AllTables, tables);
         Assert.Equal(tables, await PostgresTestSupport.ScalarAsync<string>(connectionString, Tables));
     }
@@ -106,7 +106,7 @@ public sealed class MigrationTests(PostgresServer server)
             }
         }
 
-        Assert.Equal([1, 2, 3, 4, 5, 6, 7, 8], await PostgresTestSupport.ColumnAsync<int>(connectionString, "SELECT version FROM schema_migrations ORDER BY version"));
+        Assert.Equal([1, 2, 3, 4, 5, 6, 7, 8, 9], await PostgresTestSupport.ColumnAsync<int>(connectionString, "SELECT version FROM schema_migrations ORDER BY version"));
         Assert.Equal(AllTables, await PostgresTestSupport.ScalarAsync<string>(connectionString, Tables));
     }
 

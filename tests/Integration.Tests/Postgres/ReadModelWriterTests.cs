@@ -192,20 +192,45 @@ public sealed class ReadModelWriterTests(PostgresServer server, ITestOutputHelpe
             await store.Reader.GetAggregatesAsync("s1", T0, T0 + 120_000, null, None));
     }
 
+    [Theory]
+    [MemberData(nameof(Kinds))]
+    public async Task A_minute_aggregate_keeps_its_outside_values_and_a_replacement_replaces_them(string kind)
+    {
+        await using var store = await StoreUnderTest.OpenAsync(server, kind);
+        var joined = Aggregate("s1", T0) with { Outside = [new MetricValue("humidity", 81.5), new MetricValue("temperature", -2.25)] };
+        var later = Aggregate("s1", T0 + 60_000) with { Outside = [new MetricValue("temperature", 1e15)] };
+
+        await store.WriteAsync(joined, later, Aggregate("s2", T0));
+        Canonical.AssertSame("aggregates", new[] { joined, later }, await store.Reader.GetAggregatesAsync("s1", T0, T0 + 120_000, null, None));
+        // Filtered by a metric, a minute keeps its outside values.
+        Canonical.AssertSame("humidity only", new[] { joined with { Metrics = [joined.Metrics[0]] }, later with { Metrics = [later.Metrics[0]] } },
+            await store.Reader.GetAggregatesAsync("s1", T0, T0 + 120_000, "humidity", None));
+        Canonical.AssertSame("no outside values", new[] { Aggregate("s2", T0) }, await store.Reader.GetAggregatesAsync("s2", T0, T0 + 60_000, null, None));
+
+        // Written again (a replay of a minute whose conditions came later is not possible, but a rewrite replaces all).
+        await store.WriteAsync(joined with { Outside = null });
+        Canonical.AssertSame("replaced", new[] { Aggregate("s1", T0) }, await store.Reader.GetAggregatesAsync("s1", T0, T0 + 60_000, null, None));
+    }
+
     [Fact]
     public async Task Expired_minute_aggregates_are_deleted()
     {
         var now = DateTimeOffset.Parse("2026-03-01T00:00:00Z");
         var clock = new ManualTimeProvider(now);
-        var (store, _) = await server.MigratedStoreAsync(clock, retention: TimeSpan.FromDays(30));
+        var (store, connectionString) = await server.MigratedStoreAsync(clock, retention: TimeSpan.FromDays(30));
         await using var _1 = store;
         var cutoff = (now - TimeSpan.FromDays(30)).ToUnixTimeMilliseconds();
         long[] minutes = [cutoff - 120_000, cutoff - 60_000, cutoff, cutoff + 60_000];
-        await store.WriteAsync(minutes.SelectMany(m => new GrainOutput[] { Aggregate("s1", m), Aggregate("s2", m) }).ToList(), None);
+        await store.WriteAsync(minutes.SelectMany(m => new GrainOutput[]
+        {
+            Aggregate("s1", m) with { Outside = [new MetricValue("temperature", 3)] },
+            Aggregate("s2", m),
+        }).ToList(), None);
 
         Assert.Equal(8L, await store.DeleteExpiredAggregatesAsync(None)); // 2 old minutes x 2 sensors x 2 metrics
         Assert.Equal(0L, await store.DeleteExpiredAggregatesAsync(None));
         Assert.Equal([cutoff, cutoff + 60_000], (await store.GetAggregatesAsync("s1", 0, long.MaxValue, null, None)).Select(a => a.MinuteMs));
+        Assert.Equal(2, await PostgresTestSupport.ScalarAsync<long>(connectionString, "SELECT count(*) FROM minute_outside"));
 
         clock.Now = now.AddMinutes(1);
         Assert.Equal(4L, await store.DeleteExpiredAggregatesAsync(None));

@@ -79,6 +79,11 @@ public sealed class RabbitMqInboxLogTests(RabbitMqServer server, ITestOutputHelp
         Assert.Equal(new Dictionary<string, string> { ["team"] = "ñ <&> \"q\"", ["floor"] = "2" }, metadata.Metadata.Tags);
         var cleared = Assert.IsType<SensorMetadataEntry>(records[7].Entry);
         Assert.Equal(("BBBB", true, 1_700_000_100_004L), (cleared.SensorId, cleared.Metadata.IsEmpty, cleared.AtMs));
+        var outside = Assert.IsType<OutsideConditionsEntry>(records[8].Entry);
+        Assert.Equal(("garden ñ", 1_700_000_100_005L), (outside.Location, outside.AtMs));
+        Assert.Equal([new MetricValue("humidity", 81.5), new MetricValue("temperature", -2.25)], outside.Observations[0].Metrics);
+        Assert.Equal([1_700_000_000_000L, 1_700_000_060_000L], outside.Observations.Select(o => o.TimestampMs));
+        Assert.Equal("temperature", Assert.IsType<RuleChangeEntry>(records[9].Entry).Rule!.Condition.OutsideMetric);
 
         // The other partition is untouched.
         Assert.Equal(0, await log.EndOffsetAsync(0, CancellationToken.None));

@@ -109,6 +109,11 @@ internal static class RmqTest
             Location = "roof", Model = "HW-MD300", Owner = "ops", Tags = new() { ["team"] = "ñ <&> \"q\"", ["floor"] = "2" },
         }, 1_700_000_100_003),
         new SensorMetadataEntry("BBBB", new OperatorMetadata(), 1_700_000_100_004),
+        new OutsideConditionsEntry("garden ñ", [
+            new OutsideObservation { TimestampMs = 1_700_000_000_000, Metrics = [new MetricValue("humidity", 81.5), new MetricValue("temperature", -2.25)] },
+            new OutsideObservation { TimestampMs = 1_700_000_060_000, Metrics = [new MetricValue("temperature", -2)] },
+        ], 1_700_000_100_005),
+        new RuleChangeEntry("r5", Rule("r5") with { Condition = Rule("r5").Condition with { Source = ConditionSource.Avg, OutsideMetric = "temperature" } }, 1_700_000_100_006),
     ];
 }
 
