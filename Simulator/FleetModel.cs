@@ -2,6 +2,9 @@
 // fleet: it must depend on nothing but the BCL.
 namespace Simulator;
 
+/// <summary>The weather outside the fleet's site (<see cref="FleetModel.Outside"/>).</summary>
+public readonly record struct OutsideWeather(double Temperature, double Humidity);
+
 /// <summary>Who a sensor is: its id (<c>{location}-{nn}</c>), location and model.</summary>
 public readonly record struct SensorInfo(int Index, string Id, string Location, string Model);
 
@@ -207,6 +210,17 @@ public sealed class FleetModel
             Math.Round(Simulator.HeatIndex.Celsius(temperature, humidity), 2),
             Math.Round(radiation, 1),
             lightOn);
+    }
+
+    /// <summary>
+    /// The weather outside the fleet's site at a time, the same for every location: a daily curve (coolest at 05:00 UTC)
+    /// around 12 °C, humidity falling as it warms. A pure function of the time, rounded to what a weather service reports.
+    /// </summary>
+    public static OutsideWeather Outside(long timeMs)
+    {
+        var hour = (double)(((timeMs % MsPerDay) + MsPerDay) % MsPerDay) / 3_600_000;
+        var temperature = 12 + 6 * Math.Sin((hour - 11) / 24 * 2 * Math.PI);
+        return new OutsideWeather(Math.Round(temperature, 1), Math.Round(Math.Clamp(80 - (temperature - 12) * 3, 20, 100), 0));
     }
 
     private enum Channel : ulong

@@ -34,7 +34,8 @@ public static class DemoServiceCollectionExtensions
 /// <summary>
 /// Plays a small fleet with the simulator's value model (<see cref="FleetModel"/>, linked from Simulator/): sensors
 /// in a garden, a greenhouse, a warehouse and an office post temperature, humidity, heat index and solar radiation
-/// every interval, with a light attribute, after posting ten minutes of history. The greenhouse's first sensor
+/// every interval, with a light attribute, after posting ten minutes of history; the site's outside weather is posted
+/// for every location each minute, so closed minutes carry it and a rule compares the greenhouse with it. The greenhouse's first sensor
 /// overheats for the first 20 s of every minute from start and the warehouse's first sensor goes silent for 3 of
 /// every 6 minutes, so the demo rules open and resolve alerts from the first seconds on.
 /// </summary>
@@ -58,13 +59,16 @@ public sealed partial class DemoFleet(InboxWriter inbox, IRuleStore rules, TimeP
 
         // Ten minutes of history first, so that closed minutes are there to look at from the first second.
         // Anomalies run from start on, so the history is quiet.
+        var weatherMinute = long.MinValue;
         for (var t = start.AddMinutes(-10); t < start; t = t.AddSeconds(10))
         {
+            weatherMinute = await PostWeatherAsync(t.ToUnixTimeMilliseconds(), weatherMinute, stoppingToken);
             await inbox.AppendTelemetryAsync(Fleet(fleet, metadata, t.ToUnixTimeMilliseconds()), null, stoppingToken);
         }
         using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(options.Value.IntervalMs), time);
         do
         {
+            weatherMinute = await PostWeatherAsync(time.GetUtcNow().ToUnixTimeMilliseconds(), weatherMinute, stoppingToken);
             var readings = Fleet(fleet, metadata, time.GetUtcNow().ToUnixTimeMilliseconds());
             if (readings.Count > 0)
             {
@@ -72,6 +76,29 @@ public sealed partial class DemoFleet(InboxWriter inbox, IRuleStore rules, TimeP
             }
         }
         while (await timer.WaitForNextTickAsync(stoppingToken));
+    }
+
+    /// <summary>
+    /// Posts the site's outside weather (<see cref="FleetModel.Outside"/>) for every location once per minute, as a weather
+    /// integration would, at the start of the minute of <paramref name="timeMs"/> unless that minute was posted already.
+    /// </summary>
+    private async Task<long> PostWeatherAsync(long timeMs, long postedMinute, CancellationToken ct)
+    {
+        var minute = timeMs - timeMs % 60_000;
+        if (minute == postedMinute)
+        {
+            return postedMinute;
+        }
+        var weather = FleetModel.Outside(minute);
+        OutsideObservation[] observation =
+        [
+            new() { TimestampMs = minute, Metrics = [new MetricValue("humidity", weather.Humidity), new MetricValue("temperature", weather.Temperature)] },
+        ];
+        foreach (var location in FleetModel.Locations)
+        {
+            await inbox.AppendOutsideConditionsAsync(location, observation, ct);
+        }
+        return minute;
     }
 
     private static List<Reading> Fleet(FleetModel fleet, SensorMetadata[] metadata, long timeMs)
@@ -119,6 +146,16 @@ public sealed partial class DemoFleet(InboxWriter inbox, IRuleStore rules, TimeP
                 Id = "demo-humid-minute", Name = "Humid minute", Enabled = true, Severity = Severity.Warning, Version = 0,
                 Target = new RuleTarget { Kind = TargetKind.All },
                 Condition = new RuleCondition { Kind = ConditionKind.Threshold, Metric = "humidity", Source = ConditionSource.Avg, Operator = ComparisonOperator.Greater, Value = 70 },
+            },
+            new()
+            {
+                Id = "demo-greenhouse-warm", Name = "Greenhouse 10 °C warmer than outside", Enabled = true, Severity = Severity.Info, Version = 0,
+                Target = new RuleTarget { Kind = TargetKind.Location, Location = "greenhouse" },
+                Condition = new RuleCondition
+                {
+                    Kind = ConditionKind.Threshold, Metric = "temperature", Source = ConditionSource.Avg, Operator = ComparisonOperator.Greater, Value = 10,
+                    OutsideMetric = "temperature",
+                },
             },
             new()
             {

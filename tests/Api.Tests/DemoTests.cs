@@ -15,9 +15,9 @@ public sealed class DemoTests
         client.DefaultRequestHeaders.Add("X-Api-Key", "dev-operator-key-change-me");
 
         var deadline = DateTime.UtcNow.AddSeconds(20);
-        int sensors = 0, minutes = 0;
+        int sensors = 0, minutes = 0, outside = 0;
         string? alert = null;
-        while (DateTime.UtcNow < deadline && (sensors < 24 || minutes < 9 || alert is null))
+        while (DateTime.UtcNow < deadline && (sensors < 24 || minutes < 9 || outside < 2 * minutes || alert is null))
         {
             using var list = JsonDocument.Parse(await client.GetStringAsync("/api/v1/sensors?limit=100"));
             sensors = list.RootElement.GetProperty("total").GetInt32();
@@ -27,6 +27,7 @@ public sealed class DemoTests
             {
                 using var body = JsonDocument.Parse(await metrics.Content.ReadAsStringAsync());
                 minutes = body.RootElement.GetProperty("points").GetArrayLength();
+                outside = body.RootElement.TryGetProperty("outside", out var o) ? o.GetArrayLength() : 0;
             }
             using var alerts = JsonDocument.Parse(await client.GetStringAsync("/api/v1/alerts?state=open&ruleId=demo-greenhouse-hot"));
             alert = alerts.RootElement.EnumerateArray().Select(a => a.GetProperty("sensorId").GetString()).FirstOrDefault();
@@ -35,8 +36,9 @@ public sealed class DemoTests
 
         Assert.Equal(24, sensors);
         Assert.InRange(minutes, 9, 11);
+        Assert.Equal(2 * minutes, outside); // outside temperature and humidity joined into every closed minute
         Assert.Equal("greenhouse-01", alert);
         var rules = await client.GetFromJsonAsync<JsonElement>("/api/v1/rules");
-        Assert.Equal(["demo-greenhouse-hot", "demo-humid-minute", "demo-offline"], rules.GetProperty("items").EnumerateArray().Select(r => r.GetProperty("id").GetString()));
+        Assert.Equal(["demo-greenhouse-hot", "demo-greenhouse-warm", "demo-humid-minute", "demo-offline"], rules.GetProperty("items").EnumerateArray().Select(r => r.GetProperty("id").GetString()));
     }
 }
