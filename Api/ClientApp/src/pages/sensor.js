@@ -1,6 +1,8 @@
-// Sensor detail: one chart per metric (minute min–max band and average) over a chosen range, the current minute
-// (refreshed live), the last readings, the sensor's active alerts and the commands sent to it (refreshed every 2 s), and
-// the form that edits what the operator sets of its metadata next to what the device sent.
+// Sensor detail: one chart per metric (minute min–max band and average, with the outside value of the same name at the
+// sensor's location as a dashed line; an outside metric the sensor does not measure gets a small chart of its own) over
+// a chosen range, the current minute (refreshed live), the last readings, the sensor's active alerts and the commands
+// sent to it (refreshed every 2 s), and the form that edits what the operator sets of its metadata next to what the
+// device sent.
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
 import { api, qs } from '../api.js';
@@ -85,11 +87,13 @@ export function mount(root, [sensorId], query) {
   const fromInput = $('#range-from');
   const toInput = $('#range-to');
   const chartsEl = $('#charts');
-  const charts = new Map(); // metric -> { plot, points: Map(minuteMs -> point), el }
+  // metric -> { plot, el, height, points: Map(minuteMs -> point), outside: Map(minuteMs -> value), own, withOutside }:
+  // own and withOutside say which series the chart was drawn with; a live minute that needs another one redraws them all.
+  const charts = new Map();
   const alerts = new Map();
   const seen = new SeenIds();
   const resize = new ResizeObserver(() => {
-    for (const chart of charts.values()) chart.plot.setSize({ width: chartWidth(chart.el), height: 220 });
+    for (const chart of charts.values()) chart.plot.setSize({ width: chartWidth(chart.el), height: chart.height });
   });
   let detailTimer = 0;
   let closed = false;
@@ -107,60 +111,98 @@ export function mount(root, [sensorId], query) {
     return Math.max(280, el.clientWidth - 2);
   }
 
-  function drawCharts(pointsByMetric) {
+  /** The charts of the sensor's own metrics (in name order), then those of outside metrics it does not measure. */
+  function drawCharts(pointsByMetric, outsideByMetric) {
     for (const chart of charts.values()) chart.plot.destroy();
     charts.clear();
     resize.disconnect();
     chartsEl.innerHTML = '';
     const metrics = [...pointsByMetric.keys()].sort();
-    if (metrics.length === 0) {
+    const outsideOnly = [...outsideByMetric.keys()].filter((m) => !pointsByMetric.has(m)).sort();
+    if (metrics.length === 0 && outsideOnly.length === 0) {
       chartsEl.innerHTML = '<p class="muted" id="no-minutes">No closed minutes in this range.</p>';
       return;
     }
-    for (const metric of metrics) {
-      const el = document.createElement('figure');
-      el.className = 'chart panel';
-      el.dataset.metric = metric;
-      const unit = unitOf(metric);
-      el.innerHTML = `<figcaption><strong>${esc(metric)}</strong>${unit ? ` <span class="muted">(${esc(unit)})</span>` : ''}
-        <span class="muted small">minute min–max band and average</span></figcaption>`;
-      chartsEl.appendChild(el);
-      const chart = { el, points: new Map(pointsByMetric.get(metric).map((p) => [Date.parse(p.minute), p])), plot: null };
-      const fmt = (_u, v) => (v == null ? '—' : withUnit(v, metric));
-      chart.plot = new uPlot({
-        width: chartWidth(el),
-        height: 220,
-        scales: { x: { time: true } },
-        series: [
-          { value: (_u, v) => (v == null ? '—' : new Date(v * 1000).toLocaleString()) },
-          { label: 'min', stroke: 'rgba(31,95,191,0.45)', width: 1, value: fmt },
-          { label: 'max', stroke: 'rgba(31,95,191,0.45)', width: 1, value: fmt },
-          { label: 'avg', stroke: '#1f5fbf', width: 2, value: fmt },
-        ],
-        bands: [{ series: [2, 1], fill: 'rgba(31,95,191,0.15)' }],
-        axes: [{}, { values: (_u, values) => values.map((v) => num(v)), size: 60 }],
-      }, chartData(chart), el);
-      charts.set(metric, chart);
-      resize.observe(el);
+    for (const metric of [...metrics, ...outsideOnly]) {
+      drawChart(metric, pointsByMetric.get(metric) ?? [], outsideByMetric.get(metric) ?? []);
     }
   }
 
+  function drawChart(metric, points, outside) {
+    const own = points.length > 0;
+    const withOutside = outside.length > 0;
+    const el = document.createElement('figure');
+    el.className = own ? 'chart panel' : 'chart panel chart-outside';
+    el.dataset.metric = metric;
+    const unit = unitOf(metric);
+    const title = own ? `<strong>${esc(metric)}</strong>` : `<strong>outside ${esc(metric)}</strong>`;
+    const note = own
+      ? `minute min–max band and average${withOutside ? '; dashed: outside at the sensor\'s location' : ''}`
+      : `at the sensor's location; the sensor does not measure ${esc(metric)}`;
+    el.innerHTML = `<figcaption>${title}${unit ? ` <span class="muted">(${esc(unit)})</span>` : ''}
+      <span class="muted small">${note}</span></figcaption>`;
+    chartsEl.appendChild(el);
+    const chart = {
+      el,
+      height: own ? 220 : 140,
+      own,
+      withOutside,
+      points: new Map(points.map((p) => [Date.parse(p.minute), p])),
+      outside: new Map(outside.map((o) => [Date.parse(o.minute), o.value])),
+      plot: null,
+    };
+    const fmt = (_u, v) => (v == null ? '—' : withUnit(v, metric));
+    const series = [{ value: (_u, v) => (v == null ? '—' : new Date(v * 1000).toLocaleString()) }];
+    if (own) {
+      series.push(
+        { label: 'min', stroke: 'rgba(31,95,191,0.45)', width: 1, value: fmt },
+        { label: 'max', stroke: 'rgba(31,95,191,0.45)', width: 1, value: fmt },
+        { label: 'avg', stroke: '#1f5fbf', width: 2, value: fmt },
+      );
+    }
+    if (withOutside) series.push({ label: `outside ${metric}`, stroke: '#c2571a', width: 2, dash: [6, 4], value: fmt });
+    chart.plot = new uPlot({
+      width: chartWidth(el),
+      height: chart.height,
+      scales: { x: { time: true } },
+      series,
+      bands: own ? [{ series: [2, 1], fill: 'rgba(31,95,191,0.15)' }] : [],
+      legend: { markers: { dash: (u, i) => (u.series[i].dash ? 'dashed' : 'solid') } },
+      axes: [{}, { values: (_u, values) => values.map((v) => num(v)), size: 60 }],
+    }, chartData(chart), el);
+    charts.set(metric, chart);
+    resize.observe(el);
+  }
+
+  /** The chart's minutes (its own and the outside ones) with a value or null for each series. */
   function chartData(chart) {
-    const minutes = [...chart.points.keys()].sort((a, b) => a - b);
-    chart.el.dataset.points = String(minutes.length);
-    const p = minutes.map((m) => chart.points.get(m));
-    return [minutes.map((m) => m / 1000), p.map((x) => x.min), p.map((x) => x.max), p.map((x) => x.avg)];
+    const minutes = [...new Set([...chart.points.keys(), ...chart.outside.keys()])].sort((a, b) => a - b);
+    chart.el.dataset.points = String(chart.points.size);
+    if (chart.withOutside) {
+      chart.el.dataset.outsidePoints = String(chart.outside.size);
+      chart.el.dataset.outsideLast = String(chart.outside.get(Math.max(...chart.outside.keys())) ?? '');
+    }
+    const data = [minutes.map((m) => m / 1000)];
+    if (chart.own) {
+      const p = minutes.map((m) => chart.points.get(m));
+      data.push(p.map((x) => x?.min ?? null), p.map((x) => x?.max ?? null), p.map((x) => x?.avg ?? null));
+    }
+    if (chart.withOutside) data.push(minutes.map((m) => chart.outside.get(m) ?? null));
+    return data;
   }
 
   async function loadMetrics() {
     try {
       const result = await api(`/api/v1/sensors/${encodeURIComponent(sensorId)}/metrics${qs({ from: new Date(from).toISOString(), to: new Date(to).toISOString() })}`);
-      const byMetric = new Map();
-      for (const point of result.points) {
-        if (!byMetric.has(point.metric)) byMetric.set(point.metric, []);
-        byMetric.get(point.metric).push(point);
-      }
-      if (!closed) drawCharts(byMetric);
+      const byMetric = (items) => {
+        const grouped = new Map();
+        for (const item of items ?? []) {
+          if (!grouped.has(item.metric)) grouped.set(item.metric, []);
+          grouped.get(item.metric).push(item);
+        }
+        return grouped;
+      };
+      if (!closed) drawCharts(byMetric(result.points), byMetric(result.outside));
       chartsEl.dataset.loaded = 'true';
     } catch (error) {
       errorLine.textContent = `Minutes could not be loaded: ${error.message}`;
@@ -362,14 +404,25 @@ export function mount(root, [sensorId], query) {
       from = to - RANGES[range];
     }
     if (minute < from || minute >= to) return;
+    const outside = Object.entries(event.outside ?? {});
+    // A metric without a chart, or a value for a series its chart was drawn without: draw them all again.
+    if (event.metrics.some((m) => !charts.get(m.metric)?.own) || outside.some(([metric]) => !charts.get(metric)?.withOutside)) {
+      loadMetrics();
+      return;
+    }
+    const changed = new Set();
     for (const m of event.metrics) {
-      let chart = charts.get(m.metric);
-      if (!chart) {
-        loadMetrics();
-        return;
-      }
-      chart.points.set(minute, { minute: event.minute, ...m });
+      charts.get(m.metric).points.set(minute, { minute: event.minute, ...m });
+      changed.add(m.metric);
+    }
+    for (const [metric, value] of outside) {
+      charts.get(metric).outside.set(minute, value);
+      changed.add(metric);
+    }
+    for (const metric of changed) {
+      const chart = charts.get(metric);
       for (const key of chart.points.keys()) if (key < from) chart.points.delete(key);
+      for (const key of chart.outside.keys()) if (key < from) chart.outside.delete(key);
       chart.plot.setData(chartData(chart));
     }
   }
