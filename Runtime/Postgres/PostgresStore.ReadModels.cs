@@ -61,25 +61,48 @@ public sealed partial class PostgresStore
     public async Task<IReadOnlyList<MinuteAggregate>> GetAggregatesAsync(string sensorId, long fromMs, long toMs, string? metric,
         CancellationToken cancellationToken)
     {
-        var rows = await QueryAsync("""
-            SELECT minute_ms, metric, count, min, max, sum, first, last FROM minute_aggregates
-            WHERE sensor_id = $1 AND minute_ms >= $2 AND minute_ms < $3 AND ($4::text IS NULL OR metric = $4)
-            ORDER BY minute_ms, metric
-            """, r => (MinuteMs: r.GetInt64(0), Metric: new MetricAggregate
+        // One round trip: the minutes' metrics, then their outside values.
+        var rows = new List<(long MinuteMs, MetricAggregate Metric)>();
+        var outsideRows = new List<(long MinuteMs, MetricValue Value)>();
+        await using (var connection = await OpenAsync(cancellationToken).ConfigureAwait(false))
+        await using (var batch = new NpgsqlBatch(connection))
+        {
+            batch.BatchCommands.Add(new NpgsqlBatchCommand("""
+                SELECT minute_ms, metric, count, min, max, sum, first, last FROM minute_aggregates
+                WHERE sensor_id = $1 AND minute_ms >= $2 AND minute_ms < $3 AND ($4::text IS NULL OR metric = $4)
+                ORDER BY minute_ms, metric
+                """)
             {
-                Metric = r.GetString(1),
-                Count = r.GetInt64(2),
-                Min = r.GetDouble(3),
-                Max = r.GetDouble(4),
-                Sum = r.GetDouble(5),
-                First = r.GetDouble(6),
-                Last = r.GetDouble(7),
-            }), cancellationToken, P(sensorId), P(fromMs), P(toMs), P(metric, NpgsqlDbType.Text)).ConfigureAwait(false);
-        var outside = (await QueryAsync("""
-            SELECT minute_ms, metric, value FROM minute_outside WHERE sensor_id = $1 AND minute_ms >= $2 AND minute_ms < $3
-            ORDER BY minute_ms, metric
-            """, r => (MinuteMs: r.GetInt64(0), Value: new MetricValue(r.GetString(1), r.GetDouble(2))), cancellationToken,
-            P(sensorId), P(fromMs), P(toMs)).ConfigureAwait(false)).ToLookup(o => o.MinuteMs, o => o.Value);
+                Parameters = { P(sensorId), P(fromMs), P(toMs), P(metric, NpgsqlDbType.Text) },
+            });
+            batch.BatchCommands.Add(new NpgsqlBatchCommand("""
+                SELECT minute_ms, metric, value FROM minute_outside WHERE sensor_id = $1 AND minute_ms >= $2 AND minute_ms < $3
+                ORDER BY minute_ms, metric
+                """)
+            {
+                Parameters = { P(sensorId), P(fromMs), P(toMs) },
+            });
+            await using var reader = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                rows.Add((reader.GetInt64(0), new MetricAggregate
+                {
+                    Metric = reader.GetString(1),
+                    Count = reader.GetInt64(2),
+                    Min = reader.GetDouble(3),
+                    Max = reader.GetDouble(4),
+                    Sum = reader.GetDouble(5),
+                    First = reader.GetDouble(6),
+                    Last = reader.GetDouble(7),
+                }));
+            }
+            await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
+            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                outsideRows.Add((reader.GetInt64(0), new MetricValue(reader.GetString(1), reader.GetDouble(2))));
+            }
+        }
+        var outside = outsideRows.ToLookup(o => o.MinuteMs, o => o.Value);
         var result = new List<MinuteAggregate>();
         for (var i = 0; i < rows.Count;)
         {
