@@ -19,8 +19,11 @@ public sealed partial class MqttBroker(MqttClients clients, MqttTelemetry teleme
 
     public static string CommandsTopic(string deviceId) => $"devices/{deviceId}/commands";
 
+    private MqttServer? _server;
+
     public void Attach(MqttServer server)
     {
+        _server = server;
         server.ValidatingConnectionAsync += ValidateAsync;
         server.ClientConnectedAsync += ConnectedAsync;
         server.ClientDisconnectedAsync += DisconnectedAsync;
@@ -117,12 +120,49 @@ public sealed partial class MqttBroker(MqttClients clients, MqttTelemetry teleme
         clients.Abandoned(e.ClientId, e.RemoteEndPoint);
         var since = clients.Get(e.ClientId)?.ConnectedAt;
         var kept = clients.Get(e.ClientId) is { Persistent: true } || e.DisconnectType == MqttClientDisconnectType.Takeover;
-        if (clients.Disconnected(e.ClientId, kept, time.GetUtcNow()) is not null && since is not null)
+        if (clients.Disconnected(e.ClientId, kept, time.GetUtcNow()) is { } client && since is not null)
         {
             LogDisconnected(logger, e.ClientId, e.DisconnectType, e.ReasonCode?.ToString());
             presence.Disconnected(e.ClientId, since.Value);
+            if (kept && clients.WaitingOverLimit(client.KeyName, options.Value.MaxWaitingSessionsPerKey) is { Count: > 0 } over)
+            {
+                // Deleted after this handler: MQTTnet is still ending this client's connection.
+                _ = Task.Run(() => DeleteSessionsAsync(over, client.KeyName));
+            }
         }
         return Task.CompletedTask;
+    }
+
+    /// <summary>Deletes persistent sessions of a key past Mqtt:MaxWaitingSessionsPerKey whose clients are still away.</summary>
+    private async Task DeleteSessionsAsync(IReadOnlyList<string> clientIds, string keyName)
+    {
+        foreach (var clientId in clientIds)
+        {
+            try
+            {
+                if (clients.Get(clientId) is not { ConnectedAt: null } || _server is null)
+                {
+                    continue; // came back meanwhile
+                }
+                MqttSessionStatus session;
+                try
+                {
+                    session = await _server.GetSessionAsync(clientId);
+                }
+                catch (InvalidOperationException)
+                {
+                    clients.Forget(clientId);
+                    continue; // MQTTnet has no session of that id any more
+                }
+                await session.DeleteAsync();
+                clients.Forget(clientId);
+                LogSessionEvicted(logger, clientId, keyName, options.Value.MaxWaitingSessionsPerKey);
+            }
+            catch (Exception ex)
+            {
+                LogEvictionFailed(logger, ex, clientId);
+            }
+        }
     }
 
     private Task InterceptSubscriptionAsync(InterceptingSubscriptionEventArgs e)
@@ -189,6 +229,12 @@ public sealed partial class MqttBroker(MqttClients clients, MqttTelemetry teleme
 
     [LoggerMessage(Level = LogLevel.Information, Message = "MQTT connection of client {ClientId} from {Remote} refused ({Code}): {Reason}")]
     private static partial void LogRefused(ILogger logger, string? clientId, string? remote, MqttConnectReasonCode code, string reason);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "MQTT persistent session of {ClientId} deleted: key {KeyName} keeps at most {Max} sessions of absent clients (Mqtt:MaxWaitingSessionsPerKey)")]
+    private static partial void LogSessionEvicted(ILogger logger, string clientId, string keyName, int max);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "MQTT persistent session of {ClientId} could not be deleted")]
+    private static partial void LogEvictionFailed(ILogger logger, Exception exception, string clientId);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "MQTT client {ClientId} connected with key {KeyName} ({Protocol}, persistent session: {Persistent})")]
     private static partial void LogConnected(ILogger logger, string clientId, string keyName, MqttProtocolVersion protocol, bool persistent);

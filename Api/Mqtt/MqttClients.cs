@@ -66,6 +66,9 @@ public sealed class MqttClients
     private readonly Dictionary<string, int> _reservedPerKey = new(StringComparer.Ordinal);
     private readonly Queue<(string Connection, long AtMs)> _reservations = new();
 
+    /// <summary>Per key, the persistent sessions of this node that wait for their client, oldest first.</summary>
+    private readonly Dictionary<string, SortedSet<(long AtTicks, string ClientId)>> _waiting = new(StringComparer.Ordinal);
+
     public MqttClient? Get(string clientId) => _clients.GetValueOrDefault(clientId);
 
     /// <summary>The clients connected now.</summary>
@@ -152,6 +155,10 @@ public sealed class MqttClients
             }
             Release(connection);
             next.ConnectedAt = now;
+            if (_clients.TryGetValue(clientId, out var waiting))
+            {
+                StopWaiting(waiting, clientId);
+            }
             var client = _clients.AddOrUpdate(clientId, next, (_, previous) => previous.ResumedAs(next));
             _connectionsPerKey.AddOrUpdate(client.KeyName, 1, (_, n) => n + 1);
             return client;
@@ -172,7 +179,60 @@ public sealed class MqttClients
         {
             _clients.TryRemove(KeyValuePair.Create(clientId, client));
         }
+        else if (client.Persistent)
+        {
+            lock (_gate)
+            {
+                if (!_waiting.TryGetValue(client.KeyName, out var sessions))
+                {
+                    _waiting[client.KeyName] = sessions = [];
+                }
+                sessions.Add((now.UtcTicks, clientId));
+            }
+        }
         return client;
+    }
+
+    /// <summary>
+    /// The persistent sessions of <paramref name="keyName"/> waiting for their client beyond <paramref name="max"/>, oldest
+    /// first; they are no longer counted (the caller deletes them).
+    /// </summary>
+    public IReadOnlyList<string> WaitingOverLimit(string keyName, int max)
+    {
+        lock (_gate)
+        {
+            if (!_waiting.TryGetValue(keyName, out var sessions) || sessions.Count <= max)
+            {
+                return [];
+            }
+            var over = sessions.Take(sessions.Count - max).ToList();
+            foreach (var entry in over)
+            {
+                sessions.Remove(entry);
+            }
+            return over.Select(e => e.ClientId).ToArray();
+        }
+    }
+
+    /// <summary>Persistent sessions of the key waiting for their client on this node.</summary>
+    public int WaitingCount(string keyName)
+    {
+        lock (_gate)
+        {
+            return _waiting.TryGetValue(keyName, out var sessions) ? sessions.Count : 0;
+        }
+    }
+
+    private void StopWaiting(MqttClient client, string clientId)
+    {
+        if (client.ConnectedAt is null && client.DisconnectedAt is { } at && _waiting.TryGetValue(client.KeyName, out var sessions))
+        {
+            sessions.Remove((at.UtcTicks, clientId));
+            if (sessions.Count == 0)
+            {
+                _waiting.Remove(client.KeyName);
+            }
+        }
     }
 
     /// <summary>A persistent session expired.</summary>
@@ -180,6 +240,10 @@ public sealed class MqttClients
     {
         if (_clients.TryGetValue(clientId, out var client) && client.ConnectedAt is null)
         {
+            lock (_gate)
+            {
+                StopWaiting(client, clientId);
+            }
             _clients.TryRemove(KeyValuePair.Create(clientId, client));
         }
     }

@@ -27,6 +27,12 @@ public sealed class MqttOptions
     public TimeSpan MaxSessionExpiry { get; set; } = TimeSpan.FromDays(1);
 
     /// <summary>
+    /// Persistent sessions of one API key kept on this node while their clients are away, at most: past it the session
+    /// whose client left first is deleted (its device gets its pending commands from the store when it subscribes again).
+    /// </summary>
+    public int MaxWaitingSessionsPerKey { get; set; } = 10_000;
+
+    /// <summary>
     /// How long a QoS 1 publish waits for the log while it cannot take writes: an MQTT 5 client then gets a reason code; an
     /// MQTT 3.1.1 client, which has no way to hear of a failure, gets no PUBACK and waits on (its keep-alive ends the
     /// connection, and it publishes again when it reconnects).
@@ -53,6 +59,10 @@ public sealed class MqttOptions
         if (MaxConnections is < 1 or > 10_000_000)
         {
             errors.Add("Mqtt:MaxConnections must be between 1 and 10000000");
+        }
+        if (MaxWaitingSessionsPerKey is < 1 or > 10_000_000)
+        {
+            errors.Add("Mqtt:MaxWaitingSessionsPerKey must be between 1 and 10000000");
         }
         if (MaxConnectionsPerKey is < 1 or > 10_000_000)
         {

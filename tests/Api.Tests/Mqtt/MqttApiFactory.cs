@@ -11,6 +11,7 @@ public sealed class MqttApiFactory : ApiFactory
     public const int MaxPacketBytes = 8 * 1024;
     public const string LimitedKey = "limited-connections-key-for-tests";
     public const int MaxUnacknowledgedCommands = 3;
+    public const int MaxWaitingSessionsPerKey = 2;
 
     protected override void ConfigureWebHost(IWebHostBuilder builder)
     {
@@ -21,6 +22,7 @@ public sealed class MqttApiFactory : ApiFactory
         builder.UseSetting("Auth:Keys:3:Key", LimitedKey);
         builder.UseSetting("Auth:Keys:3:Role", "device");
         builder.UseSetting("Mqtt:MaxConnectionsPerKey", "1");
+        builder.UseSetting("Mqtt:MaxWaitingSessionsPerKey", MaxWaitingSessionsPerKey.ToString(System.Globalization.CultureInfo.InvariantCulture));
         builder.UseSetting("Mqtt:PresenceInterval", "00:00:01");
         builder.UseSetting("Mqtt:MaxUnacknowledgedCommands", MaxUnacknowledgedCommands.ToString(System.Globalization.CultureInfo.InvariantCulture));
         // Publishes per device (and device-key HTTP requests): bursts of 5, then 1 a second.

@@ -1,7 +1,9 @@
 using System.Net;
 using System.Text.Json;
+using Api.Mqtt;
 using Api.Tests.Integration;
 using Grains.Abstractions;
+using Microsoft.Extensions.DependencyInjection;
 using Tests.Shared;
 using static Api.Tests.Integration.HttpAssert;
 
@@ -306,6 +308,38 @@ public sealed class MqttTests(MqttApiFactory factory) : IClassFixture<MqttApiFac
         Assert.Equal(0, back.ExitCode);
         Assert.Contains(alert + "/open", back.Output, StringComparison.Ordinal);
         await HistoryAsync(id, h => h.GetArrayLength() == 1 && h[0].TryGetProperty("deliveredAt", out _));
+    }
+
+    [Fact]
+    public async Task A_key_keeps_at_most_MaxWaitingSessionsPerKey_sessions_of_absent_devices_and_the_one_away_longest_goes()
+    {
+        string[] ids = [Ids.New("away-1"), Ids.New("away-2"), Ids.New("away-3")];
+        var server = factory.Services.GetRequiredService<MQTTnet.Server.MqttServer>();
+        async Task<string[]> SessionsAsync() =>
+            (await server.GetSessionsAsync()).Select(s => s.Id).Where(ids.Contains).Order(StringComparer.Ordinal).ToArray();
+
+        // Three devices of one key open persistent sessions one after the other and go away (the key may hold one connection).
+        foreach (var id in ids)
+        {
+            await using (Mosquitto.StartRunning("mosquitto_sub", [.. factory.Connect(id, MqttApiFactory.LimitedKey, "mqttv311"), "-c", "-q", "1", "-t", $"devices/{id}/commands"]))
+            {
+                await Eventually.Until(async () => (await StatusAsync()).GetProperty("clients").EnumerateArray()
+                    .Any(c => c.GetProperty("deviceId").GetString() == id && c.GetProperty("subscribedToCommands").GetBoolean()), what: $"{id} subscribed");
+            }
+            await Eventually.Until(async () => !(await StatusAsync()).GetProperty("clients").EnumerateArray().Any(c => c.GetProperty("deviceId").GetString() == id),
+                timeout: TimeSpan.FromSeconds(30), what: $"{id}'s connection closed");
+        }
+
+        // The key keeps two (Mqtt:MaxWaitingSessionsPerKey): the session of the device away longest is deleted.
+        await Eventually.Until(async () => (await SessionsAsync()).SequenceEqual([ids[1], ids[2]]), what: "the oldest waiting session deleted");
+        Assert.Equal(MqttApiFactory.MaxWaitingSessionsPerKey, factory.Services.GetRequiredService<MqttClients>().WaitingCount("limited"));
+
+        // The first device comes back: a new session, and now the second is the one away longest.
+        await using (Mosquitto.StartRunning("mosquitto_sub", [.. factory.Connect(ids[0], MqttApiFactory.LimitedKey, "mqttv311"), "-c", "-q", "1", "-t", $"devices/{ids[0]}/commands"]))
+        {
+            await Eventually.Until(async () => (await SessionsAsync()).SequenceEqual(ids), what: "the first device's new session");
+        }
+        await Eventually.Until(async () => (await SessionsAsync()).SequenceEqual([ids[0], ids[2]]), what: "the second device's session deleted");
     }
 
     [Fact]
