@@ -22,8 +22,12 @@ public sealed record OutsideObservation
 [Immutable]
 public sealed class OutsideConditions
 {
-    /// <summary>Observations a location keeps at most (the oldest go first).</summary>
-    public const int MaxObservationsPerLocation = 256;
+    /// <summary>
+    /// Observations a location keeps at most (the oldest go first): an hour of a one-minute cadence. A closing minute joins
+    /// the latest one before its end, so only backfills reach further back; the conditions are in every partition's stored
+    /// state, about 5 KB per location at this bound.
+    /// </summary>
+    public const int MaxObservationsPerLocation = 64;
 
     public static readonly OutsideConditions Empty = new(ImmutableSortedDictionary<string, ImmutableArray<OutsideObservation>>.Empty.WithComparers(StringComparer.Ordinal));
 

@@ -46,6 +46,11 @@ public sealed class OutsideConditionsTests
         var later = conditions.With("garden", [Observed(M0 + 20 * Minute, ("temperature", 13)), Observed(M0 + 90 * Minute, ("temperature", 15))], 30 * Minute);
         Assert.Equal([M0 + 20 * Minute, M0 + 90 * Minute], later.Locations.Single(l => l.Key == "garden").Value.Select(o => o.TimestampMs));
         Assert.Equal("temperature=13", Values(later.At("garden", M0 + 21 * Minute, 30 * Minute)));
+
+        // A location keeps its newest 64 observations.
+        var busy = OutsideConditions.Empty.With("roof", Enumerable.Range(0, 100).Select(i => Observed(M0 + i * Minute, ("temperature", i))).ToArray(), Keep);
+        var kept = busy.Locations.Single().Value;
+        Assert.Equal((OutsideConditions.MaxObservationsPerLocation, M0 + 36 * Minute, M0 + 99 * Minute), (kept.Length, kept[0].TimestampMs, kept[^1].TimestampMs));
     }
 
     [Fact]
