@@ -68,6 +68,16 @@ public sealed class KnownInput(string sensorPrefix, int sensors, int seconds)
                 var ks = Enumerable.Range(minute * 60, 60).ToArray();
                 var aggregate = stored[minute];
                 Assert.Equal(["humidity", "temperature"], aggregate.Metrics.Select(m => m.Metric));
+                if (aggregate.Metrics[1].Count != ks.Length)
+                {
+                    // Which readings the minute holds (first and last by value) and whether the others were counted late.
+                    var summary = await store.GetSensorAsync(SensorId(s), CancellationToken.None);
+                    var first = Array.FindIndex(ks, k => Temperature(s, k) == aggregate.Metrics[1].First && Humidity(s, k) == aggregate.Metrics[0].First);
+                    var last = Array.FindLastIndex(ks, k => Temperature(s, k) == aggregate.Metrics[1].Last && Humidity(s, k) == aggregate.Metrics[0].Last);
+                    Assert.Fail($"{SensorId(s)} minute {minute}: {aggregate.Metrics[1].Count} of {ks.Length} readings, first at second "
+                        + $"{(first < 0 ? "?" : (minute * 60 + first).ToString(System.Globalization.CultureInfo.InvariantCulture))}, last at second "
+                        + $"{(last < 0 ? "?" : (minute * 60 + last).ToString(System.Globalization.CultureInfo.InvariantCulture))}; the sensor's late count {summary?.LateCount}");
+                }
                 AssertMetric(ks.Select(k => Humidity(s, k)).ToArray(), aggregate.Metrics[0]);
                 AssertMetric(ks.Select(k => Temperature(s, k)).ToArray(), aggregate.Metrics[1]);
             }
