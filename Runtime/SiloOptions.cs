@@ -10,10 +10,27 @@ public sealed class SiloOptions
     public int Partitions { get; set; } = 8;
 
     /// <summary>
-    /// Longest time between checkpoints of a busy partition: each sensor changed since the last one writes its outputs and
-    /// state once per checkpoint, then the partition stores its position. A new reader replays at most this much.
+    /// Longest time between checkpoints of a busy partition: at each one the partition flushes the sensors due to store
+    /// their work (<see cref="SensorWriteInterval"/>) and stores the newest position every sensor has stored the work
+    /// before.
     /// </summary>
     public TimeSpan CheckpointInterval { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>
+    /// How long a sensor's applied work may stay unstored in a large fleet: a checkpoint flushes (outputs, then state) the
+    /// sensors whose oldest unstored work is this old, so a sensor with steady readings writes its state once per
+    /// interval, not once per checkpoint. The partition's stored position follows about this far behind, and a new reader
+    /// replays at most this plus <see cref="CheckpointInterval"/> of the log. Minute aggregates and alerts are written
+    /// when they happen, whatever this is.
+    /// </summary>
+    public TimeSpan SensorWriteInterval { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// A checkpoint that finds at most this many sensors of its partition with unstored work flushes them all (a small
+    /// fleet: every sensor stored and the position committed at each checkpoint, as if the interval were zero).
+    /// </summary>
+    [Range(0, 10_000_000)]
+    public int SensorWriteAllUpTo { get; set; } = 1_000;
 
     /// <summary>A checkpoint is also taken after this many log records.</summary>
     [Range(1, 1_000_000)]

@@ -24,7 +24,7 @@ public static class SensorEndpoints
                 var page = await store.ListSensorsAsync(search, offset ?? 0, limit ?? 50, ct);
                 return TypedResults.Ok(new PageResponse<SensorListItem>(page.Items.Select(s => s.ToListItem()).ToArray(), page.Total, offset ?? 0, limit ?? 50));
             })
-            .WithSummary("Sensors by id, as of the last checkpoint; search matches id, location and model")
+            .WithSummary("Sensors by id, as of each sensor's last state write (within about Silo:SensorWriteInterval); search matches id, location and model")
             .Produces<PageResponse<SensorListItem>>()
             .ProducesValidationProblem();
 

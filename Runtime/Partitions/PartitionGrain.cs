@@ -14,9 +14,12 @@ namespace Runtime.Partitions;
 /// sensors) and activates it on another silo when its silo dies (<see cref="PartitionKeeper"/> calls every partition
 /// grain from every silo). From its stored position it reads the log in order, hands each sensor its readings
 /// (<see cref="ISensorGrain.ApplyAsync"/>), wakes sensors whose clock must run, and tells a rule's grain when the rule
-/// changes. A checkpoint flushes every sensor it touched (outputs, then state) and only then stores the position; when a
-/// sensor's stored state turns out behind what it was given (its activation died with unwritten state), the reader
-/// replays from the stored position, and sensors skip the offsets they have.
+/// changes. At each checkpoint it takes a snapshot of its state and flushes (outputs, then state) the sensors whose work
+/// has waited <see cref="SiloOptions.SensorWriteInterval"/> unstored, or all of them in a small fleet; it stores the
+/// newest snapshot that every sensor has stored the work before (<see cref="UnstoredWork"/>). A sensor receiving readings
+/// all the time so writes its state once per interval, not once per checkpoint. When a sensor's stored state turns out
+/// behind what it was given (its activation died with unwritten state), the reader replays from the stored position, and
+/// sensors skip the offsets they have.
 /// </summary>
 [GrainType(PartitionPlacementDirector.PartitionGrainType), PartitionPlacement, KeepAlive, Reentrant, Immovable]
 public sealed partial class PartitionGrain(
@@ -40,8 +43,8 @@ public sealed partial class PartitionGrain(
 
     private readonly CancellationTokenSource _stop = new();
 
-    /// <summary>Sensors given work since the last checkpoint, with the log position each must have stored by the next one.</summary>
-    private readonly Dictionary<string, long> _touched = new(StringComparer.Ordinal);
+    /// <summary>Sensors holding work they have not stored, and the snapshots waiting for them.</summary>
+    private UnstoredWork _unstored = new();
 
     private PartitionLogic _logic = null!;
     private Task _loop = Task.CompletedTask;
@@ -104,7 +107,7 @@ public sealed partial class PartitionGrain(
         var o = options.Value;
         _logic = new PartitionLogic(_partition, o.Partitions, storage.State ?? new PartitionState(), o.IdempotencyWindow);
         _committedOffset = _logic.NextOffset;
-        _touched.Clear();
+        _unstored = new UnstoredWork();
         _tickPendingMs = null;
         _checkpoint = null;
     }
@@ -143,7 +146,7 @@ public sealed partial class PartitionGrain(
 
         try
         {
-            if (_logic.NextOffset > _committedOffset || _touched.Count > 0 || _checkpoint is not null)
+            if (_logic.NextOffset > _committedOffset || _unstored.Count > 0 || _checkpoint is not null)
             {
                 await FinalCheckpointAsync().WaitAsync(FinalCheckpointTimeout);
             }
@@ -218,12 +221,11 @@ public sealed partial class PartitionGrain(
             }
 
             if (recordsSinceCheckpoint >= o.CheckpointMaxRecords
-                || ((_logic.NextOffset > _committedOffset || _touched.Count > 0) && time.GetElapsedTime(lastCheckpoint) >= o.CheckpointInterval))
+                || ((_logic.NextOffset > _committedOffset || _unstored.Count > 0) && time.GetElapsedTime(lastCheckpoint) >= o.CheckpointInterval))
             {
                 // One checkpoint in flight at most: the next one waits for the previous (backpressure while storage is slow).
                 await CompleteCheckpointAsync();
-                _checkpoint = CheckpointAsync(_touched.ToArray(), _logic.Snapshot());
-                _touched.Clear();
+                _checkpoint = CheckpointAsync(all: false);
                 recordsSinceCheckpoint = 0;
                 lastCheckpoint = time.GetTimestamp();
             }
@@ -305,16 +307,14 @@ public sealed partial class PartitionGrain(
     private async Task ApplyAsync(string sensorId, SensorWorkItem[] items, long receivedUpToMs, RuleCatalog rules, OutsideConditions outside)
     {
         var appliedAtLeast = _logic.AppliedPositionOf(sensorId);
-        Touch(sensorId, items.Length > 0 ? Math.Max(appliedAtLeast, items[^1].Position) : appliedAtLeast);
+        var now = time.GetUtcNow().ToUnixTimeMilliseconds();
+        _unstored.Touch(sensorId, items.Length > 0 ? Math.Max(appliedAtLeast, items[^1].Position) : appliedAtLeast, now);
         var progress = await Sensor(sensorId).ApplyAsync(new SensorWork(items, receivedUpToMs, rules, appliedAtLeast, outside));
         _logic.Progress(sensorId, progress);
-        Touch(sensorId, progress.AppliedPosition);
+        _unstored.Touch(sensorId, progress.AppliedPosition, now);
     }
 
     private ISensorGrain Sensor(string sensorId) => references.Get<ISensorGrain>(sensorId);
-
-    private void Touch(string sensorId, long position) =>
-        _touched[sensorId] = Math.Max(position, _touched.GetValueOrDefault(sensorId, -1));
 
     /// <summary>Waits for the checkpoint in flight, if any; throws what it threw.</summary>
     private async Task CompleteCheckpointAsync()
@@ -326,30 +326,40 @@ public sealed partial class PartitionGrain(
         }
     }
 
-    /// <summary>The last checkpoint before stopping: the one in flight, then one of everything applied since.</summary>
+    /// <summary>The last checkpoint before stopping: the one in flight, then one that flushes every sensor and stores everything applied.</summary>
     private async Task FinalCheckpointAsync()
     {
         await CompleteCheckpointAsync();
-        await CheckpointAsync(_touched.ToArray(), _logic.Snapshot());
-        _touched.Clear();
+        await CheckpointAsync(all: true);
     }
 
     /// <summary>
-    /// Flushes every sensor touched up to the snapshot (outputs, then state), checks that each stored what it was given,
-    /// then stores the partition's state as of the snapshot. The reader goes on meanwhile: a sensor flushed later than
-    /// the snapshot stored at least what the snapshot needs. The store refuses the write when another activation of this
+    /// Takes a snapshot of the partition's state and flushes the sensors due to store their work (all of them when
+    /// <paramref name="all"/>), checking that each stored what it was given; then stores the newest snapshot that every
+    /// sensor has stored the work before, if any. The reader goes on meanwhile: a sensor flushed later than the
+    /// selection stored at least what it was given before. The store refuses the write when another activation of this
     /// partition wrote since this one read (Orleans' ETag): the reader then reloads and replays.
     /// </summary>
-    private async Task CheckpointAsync(KeyValuePair<string, long>[] touched, PartitionState snapshot)
+    private async Task CheckpointAsync(bool all)
     {
-        await CallAllAsync(touched, async sensor =>
+        var o = options.Value;
+        _unstored.AddSnapshot(_logic.Snapshot());
+        var flush = _unstored.Select(time.GetUtcNow().ToUnixTimeMilliseconds(), (long)o.SensorWriteInterval.TotalMilliseconds,
+            o.SensorWriteAllUpTo, all);
+        await CallAllAsync(flush.Sensors, async sensor =>
         {
-            var stored = await Sensor(sensor.Key).FlushAsync();
-            if (stored < sensor.Value)
+            var stored = await Sensor(sensor.SensorId).FlushAsync();
+            if (stored < sensor.Given)
             {
-                throw new PartitionReplayException(_partition, sensor.Key, sensor.Value, stored);
+                throw new PartitionReplayException(_partition, sensor.SensorId, sensor.Given, stored);
             }
         });
+
+        _unstored.Flushed(flush);
+        if (_unstored.TakeCommittable() is not { } snapshot)
+        {
+            return;
+        }
 
         storage.State = snapshot;
         await storage.WriteStateAsync();

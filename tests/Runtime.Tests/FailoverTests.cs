@@ -13,14 +13,23 @@ public sealed class FailoverTests
     private static readonly KnownInput Input = new("fo", sensors: 40, seconds: 180);
     private const int Seconds = 180;
 
-    [Fact]
-    public async Task A_killed_silo_loses_no_reading_and_counts_none_twice()
+    /// <param name="largeFleet">
+    /// False: rare checkpoints, each storing every sensor. True: checkpoints every 100 ms as in a large fleet, where a
+    /// sensor stores its work only once it has waited 300 ms and partitions store the positions their sensors have
+    /// covered so far.
+    /// </param>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task A_killed_silo_loses_no_reading_and_counts_none_twice(bool largeFleet)
     {
-        // Rare checkpoints: the killed silo leaves work that is applied but not stored, which the others must replay.
+        // The killed silo leaves work that is applied but not stored, which the others must replay.
         await using var silos = await TestSilos.StartAsync(3, o =>
         {
-            o.CheckpointInterval = TimeSpan.FromSeconds(30);
+            o.CheckpointInterval = largeFleet ? TimeSpan.FromMilliseconds(100) : TimeSpan.FromSeconds(30);
             o.CheckpointMaxRecords = 1_000_000;
+            o.SensorWriteInterval = TimeSpan.FromMilliseconds(300);
+            o.SensorWriteAllUpTo = largeFleet ? 0 : 1_000;
         });
         // Partitions answer from the first silos up and move once every silo's manifest is known: the silo to kill must
         // run its share before the work it will lose is applied.
