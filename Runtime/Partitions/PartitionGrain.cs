@@ -105,7 +105,9 @@ public sealed partial class PartitionGrain(
     private void Load()
     {
         var o = options.Value;
-        _logic = new PartitionLogic(_partition, o.Partitions, storage.State ?? new PartitionState(), o.IdempotencyWindow);
+        // Not the state object when nothing is stored: before its first write that object is the logic's own memory, which
+        // a replay must not start from.
+        _logic = new PartitionLogic(_partition, o.Partitions, storage.RecordExists ? storage.State : new PartitionState(), o.IdempotencyWindow);
         _committedOffset = _logic.NextOffset;
         _unstored = new UnstoredWork();
         _tickPendingMs = null;

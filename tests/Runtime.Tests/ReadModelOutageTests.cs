@@ -93,6 +93,38 @@ public sealed class ReadModelOutageTests
     }
 
     [Fact]
+    public async Task Read_models_down_before_a_partition_stored_anything_it_replays_from_the_start()
+    {
+        // A partition that never stored a position and must replay goes back to the start of its log, not to the position
+        // its memory had reached: the sensors that dropped what they applied get it all again.
+        var store = new InMemoryStore(TimeProvider.System);
+        var writer = new OutageWriter(store) { Down = true };
+        await using var silos = await TestSilos.StartAsync(1, o => o.Partitions = 2, writer: writer);
+        var sensors = Enumerable.Range(0, 8).Select(i => $"first-{i}").ToArray();
+        async Task SecondAsync(int k) => await AppendAsync(silos, R0 + k * 1_000L, sensors.Select((s, i) => Reading(s, R0 + k * 1_000L, i + k)));
+
+        for (var k = 0; k < 20; k++)
+        {
+            await SecondAsync(k);
+        }
+
+        await Waiting.Until(() => writer.Refused >= 2 * silos.Options.Partitions, TimeSpan.FromSeconds(10), "the first checkpoints refused");
+        writer.Down = false;
+        for (var k = 20; k < 60; k++)
+        {
+            await SecondAsync(k);
+        }
+
+        await silos.TickAsync(R0 + Minute + 30_000);
+        await silos.WaitForQuiescenceAsync();
+        foreach (var (sensor, i) in sensors.Select((s, i) => (s, i)))
+        {
+            var metric = Assert.Single(Assert.Single(await store.GetAggregatesAsync(sensor, R0, R0 + Minute, null, CancellationToken.None)).Metrics);
+            Assert.Equal((60, (double)(60 * i + 1770), (double)i, (double)(i + 59)), (metric.Count, metric.Sum, metric.Min, metric.Max));
+        }
+    }
+
+    [Fact]
     public async Task Read_models_down_under_load_every_reading_is_counted_exactly_once_when_they_return()
     {
         var store = new InMemoryStore(TimeProvider.System);
