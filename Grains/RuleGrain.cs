@@ -75,8 +75,10 @@ public sealed class RuleGrain : Grain, IRuleGrain, IGrainEffects
         throw new InvalidOperationException("A rule grain sends no signals.");
 
     /// <summary>
-    /// Writes the outputs not yet written (again while calls interleaved during the write added more), then, in the same
-    /// turn, the state: the state never records an output that is not written.
+    /// Writes the outputs not yet written (again while calls interleaved during the write added more), then a copy of the
+    /// state taken in the same turn: the state never records an output that is not written. Not the live state: calls
+    /// interleave while it is written (a storage may serialize it after an await), and what they change is stored only
+    /// with their own outputs, by the next commit.
     /// </summary>
     private async Task PersistAsync()
     {
@@ -93,7 +95,7 @@ public sealed class RuleGrain : Grain, IRuleGrain, IGrainEffects
                 }
             }
 
-            _storage.State = _logic.Current;
+            _storage.State = _logic.Current.Copy();
             await _storage.WriteStateAsync();
         }
         catch

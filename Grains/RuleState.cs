@@ -20,6 +20,16 @@ public sealed class RuleState
 
     /// <summary>Signals for a rule version newer than the grain's, in arrival order; applied when that version arrives.</summary>
     [Id(4)] public List<ConditionSignal> Buffered { get; set; } = [];
+
+    /// <summary>A copy that later changes to this state do not reach (definitions, alerts and signals are immutable and shared).</summary>
+    public RuleState Copy() => new()
+    {
+        RuleId = RuleId,
+        Version = Version,
+        Definition = Definition,
+        Sensors = Sensors.ToDictionary(s => s.Key, s => s.Value.Copy(), StringComparer.Ordinal),
+        Buffered = [.. Buffered],
+    };
 }
 
 [JsonConverter(typeof(JsonStringEnumConverter<AlertPhase>))]
@@ -56,4 +66,7 @@ public sealed class RuleSensorState
 
     /// <summary>The number of the last signal applied for the sensor (<see cref="ConditionSignal.Sequence"/>).</summary>
     [Id(10)] public long LastSequence { get; set; }
+
+    /// <summary>A copy (every member is a value or immutable).</summary>
+    public RuleSensorState Copy() => (RuleSensorState)MemberwiseClone();
 }
