@@ -20,7 +20,8 @@ public sealed class SiloOptions
     /// How long a sensor's applied work may stay unstored in a large fleet: a checkpoint flushes (outputs, then state) the
     /// sensors whose oldest unstored work is this old, so a sensor with steady readings writes its state once per
     /// interval, not once per checkpoint. The partition's stored position follows about this far behind, and a new reader
-    /// replays at most this plus <see cref="CheckpointInterval"/> of the log. Minute aggregates and alerts are written
+    /// replays about this plus <see cref="CheckpointInterval"/> of the log; more when checkpoints come faster than every
+    /// eighth of this (<see cref="Partitions.UnstoredWork.MaxSnapshots"/> snapshots wait at most). Minute aggregates and alerts are written
     /// when they happen, whatever this is.
     /// </summary>
     public TimeSpan SensorWriteInterval { get; set; } = TimeSpan.FromSeconds(30);
