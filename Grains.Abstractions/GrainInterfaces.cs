@@ -1,4 +1,5 @@
 using Orleans.Concurrency;
+using Orleans.Runtime;
 
 namespace Grains.Abstractions;
 
@@ -157,6 +158,15 @@ public interface IPartitionGrain : IGrainWithIntegerKey
 
     [Alias("status")]
     Task<PartitionStatus> GetStatusAsync();
+
+    /// <summary>
+    /// When the activation runs on <paramref name="silo"/>: stops the reader with a last checkpoint and keeps the
+    /// activation, idle, until its silo deactivates it. The first step of that silo's shutdown, so that the next reader, on
+    /// another silo, starts from everything this one applied. An activation on another silo (the partition moved since)
+    /// goes on reading.
+    /// </summary>
+    [Alias("stop-reading")]
+    Task StopReadingAsync(SiloAddress silo);
 }
 
 /// <summary>A partition as its reader sees it: where it runs and how far it got.</summary>

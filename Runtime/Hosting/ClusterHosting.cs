@@ -154,8 +154,9 @@ public static partial class ClusterHosting
 
     /// <summary>
     /// What every silo of the system runs whatever its clustering and storage: partition placement, idle collection after
-    /// <see cref="SiloOptions.IdleDeactivation"/>, the shared names of sensor grains, the output sink and the partition
-    /// keeper. Expects <see cref="AddClusterServices"/>' services (or equivalents) and a grain storage named
+    /// <see cref="SiloOptions.IdleDeactivation"/>, the shared names of sensor grains, the output sink, the partition
+    /// keeper and the drain that stops the partitions first when the silo shuts down. Expects
+    /// <see cref="AddClusterServices"/>' services (or equivalents) and a grain storage named
     /// <see cref="GrainStorage.Name"/>.
     /// </summary>
     public static ISiloBuilder AddOrleansIotGrains(this ISiloBuilder silo, SiloOptions siloOptions)
@@ -171,6 +172,8 @@ public static partial class ClusterHosting
         silo.Services.AddSingleton<GrainReferences>();
         silo.Services.AddSingleton<IOutputSink>(sp => new OutputSink(sp.GetRequiredService<ILiveEvents>(), sp.GetRequiredService<IReadModelWriter>()));
         silo.Services.AddHostedService<PartitionKeeper>();
+        silo.Services.AddSingleton<PartitionDrain>();
+        silo.Services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>>(sp => sp.GetRequiredService<PartitionDrain>());
         // The Orleans Dashboard's collectors (grain statistics, silo counters); an Api node serves its pages at /orleans.
         silo.AddDashboard();
         return silo;

@@ -19,7 +19,8 @@ namespace Runtime.Partitions;
 /// newest snapshot that every sensor has stored the work before (<see cref="UnstoredWork"/>). A sensor receiving readings
 /// all the time so writes its state once per interval, not once per checkpoint. When a sensor's stored state turns out
 /// behind what it was given (its activation died with unwritten state), the reader replays from the stored position, and
-/// sensors skip the offsets they have.
+/// sensors skip the offsets they have. When its silo shuts down, <see cref="PartitionDrain"/> stops the reader with a last
+/// checkpoint before the silo leaves.
 /// </summary>
 [GrainType(PartitionPlacementDirector.PartitionGrainType), PartitionPlacement, KeepAlive, Reentrant, Immovable]
 public sealed partial class PartitionGrain(
@@ -31,6 +32,7 @@ public sealed partial class PartitionGrain(
     IClusterMembershipService membership,
     IClusterManifestProvider manifests,
     GrainReferences references,
+    PartitionDrain drain,
     ILogger<PartitionGrain> logger) : Grain, IPartitionGrain
 {
     /// <summary>How long a graceful deactivation waits for the final checkpoint before leaving the replay to the next activation.</summary>
@@ -74,17 +76,26 @@ public sealed partial class PartitionGrain(
         _activatedAt = time.GetUtcNow();
         Load();
         LogStarted(logger, _partition, _logic.NextOffset, silo.SiloAddress);
+        drain.Started(_partition);
         _loop = RunAsync(_stop.Token);
         return Task.CompletedTask;
     }
 
     public override async Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
     {
-        await _stop.CancelAsync();
-        await _loop.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing | ConfigureAwaitOptions.ContinueOnCapturedContext);
+        await StopAsync();
+        drain.Ended(_partition);
     }
 
     public Task EnsureRunningAsync() => Task.CompletedTask;
+
+    public Task StopReadingAsync(SiloAddress siloAddress) => siloAddress.Equals(silo.SiloAddress) ? StopAsync() : Task.CompletedTask;
+
+    private async Task StopAsync()
+    {
+        await _stop.CancelAsync();
+        await _loop.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing | ConfigureAwaitOptions.ContinueOnCapturedContext);
+    }
 
     public async Task<PartitionStatus> GetStatusAsync()
     {

@@ -1,4 +1,11 @@
+using System.Collections.Concurrent;
+using Grains;
 using Grains.Abstractions;
+using Microsoft.Extensions.DependencyInjection;
+using Orleans.Runtime;
+using Orleans.Serialization;
+using Orleans.Storage;
+using Runtime.InMemory;
 using Tests.Shared;
 
 namespace Runtime.Tests;
@@ -76,6 +83,79 @@ public sealed class FailoverTests
         // A hand-over after a last checkpoint replays nothing: no live event was published twice.
         var ids = silos.PublishedOf<GrainOutput>().Select(o => o.Id).ToList();
         Assert.Equal(ids.Count, ids.Distinct().Count());
+    }
+
+    /// <summary>
+    /// A stopping silo stops its readers first, while it is still active: each one's last checkpoint is stored before the
+    /// silo announces that it shuts down, when the other silos may start the partition's next reader. Here every sensor
+    /// holds unstored work until then and each of those partition writes takes a second, so a last checkpoint left to
+    /// the silo's deactivation of its grains is stored after the announcement.
+    /// </summary>
+    [Fact]
+    public async Task A_stopping_silo_stores_its_last_checkpoints_while_still_active()
+    {
+        var stopping = new StoppingSilo();
+        var states = new InMemoryGrainStorage.Store();
+        await using var silos = await TestSilos.StartAsync(3, o =>
+        {
+            o.SensorWriteAllUpTo = 0;
+            o.SensorWriteInterval = TimeSpan.FromHours(1);
+        }, storage: silo => silo.Services.AddKeyedSingleton<IGrainStorage>(GrainStorage.Name, (sp, _) => new SlowLastCheckpoints(
+            new InMemoryGrainStorage(states, sp.GetRequiredService<Serializer>()), sp.GetRequiredService<ILocalSiloDetails>(),
+            sp.GetRequiredService<IClusterMembershipService>(), stopping)));
+        // Partition p on the silo at index p modulo 3 in address order, once every silo has joined.
+        var placed = silos.Cluster.Silos.Select(s => s.SiloAddress).Order().ToArray();
+        await Waiting.Until(async () => (await silos.StatusesAsync()).All(s => s is not null && s.Silo == placed[s.Partition % placed.Length].ToParsableString()),
+            TimeSpan.FromSeconds(30), "every partition on its placed silo");
+        await silos.Inbox.AppendRuleChangeAsync(KnownInput.HotRule.Id, KnownInput.HotRule, CancellationToken.None);
+        await Input.PostAsync(silos.Inbox, 0, Seconds / 2);
+        await WaitAppliedAsync(silos);
+
+        var victim = silos.Cluster.Silos[1];
+        var held = (await silos.StatusesAsync()).Count(s => s?.Silo == victim.SiloAddress.ToParsableString());
+        stopping.Address = victim.SiloAddress;
+        await silos.Cluster.StopSiloAsync(victim);
+
+        Assert.True(held > 0, "the stopped silo read partitions");
+        var writes = stopping.Writes.ToArray();
+        Assert.Equal(held, writes.Select(w => w.Partition).Distinct().Count());
+        Assert.All(writes, w => Assert.Equal(SiloStatus.Active, w.Status));
+
+        silos.Options.SensorWriteInterval = TimeSpan.FromMilliseconds(300);
+        await silos.Cluster.StartAdditionalSiloAsync();
+        await Input.PostAsync(silos.Inbox, Seconds / 2, Seconds);
+        await silos.TickAsync(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() + 120_000);
+        await silos.WaitForQuiescenceAsync();
+        await Input.AssertExactAggregatesAsync(silos.Store);
+        await Input.AssertAlertsOpenedOnceAsync(silos.Store, silos.PublishedOf<GrainOutput>());
+        var ids = silos.PublishedOf<GrainOutput>().Select(o => o.Id).ToList();
+        Assert.Equal(ids.Count, ids.Distinct().Count());
+    }
+
+    private sealed class StoppingSilo
+    {
+        public volatile SiloAddress? Address;
+        public ConcurrentQueue<(string Partition, SiloStatus Status)> Writes { get; } = new();
+    }
+
+    /// <summary>The stopping silo's partition writes take a second; each records the silo's status when it is made.</summary>
+    private sealed class SlowLastCheckpoints(IGrainStorage inner, ILocalSiloDetails silo, IClusterMembershipService membership, StoppingSilo stopping)
+        : IGrainStorage
+    {
+        public Task ReadStateAsync<T>(string stateName, GrainId grainId, IGrainState<T> grainState) => inner.ReadStateAsync(stateName, grainId, grainState);
+
+        public async Task WriteStateAsync<T>(string stateName, GrainId grainId, IGrainState<T> grainState)
+        {
+            if (stateName == "partition" && silo.SiloAddress.Equals(stopping.Address))
+            {
+                await Task.Delay(TimeSpan.FromSeconds(1));
+                stopping.Writes.Enqueue((grainId.ToString(), membership.CurrentSnapshot.GetSiloStatus(silo.SiloAddress)));
+            }
+
+            await inner.WriteStateAsync(stateName, grainId, grainState);
+        }
+
+        public Task ClearStateAsync<T>(string stateName, GrainId grainId, IGrainState<T> grainState) => inner.ClearStateAsync(stateName, grainId, grainState);
     }
 
     /// <summary>Every partition's reader has read all that was appended (not necessarily committed it).</summary>
