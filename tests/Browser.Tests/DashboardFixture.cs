@@ -119,10 +119,14 @@ public sealed class DashboardFixture : IAsyncLifetime
             .All(p => p.TryGetProperty("owner", out _) && p.TryGetProperty("lag", out var lag) && lag.GetInt64() == 0) ? cluster : null;
     }, "every partition committed up to its end offset");
 
-    /// <summary>Opens a dashboard page in a fresh document with the operator key already in session storage.</summary>
+    /// <summary>
+    /// Opens a dashboard page in a fresh document with the operator key already in session storage. What the browser
+    /// logged before (an earlier test's pages) is dropped: <see cref="ConsoleErrors"/> then reports this page's errors only.
+    /// </summary>
     public void Open(string hash)
     {
         Driver.Navigate().GoToUrl(new Uri(BaseAddress, "/?signin=1"));
+        Driver.Manage().Logs.GetLog(LogType.Browser);
         ((IJavaScriptExecutor)Driver).ExecuteScript("sessionStorage.setItem('oiot.operatorKey', arguments[0]);", OperatorKey);
         Driver.Navigate().GoToUrl(new Uri(BaseAddress, $"/?load={Guid.NewGuid():N}#{hash}"));
         WaitLive();
