@@ -79,6 +79,15 @@ public static class OpenApi
             });
             o.AddSchemaTransformer((schema, context, _) =>
             {
+                if (context.JsonPropertyInfo is { DeclaringType: var declaring, Name: "timestamp" } && declaring == typeof(Api.Locations.OutsideObservationBody))
+                {
+                    // Parsed as the telemetry's timestamps are, not as a DateTimeOffset.
+                    schema.Type = null;
+                    schema.Format = null;
+                    schema.Description = FlexibleTimestamp().Description;
+                    schema.OneOf = FlexibleTimestamp().OneOf;
+                }
+
                 if (context.JsonPropertyInfo is { } property
                     && Enums.TryGetValue((property.DeclaringType, property.Name), out var values))
                 {
@@ -112,6 +121,10 @@ public static class OpenApi
     /// takes (telemetry also takes application/ndjson and JSON Lines) and explains a refusal in its ProblemDetails.
     /// </summary>
     public static RouteHandlerBuilder DocumentBody(this RouteHandlerBuilder builder, Type schemaType, string contentType) =>
+        builder.DocumentBody(schemaType, contentType, oneOrMany: false);
+
+    /// <summary>As <see cref="DocumentBody(RouteHandlerBuilder, Type, string)"/>; with <paramref name="oneOrMany"/>, the body is one such object or an array of them.</summary>
+    public static RouteHandlerBuilder DocumentBody(this RouteHandlerBuilder builder, Type schemaType, string contentType, bool oneOrMany) =>
         builder.AddOpenApiOperationTransformer(async (operation, context, cancellationToken) =>
         {
             operation.RequestBody = new OpenApiRequestBody
@@ -119,9 +132,15 @@ public static class OpenApi
                 Required = true,
                 Content = new Dictionary<string, OpenApiMediaType>(StringComparer.Ordinal)
                 {
-                    [contentType] = new() { Schema = await context.GetOrCreateSchemaAsync(schemaType, null, cancellationToken) },
+                    [contentType] = new() { Schema = await SchemaAsync() },
                 },
             };
+
+            async Task<IOpenApiSchema> SchemaAsync()
+            {
+                var one = await context.GetOrCreateSchemaAsync(schemaType, null, cancellationToken);
+                return oneOrMany ? new OpenApiSchema { OneOf = [one, new OpenApiSchema { Type = JsonSchemaType.Array, Items = one }] } : one;
+            }
         });
 
     private static void DescribeSecuritySchemes(OpenApiDocument document)
@@ -195,6 +214,13 @@ public static class OpenApi
         }
     }
 
+    /// <summary>A timestamp as the Api reads it in request bodies: epoch seconds or milliseconds, or ISO-8601.</summary>
+    private static OpenApiSchema FlexibleTimestamp() => new()
+    {
+        Description = "Epoch seconds (below 10^11), epoch milliseconds, or ISO-8601; absent: the time of receipt.",
+        OneOf = [new OpenApiSchema { Type = JsonSchemaType.Integer }, new OpenApiSchema { Type = JsonSchemaType.String, Format = "date-time" }],
+    };
+
     /// <summary>The body of POST /api/v1/telemetry (one object, an array of them, or NDJSON) and its 400 answer.</summary>
     private static void DescribeTelemetryBody(OpenApiDocument document)
     {
@@ -209,11 +235,7 @@ public static class OpenApi
             {
                 ["id"] = new OpenApiSchema { Type = JsonSchemaType.String, MinLength = 1, MaxLength = 128 },
                 ["sensor"] = text, ["sensorId"] = text, ["deviceId"] = text, ["nodo"] = text,
-                ["timestamp"] = new OpenApiSchema
-                {
-                    Description = "Epoch seconds (below 10^11), epoch milliseconds, or ISO-8601; absent: the time of receipt.",
-                    OneOf = [new OpenApiSchema { Type = JsonSchemaType.Integer }, new OpenApiSchema { Type = JsonSchemaType.String, Format = "date-time" }],
-                },
+                ["timestamp"] = FlexibleTimestamp(),
                 ["metrics"] = new OpenApiSchema
                 {
                     Type = JsonSchemaType.Object,

@@ -81,6 +81,7 @@ public static class OutsideConditionsEndpoints
                 + "(timestamp ISO-8601 or epoch s/ms, absent: now). Joined into every closed minute aggregate of the sensors at the location "
                 + "(the values current at the minute's end, at most Grains:OutsideMaxAgeMs old); 202 once in the log")
             .Accepts<OutsideObservationBody>("application/json")
+            .DocumentBody(typeof(OutsideObservationBody), "application/json", oneOrMany: true)
             .Produces<OutsideConditionsResponse>(StatusCodes.Status202Accepted)
             .ProducesValidationProblem()
             .ProducesProblem(StatusCodes.Status413PayloadTooLarge)
@@ -232,4 +233,4 @@ public static class OutsideConditionsEndpoints
 }
 
 /// <summary>One observation of POST /api/v1/locations/{location}/conditions (the body is one of these, or an array of them).</summary>
-public sealed record OutsideObservationBody(DateTimeOffset? Timestamp, IReadOnlyDictionary<string, double> Metrics);
+public sealed record OutsideObservationBody(IReadOnlyDictionary<string, double> Metrics, DateTimeOffset? Timestamp = null);

@@ -135,6 +135,17 @@ public sealed class OpsApiTests(ApiFactory factory) : IClassFixture<ApiFactory>
         Assert.Equal(["line", "position", "rejected"],
             schemas.GetProperty("TelemetryProblem").GetProperty("properties").EnumerateObject().Select(p => p.Name).Order(StringComparer.Ordinal));
 
+        // The outside conditions: one observation or an array of them, timestamps read as the telemetry's are, and optional.
+        var conditions = document.GetProperty("paths").GetProperty("/api/v1/locations/{location}/conditions").GetProperty("post")
+            .GetProperty("requestBody").GetProperty("content").GetProperty("application/json").GetProperty("schema").GetProperty("oneOf");
+        var observation = conditions[0];
+        Assert.Equal("object", observation.GetProperty("type").GetString());
+        Assert.Equal("array", conditions[1].GetProperty("type").GetString());
+        Assert.True(JsonElement.DeepEquals(observation, conditions[1].GetProperty("items")), "the array's items are observations");
+        Assert.Equal(["metrics"], observation.GetProperty("required").EnumerateArray().Select(r => r.GetString()));
+        Assert.True(JsonElement.DeepEquals(schemas.GetProperty("TelemetryReading").GetProperty("properties").GetProperty("timestamp"),
+            observation.GetProperty("properties").GetProperty("timestamp")), "the timestamp as the telemetry's");
+
         // Enumerated values as enums, in requests, responses and query parameters.
         static string[] Enum(JsonElement schema) => [.. schema.GetProperty("enum").EnumerateArray().Select(v => v.ValueKind == JsonValueKind.Null ? "(null)" : v.GetString()!)];
         Assert.Equal(["==", "!=", "<", "<=", ">", ">=", "(null)"], Enum(schemas.GetProperty("RuleConditionDto").GetProperty("properties").GetProperty("operator")));
