@@ -84,8 +84,9 @@ public static class OpenApi
                     // Parsed as the telemetry's timestamps are, not as a DateTimeOffset.
                     schema.Type = null;
                     schema.Format = null;
-                    schema.Description = FlexibleTimestamp().Description;
-                    schema.OneOf = FlexibleTimestamp().OneOf;
+                    var timestamp = FlexibleTimestamp();
+                    schema.Description = timestamp.Description;
+                    schema.OneOf = timestamp.OneOf;
                 }
 
                 if (context.JsonPropertyInfo is { } property

@@ -80,7 +80,6 @@ public static class OutsideConditionsEndpoints
             .WithSummary("Post the conditions outside a location: one observation {timestamp, metrics: {name: number}} or an array of them "
                 + "(timestamp ISO-8601 or epoch s/ms, absent: now). Joined into every closed minute aggregate of the sensors at the location "
                 + "(the values current at the minute's end, at most Grains:OutsideMaxAgeMs old); 202 once in the log")
-            .Accepts<OutsideObservationBody>("application/json")
             .DocumentBody(typeof(OutsideObservationBody), "application/json", oneOrMany: true)
             .Produces<OutsideConditionsResponse>(StatusCodes.Status202Accepted)
             .ProducesValidationProblem()

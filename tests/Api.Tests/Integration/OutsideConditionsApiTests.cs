@@ -99,7 +99,8 @@ public sealed class OutsideConditionsApiTests(ApiFactory factory) : IClassFixtur
             .ExpectValidationProblemAsync("Invalid location", new Dictionary<string, string[]> { ["location"] = ["location contains the control character U+0001"] });
         await (await _operator.PostAsync(url, Json("""{"metrics":""")))
             .ExpectProblemAsync(HttpStatusCode.BadRequest, "Malformed request body", null);
-        await (await _operator.PostAsync(url, new StringContent("t=1"))).ExpectAsync(HttpStatusCode.UnsupportedMediaType);
+        await (await _operator.PostAsync(url, new StringContent("t=1")))
+            .ExpectProblemAsync(HttpStatusCode.UnsupportedMediaType, "Unsupported media type", "Send the outside conditions as application/json.");
         await (await factory.Device().PostAsync(url, Json("""{"metrics":{"t":1}}"""))).ExpectAsync(HttpStatusCode.Forbidden);
 
         // A rule may compare with outside values only on a minute statistic.
