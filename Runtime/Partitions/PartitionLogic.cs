@@ -22,6 +22,7 @@ public sealed class PartitionLogic
     private readonly int _partitions;
     private readonly long _idempotencyWindowMs;
     private readonly PartitionState _state;
+    private readonly AppliedKeys _keys;
     private readonly SortedSet<(long WakeAtMs, string SensorId)> _schedule = new(ScheduleOrder.Instance);
     private RuleCatalog _rules;
     private OutsideConditions _outside;
@@ -33,6 +34,7 @@ public sealed class PartitionLogic
         _partitions = partitions;
         _idempotencyWindowMs = (long)idempotencyWindow.TotalMilliseconds;
         _state = state;
+        _keys = new AppliedKeys(state.AppliedKeySegments, state.AppliedKeys);
         _rules = RuleCatalog.From(state.Rules);
         _outside = state.Outside ?? OutsideConditions.Empty;
         foreach (var (sensorId, entry) in state.Sensors)
@@ -85,13 +87,11 @@ public sealed class PartitionLogic
                     Advance(telemetry.ReceivedAtMs);
                     if (telemetry.IdempotencyKey is { } key)
                     {
-                        if (_state.AppliedKeys.TryGetValue(key, out var at) && _state.ReceivedUpToMs - at <= _idempotencyWindowMs)
+                        if (!_keys.TryApply(key, _state.ReceivedUpToMs, _idempotencyWindowMs))
                         {
                             batch.DuplicatesSkipped += telemetry.Readings.Length;
                             break;
                         }
-
-                        _state.AppliedKeys[key] = _state.ReceivedUpToMs;
                     }
 
                     for (var index = 0; index < telemetry.Readings.Length; index++)
@@ -168,26 +168,19 @@ public sealed class PartitionLogic
 
     /// <summary>
     /// A copy of the state as of now, to store while the logic goes on: the catalog brought up to date, the idempotency
-    /// keys older than the window forgotten (here too).
+    /// keys older than the window forgotten (here too; the segments of keys are shared, not copied).
     /// </summary>
     public PartitionState Snapshot()
     {
-        var forgetBefore = _state.ReceivedUpToMs - _idempotencyWindowMs;
-        foreach (var (key, at) in _state.AppliedKeys)
-        {
-            if (at < forgetBefore)
-            {
-                _state.AppliedKeys.Remove(key);
-            }
-        }
-
+        _state.AppliedKeySegments = _keys.Snapshot(_state.ReceivedUpToMs - _idempotencyWindowMs);
+        _state.AppliedKeys = null;
         return new PartitionState
         {
             NextOffset = _state.NextOffset,
             ReceivedUpToMs = _state.ReceivedUpToMs,
             Rules = _rules.All.ToArray(),
             Outside = _outside,
-            AppliedKeys = new Dictionary<string, long>(_state.AppliedKeys, StringComparer.Ordinal),
+            AppliedKeySegments = _state.AppliedKeySegments,
             Sensors = new Dictionary<string, SensorEntry>(_state.Sensors, StringComparer.Ordinal),
         };
     }

@@ -19,14 +19,17 @@ public sealed class PartitionState
     /// <summary>The rule catalog as of <see cref="NextOffset"/>.</summary>
     [Id(2)] public RuleDefinition[] Rules { get; set; } = [];
 
-    /// <summary>Idempotency keys of applied telemetry with the receipt time they were applied at, within the window.</summary>
-    [Id(3)] public Dictionary<string, long> AppliedKeys { get; set; } = new(StringComparer.Ordinal);
+    /// <summary>Idempotency keys of applied telemetry as states stored them before <see cref="AppliedKeySegments"/>: read into those when such a state is loaded, never written.</summary>
+    [Id(3)] public Dictionary<string, long>? AppliedKeys { get; set; }
 
     /// <summary>Every sensor of the partition that has a clock or has applied a log position (an operator set its metadata before its first reading), by id.</summary>
     [Id(4)] public Dictionary<string, SensorEntry> Sensors { get; set; } = new(StringComparer.Ordinal);
 
     /// <summary>The outside conditions of the locations as of <see cref="NextOffset"/>.</summary>
     [Id(5)] public OutsideConditions Outside { get; set; } = OutsideConditions.Empty;
+
+    /// <summary>Idempotency keys of applied telemetry within the window, with the receipt time each was applied at, compact and in segments (<see cref="Partitions.AppliedKeys"/>).</summary>
+    [Id(6)] public byte[][] AppliedKeySegments { get; set; } = [];
 }
 
 /// <summary>
