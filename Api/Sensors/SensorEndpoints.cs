@@ -53,11 +53,13 @@ public static class SensorEndpoints
                 {
                     return TypedResults.ValidationProblem(errors, title: "Invalid query");
                 }
-                if (!await queries.ExistsAsync(id, ct))
+                var minutes = await store.GetAggregatesAsync(id, fromMs, toMs, metric, ct);
+                // Minutes in the range mean the sensor exists (sensors are never deleted): only an empty answer asks whether
+                // it is known at all, one round trip less for the query that has points.
+                if (minutes.Count == 0 && !await queries.ExistsAsync(id, ct))
                 {
                     return NotFound(id);
                 }
-                var minutes = await store.GetAggregatesAsync(id, fromMs, toMs, metric, ct);
                 var points = new List<MetricPointDto>();
                 var outside = new List<OutsidePointDto>();
                 foreach (var minute in minutes)
