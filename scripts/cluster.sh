@@ -66,6 +66,8 @@ start_rabbitmq() {
   mkdir -p "$dir/rabbitmq/mnesia" "$dir/rabbitmq/log"
   printf 'listeners.tcp.default = 127.0.0.1:%s\nloopback_users = none\n' "$rabbit_port" >"$dir/rabbitmq/rabbitmq.conf"
   echo '[].' >"$dir/rabbitmq/enabled_plugins"; : >"$dir/rabbitmq/rabbitmq-env.conf"
+  # The node starts the Erlang port mapper (epmd) when none runs; stop ends it only then (another node may use it).
+  epmd -names >/dev/null 2>&1 || : >"$dir/rabbitmq/epmd-started"
   (rabbit_env; cd "$dir/rabbitmq" && setsid /usr/lib/rabbitmq/bin/rabbitmq-server >"$dir/rabbitmq/console.log" 2>&1 &)
   wait_for RabbitMQ 90 bash -c "exec 3<>/dev/tcp/127.0.0.1/$rabbit_port"
 }
@@ -142,6 +144,10 @@ case "${1:-}" in
     stop_pid "$dir/api.pid" TERM
     for f in "$dir"/silo-*.pid; do stop_pid "$f" TERM; done
     (rabbit_env; /usr/lib/rabbitmq/bin/rabbitmqctl -n "$node" stop >/dev/null 2>&1 || true)
+    if [ -f "$dir/rabbitmq/epmd-started" ]; then
+      epmd -kill >/dev/null 2>&1 || true # refused while other nodes are registered
+      rm -f "$dir/rabbitmq/epmd-started"
+    fi
     stop_pid "$dir/redis.pid" TERM # like SHUTDOWN: the append-only file is written and fsynced
     [ -d "$dir/pg/data" ] && as_postgres "$pg_bin/pg_ctl" -D "$dir/pg/data" -m fast -w stop >/dev/null 2>&1 || true
     echo "cluster stopped (data kept in $dir; remove it to start afresh)"
