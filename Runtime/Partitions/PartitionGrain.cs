@@ -266,14 +266,14 @@ public sealed partial class PartitionGrain(
     {
         if (batch.Sensors.Count > 0)
         {
-            var work = new KeyValuePair<string, List<SensorWorkItem>>[batch.Sensors.Count];
+            var work = new (string, SensorWorkItem[])[batch.Sensors.Count];
             var i = 0;
-            foreach (var entry in batch.Sensors)
+            foreach (var (sensorId, items) in batch.Sensors)
             {
-                work[i++] = entry;
+                work[i++] = (sensorId, [.. items]);
             }
 
-            await CallAllAsync(work, entry => ApplyAsync(entry.Key, [.. entry.Value], batch.ReceivedUpToMs, batch.Rules, batch.Outside));
+            await ApplyAllAsync(work, batch.ReceivedUpToMs, batch.Rules, batch.Outside);
             _readingsApplied += batch.Readings;
         }
 
@@ -289,7 +289,42 @@ public sealed partial class PartitionGrain(
         var due = _logic.TakeDue();
         if (due.Count > 0)
         {
-            await CallAllAsync(due, sensorId => ApplyAsync(sensorId, [], _logic.ReceivedUpToMs, _logic.Rules, _logic.Outside));
+            await ApplyAllAsync(due.Select(sensorId => (sensorId, Array.Empty<SensorWorkItem>())).ToArray(), _logic.ReceivedUpToMs, _logic.Rules,
+                _logic.Outside);
+        }
+    }
+
+    /// <summary>
+    /// Gives each sensor its work, <see cref="CallsInFlight"/> calls at a time, and records where each stands. A sensor
+    /// counts as touched before its call (a call that fails still has the next checkpoint check the sensor), and the
+    /// checkpoint expects it to have stored what it reports applied. The results of a window are taken together when all
+    /// its calls have answered: one turn of this grain per window, not one per call. A failed call fails the delivery
+    /// (the reader replays from the stored position).
+    /// </summary>
+    private async Task ApplyAllAsync((string SensorId, SensorWorkItem[] Items)[] work, long receivedUpToMs, RuleCatalog rules,
+        OutsideConditions outside)
+    {
+        var window = new Task<SensorProgress>[Math.Min(CallsInFlight, work.Length)];
+        for (var start = 0; start < work.Length; start += window.Length)
+        {
+            var count = Math.Min(window.Length, work.Length - start);
+            var now = time.GetUtcNow().ToUnixTimeMilliseconds();
+            for (var i = 0; i < count; i++)
+            {
+                var (sensorId, items) = work[start + i];
+                var appliedAtLeast = _logic.AppliedPositionOf(sensorId);
+                _unstored.Touch(sensorId, items.Length > 0 ? Math.Max(appliedAtLeast, items[^1].Position) : appliedAtLeast, now);
+                window[i] = Sensor(sensorId).ApplyAsync(new SensorWork(items, receivedUpToMs, rules, appliedAtLeast, outside));
+            }
+
+            await Task.WhenAll(new ReadOnlySpan<Task>(window, 0, count));
+            for (var i = 0; i < count; i++)
+            {
+                var sensorId = work[start + i].SensorId;
+                var progress = window[i].Result;
+                _logic.Progress(sensorId, progress);
+                _unstored.Touch(sensorId, progress.AppliedPosition, now);
+            }
         }
     }
 
@@ -309,22 +344,8 @@ public sealed partial class PartitionGrain(
                 window[i] = call(items[start + i]);
             }
 
-            await Task.WhenAll(count == window.Length ? window : window[..count]);
+            await Task.WhenAll(new ReadOnlySpan<Task>(window, 0, count));
         }
-    }
-
-    /// <summary>
-    /// Gives a sensor its work. The sensor counts as touched before the call (a call that fails still has the next
-    /// checkpoint check the sensor), and the checkpoint expects it to have stored what it reports applied.
-    /// </summary>
-    private async Task ApplyAsync(string sensorId, SensorWorkItem[] items, long receivedUpToMs, RuleCatalog rules, OutsideConditions outside)
-    {
-        var appliedAtLeast = _logic.AppliedPositionOf(sensorId);
-        var now = time.GetUtcNow().ToUnixTimeMilliseconds();
-        _unstored.Touch(sensorId, items.Length > 0 ? Math.Max(appliedAtLeast, items[^1].Position) : appliedAtLeast, now);
-        var progress = await Sensor(sensorId).ApplyAsync(new SensorWork(items, receivedUpToMs, rules, appliedAtLeast, outside));
-        _logic.Progress(sensorId, progress);
-        _unstored.Touch(sensorId, progress.AppliedPosition, now);
     }
 
     private ISensorGrain Sensor(string sensorId) => references.Get<ISensorGrain>(sensorId);

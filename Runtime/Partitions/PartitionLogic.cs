@@ -270,6 +270,9 @@ public sealed class PartitionBatch
 {
     private readonly Dictionary<string, List<SensorWorkItem>> _sensors = new(StringComparer.Ordinal);
 
+    /// <summary>Lists of earlier batches, cleared, for the next one (a batch has a list per sensor: thousands in a fleet).</summary>
+    private readonly Stack<List<SensorWorkItem>> _spare = new();
+
     /// <summary>The catalog the readings of this batch are evaluated with (as of before a rule change that ends the batch).</summary>
     public RuleCatalog Rules { get; set; } = RuleCatalog.Empty;
 
@@ -290,7 +293,7 @@ public sealed class PartitionBatch
     {
         if (!_sensors.TryGetValue(sensorId, out var items))
         {
-            _sensors[sensorId] = items = [];
+            _sensors[sensorId] = items = _spare.TryPop(out var spare) ? spare : [];
         }
 
         items.Add(item);
@@ -302,6 +305,15 @@ public sealed class PartitionBatch
 
     public void Clear()
     {
+        foreach (var items in _sensors.Values)
+        {
+            if (items.Capacity <= 64)
+            {
+                items.Clear();
+                _spare.Push(items);
+            }
+        }
+
         _sensors.Clear();
         RuleChanges.Clear();
         Readings = 0;
