@@ -15,11 +15,12 @@ public sealed class GrainReferences(IGrainFactory grains, GrainInterfaceTypeReso
 
     public T Get<T>(string key) where T : IGrainWithStringKey
     {
-        var (grain, @interface) = _types.GetOrAdd(typeof(T), type =>
+        // A static factory with its argument: a lambda capturing this would be a new delegate on every call.
+        var (grain, @interface) = _types.GetOrAdd(typeof(T), static (type, resolvers) =>
         {
-            var resolved = interfaces.GetGrainInterfaceType(type);
-            return (grainTypes.GetGrainType(resolved), resolved);
-        });
+            var resolved = resolvers.interfaces.GetGrainInterfaceType(type);
+            return (resolvers.grainTypes.GetGrainType(resolved), resolved);
+        }, (interfaces, grainTypes));
         return (T)grains.GetGrain(GrainId.Create(grain, key), @interface);
     }
 }
