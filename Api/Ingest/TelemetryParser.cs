@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using Grains.Abstractions;
+using Runtime;
 
 namespace Api.Ingest;
 

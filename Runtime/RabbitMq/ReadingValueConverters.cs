@@ -55,13 +55,26 @@ internal sealed class MetricValueConverter : JsonConverter<MetricValue>
         {
             throw new JsonException($"{Article(what)} {what} must be an array [name, value].");
         }
-        var name = reader.GetString()!;
+        var name = ReadName(ref reader);
         if (!reader.Read())
         {
             throw new JsonException($"{Article(what)} {what} must be an array [name, value].");
         }
         return name;
     }
+
+    /// <summary>
+    /// Names and short values repeat across the readings of a log (every reading of a fleet names "temperature"): each
+    /// decoding thread keeps them in a small cache, so that reading the log does not allocate them again and again.
+    /// </summary>
+    [ThreadStatic]
+    private static Utf8NameCache? t_names;
+
+    /// <summary>The current string token, from the thread's cache when it is short and unescaped.</summary>
+    internal static string ReadName(ref Utf8JsonReader reader) =>
+        reader.ValueIsEscaped || reader.HasValueSequence
+            ? reader.GetString()!
+            : (t_names ??= new Utf8NameCache(1024, 64)).Get(reader.ValueSpan) ?? reader.GetString()!;
 
     private static string Article(string what) => what.StartsWith('a') ? "An" : "A";
 
@@ -84,7 +97,7 @@ internal sealed class AttributeValueConverter : JsonConverter<AttributeValue>
         {
             throw new JsonException("An attribute's value must be a string.");
         }
-        var value = reader.GetString()!;
+        var value = MetricValueConverter.ReadName(ref reader);
         MetricValueConverter.EndPair(ref reader, "attribute");
         return new AttributeValue(name, value);
     }

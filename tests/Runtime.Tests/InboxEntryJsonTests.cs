@@ -38,6 +38,23 @@ public sealed class InboxEntryJsonTests
         Assert.Null(back.Readings[1].Attributes);
     }
 
+    [Fact]
+    public void Names_repeated_across_readings_are_read_once_and_escaped_ones_exactly()
+    {
+        var json = """
+            {"$type":"telemetry","Readings":[
+             {"SensorId":"s-1","TimestampMs":1,"Metrics":[["temperature",1],["t\u00e9mp",2]],"Attributes":[["light","on"]]},
+             {"SensorId":"s-2","TimestampMs":2,"Metrics":[["temperature",3],["t\u00e9mp",4]],"Attributes":[["light","on"]]}]}
+            """;
+        var readings = ((TelemetryEntry)JsonSerializer.Deserialize(Encoding.UTF8.GetBytes(json), RabbitMqJsonContext.Default.InboxEntry)!).Readings;
+
+        Assert.Equal([new MetricValue("temperature", 1), new MetricValue("t\u00e9mp", 2)], readings[0].Metrics);
+        Assert.Equal([new MetricValue("temperature", 3), new MetricValue("t\u00e9mp", 4)], readings[1].Metrics);
+        Assert.Same(readings[0].Metrics[0].Name, readings[1].Metrics[0].Name);
+        Assert.Same(readings[0].Attributes![0].Name, readings[1].Attributes![0].Name);
+        Assert.Same(readings[0].Attributes![0].Value, readings[1].Attributes![0].Value);
+    }
+
     [Theory]
     [InlineData("""{"$type":"telemetry","Readings":[{"SensorId":"s","TimestampMs":1,"Metrics":[{"Name":"t","Value":1}]}]}""", "A metric must be an array [name, value].")]
     [InlineData("""{"$type":"telemetry","Readings":[{"SensorId":"s","TimestampMs":1,"Metrics":[["t",1,2]]}]}""", "A metric must be an array of two elements [name, value].")]

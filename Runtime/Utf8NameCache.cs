@@ -1,14 +1,14 @@
 using System.Text;
 using System.Text.Unicode;
 
-namespace Api.Ingest;
+namespace Runtime;
 
 /// <summary>
 /// A small direct-mapped cache of strings keyed by their UTF-8 bytes, so that field names repeated across
 /// readings ("temperature", "humidity", ...) are decoded and allocated once. Bounded: a slot holds one entry
-/// and a colliding name replaces it. Not thread-safe.
+/// and a colliding name replaces it. Not thread-safe. Used by the Api's telemetry parser and by the decoding of log entries.
 /// </summary>
-internal sealed class Utf8NameCache
+public sealed class Utf8NameCache
 {
     private readonly byte[]?[] _keys;
     private readonly string?[] _values;
