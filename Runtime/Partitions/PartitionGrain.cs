@@ -233,10 +233,13 @@ public sealed partial class PartitionGrain(
                 await CompleteCheckpointAsync(); // a failed one throws here: the reader replays from the stored position
             }
 
-            if (recordsSinceCheckpoint >= o.CheckpointMaxRecords
-                || ((_logic.NextOffset > _committedOffset || _unstored.Count > 0) && time.GetElapsedTime(lastCheckpoint) >= o.CheckpointInterval))
+            var full = recordsSinceCheckpoint >= o.CheckpointMaxRecords;
+            var due = (_logic.NextOffset > _committedOffset || _unstored.Count > 0) && time.GetElapsedTime(lastCheckpoint) >= o.CheckpointInterval;
+            if (full || (due && _checkpoint is null))
             {
-                // One checkpoint in flight at most: the next one waits for the previous (backpressure while storage is slow).
+                // One checkpoint in flight at most. One that is due waits until the previous has finished while the reader
+                // reads on (a checkpoint that flushes thousands of sensors takes seconds, and readings must not wait for it);
+                // past CheckpointMaxRecords the reader waits for it (backpressure while storage is slow).
                 await CompleteCheckpointAsync();
                 _checkpoint = CheckpointAsync(all: false);
                 recordsSinceCheckpoint = 0;
