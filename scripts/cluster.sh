@@ -145,7 +145,9 @@ case "${1:-}" in
     for f in "$dir"/silo-*.pid; do stop_pid "$f" TERM; done
     (rabbit_env; /usr/lib/rabbitmq/bin/rabbitmqctl -n "$node" stop >/dev/null 2>&1 || true)
     if [ -f "$dir/rabbitmq/epmd-started" ]; then
-      epmd -kill >/dev/null 2>&1 || true # refused while other nodes are registered
+      # The stopped node leaves epmd's list when its process has exited; epmd refuses -kill while any node is listed.
+      for _ in $(seq 50); do epmd -names 2>/dev/null | grep -q "name ${node%@*} " || break; sleep 0.2; done
+      epmd -kill >/dev/null 2>&1 || true
       rm -f "$dir/rabbitmq/epmd-started"
     fi
     stop_pid "$dir/redis.pid" TERM # like SHUTDOWN: the append-only file is written and fsynced
