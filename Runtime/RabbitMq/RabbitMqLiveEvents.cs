@@ -45,7 +45,7 @@ public sealed partial class RabbitMqLiveEvents : ILiveEvents, IAsyncDisposable
         _connection.EnsureReconnecting();
     }
 
-    /// <summary>Events dropped so far because the broker was down or the publish queue was full.</summary>
+    /// <summary>Events dropped so far because the broker was down, the publish queue was full or a subscriber fell behind.</summary>
     public long Dropped => Interlocked.Read(ref _dropped);
 
     /// <summary>Connects and declares the exchange; throws <see cref="RabbitMqUnreachableException"/> naming host, port and vhost.</summary>
@@ -78,7 +78,7 @@ public sealed partial class RabbitMqLiveEvents : ILiveEvents, IAsyncDisposable
             SingleReader = true,
             SingleWriter = true,
             FullMode = BoundedChannelFullMode.DropOldest,
-        });
+        }, _ => Drop("a subscriber fell behind"));
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _stop.Token);
         var pump = Task.Run(() => SubscribeLoopAsync(received.Writer, linked.Token), CancellationToken.None);
         try

@@ -85,6 +85,47 @@ public sealed class RabbitMqLiveEventsTests(RabbitMqServer server, ITestOutputHe
         await RmqTest.UntilAsync(() => Task.FromResult(live.Dropped == 1000), TimeSpan.FromSeconds(10), "every event dropped");
     }
 
+    [Fact]
+    public async Task A_subscriber_that_falls_behind_drops_the_oldest_events_and_counts_them()
+    {
+        var options = server.NewOptions();
+        await using var publisherNode = new RabbitMqLiveEvents(options, XunitLoggerProvider.Factory(output));
+        await using var laggingNode = new RabbitMqLiveEvents(options, XunitLoggerProvider.Factory(output));
+        await using var readingNode = new RabbitMqLiveEvents(options);
+        await publisherNode.EnsureExchangeAsync(CancellationToken.None);
+        using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        await using var lagging = laggingNode.SubscribeAsync(stop.Token).GetAsyncEnumerator(stop.Token);
+        var reading = Collect(readingNode, stop.Token); // shows how far the events got
+
+        var first = lagging.MoveNextAsync().AsTask();
+        var marker = 0;
+        await RmqTest.UntilAsync(() =>
+        {
+            publisherNode.Publish(Command($"marker-{marker++}"));
+            lock (reading) return Task.FromResult(first.IsCompleted && reading.Count > 0);
+        }, TimeSpan.FromSeconds(20), "both subscriptions bound");
+        var markersQueued = marker - 1; // the lagging subscriber took the first one
+
+        // The lagging subscriber reads nothing more while 12,000 events come, in rounds the publisher's queue holds.
+        for (var round = 0; round < 3; round++)
+        {
+            var last = Math.Min(12_000, (round + 1) * 5_000) - 1;
+            for (var i = round * 5_000; i <= last; i++)
+            {
+                publisherNode.Publish(Command($"c{i}"));
+            }
+            await RmqTest.UntilAsync(() => Task.FromResult(Real(reading).LastOrDefault()?.Id == $"c{last}"), TimeSpan.FromSeconds(20),
+                $"c{last} delivered");
+        }
+
+        // Its queue holds 10,000: the oldest of the rest (its markers, then the first commands) were dropped and counted.
+        await RmqTest.UntilAsync(() => Task.FromResult(laggingNode.Dropped == markersQueued + 2_000), TimeSpan.FromSeconds(10),
+            $"{markersQueued + 2_000} events dropped (dropped: {laggingNode.Dropped})");
+        Assert.True(await lagging.MoveNextAsync());
+        Assert.Equal("c2000", lagging.Current.Id);
+        Assert.Equal(0, publisherNode.Dropped);
+    }
+
     private static DeviceCommand Command(string id) => new()
     {
         CommandId = id, DeviceId = "dev", Command = "fan", Parameters = new() { ["speed"] = "high" }, RuleId = "r1", AlertId = "a1",
