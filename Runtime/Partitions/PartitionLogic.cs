@@ -173,7 +173,11 @@ public sealed class PartitionLogic
     public PartitionState Snapshot()
     {
         _state.AppliedKeySegments = _keys.Snapshot(_state.ReceivedUpToMs - _idempotencyWindowMs);
-        _state.AppliedKeys = null;
+        if (_state.AppliedKeys.Count > 0)
+        {
+            _state.AppliedKeys = new(StringComparer.Ordinal); // in the segments now
+        }
+
         return new PartitionState
         {
             NextOffset = _state.NextOffset,

@@ -19,8 +19,12 @@ public sealed class PartitionState
     /// <summary>The rule catalog as of <see cref="NextOffset"/>.</summary>
     [Id(2)] public RuleDefinition[] Rules { get; set; } = [];
 
-    /// <summary>Idempotency keys of applied telemetry as states stored them before <see cref="AppliedKeySegments"/>: read into those when such a state is loaded, never written.</summary>
-    [Id(3)] public Dictionary<string, long>? AppliedKeys { get; set; }
+    /// <summary>
+    /// Idempotency keys of applied telemetry as states stored them before <see cref="AppliedKeySegments"/>: read into those
+    /// when such a state is loaded. Written empty, not left out: a silo of the earlier version that takes the partition
+    /// over during a rolling update finds an empty dictionary where it expects one.
+    /// </summary>
+    [Id(3)] public Dictionary<string, long> AppliedKeys { get; set; } = new(StringComparer.Ordinal);
 
     /// <summary>Every sensor of the partition that has a clock or has applied a log position (an operator set its metadata before its first reading), by id.</summary>
     [Id(4)] public Dictionary<string, SensorEntry> Sensors { get; set; } = new(StringComparer.Ordinal);
