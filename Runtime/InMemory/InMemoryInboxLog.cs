@@ -3,7 +3,9 @@ namespace Runtime.InMemory;
 /// <summary>
 /// The embedded inbox log: one in-process list per partition, shared by every silo of the process. Entries below a
 /// partition's committed position are dropped (<see cref="Committed"/>, when no open reader still needs them), so the log
-/// holds only what a replay would read again, not the whole history.
+/// holds only what a replay would read again, not the whole history. It keeps each entry encoded, as the durable log
+/// does (<see cref="InboxEntryCodec"/>): an entry waits for its partition's commit for up to a sensor write interval, and
+/// as objects its readings would outlive the young collections and be copied by each of them.
 /// </summary>
 public sealed class InMemoryInboxLog(int partitions) : IInboxLog
 {
@@ -13,7 +15,13 @@ public sealed class InMemoryInboxLog(int partitions) : IInboxLog
 
     public ValueTask AppendAsync(int partition, IReadOnlyList<InboxEntry> entries, CancellationToken cancellationToken)
     {
-        _logs[partition].Append(entries);
+        var encoded = new byte[entries.Count][];
+        for (var i = 0; i < encoded.Length; i++)
+        {
+            encoded[i] = InboxEntryCodec.Encode(entries[i]);
+        }
+
+        _logs[partition].Append(encoded);
         return ValueTask.CompletedTask;
     }
 
@@ -31,7 +39,7 @@ public sealed class InMemoryInboxLog(int partitions) : IInboxLog
     private sealed class PartitionLog
     {
         private readonly Lock _gate = new();
-        private readonly List<InboxEntry> _entries = [];
+        private readonly List<byte[]> _entries = [];
         private readonly List<Reader> _readers = [];
         private long _start;
         private TaskCompletionSource _appended = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -46,7 +54,7 @@ public sealed class InMemoryInboxLog(int partitions) : IInboxLog
             get { lock (_gate) return _start; }
         }
 
-        public void Append(IReadOnlyList<InboxEntry> entries)
+        public void Append(byte[][] entries)
         {
             TaskCompletionSource appended;
             lock (_gate)
@@ -98,18 +106,30 @@ public sealed class InMemoryInboxLog(int partitions) : IInboxLog
         /// <summary>Adds up to <paramref name="max"/> records from the reader's position on and moves it past them.</summary>
         public int Read(Reader reader, List<LogRecord> into, int max, out Task appended)
         {
+            if (reader.Taken.Length < max)
+            {
+                reader.Taken = new byte[max][];
+            }
+
+            long from;
+            int n;
             lock (_gate)
             {
                 appended = _appended.Task;
-                var from = reader.Position;
-                var n = (int)Math.Max(0, Math.Min(max, _start + _entries.Count - from));
-                for (var i = 0; i < n; i++)
-                {
-                    into.Add(new LogRecord(from + i, _entries[(int)(from - _start) + i]));
-                }
+                from = reader.Position;
+                n = (int)Math.Max(0, Math.Min(max, _start + _entries.Count - from));
+                _entries.CopyTo((int)(from - _start), reader.Taken, 0, n);
                 reader.Position = from + n;
-                return n;
             }
+
+            // Decoded outside the lock: appends do not wait for it.
+            for (var i = 0; i < n; i++)
+            {
+                into.Add(new LogRecord(from + i, InboxEntryCodec.Decode(reader.Taken[i])));
+                reader.Taken[i] = null!;
+            }
+
+            return n;
         }
     }
 
@@ -117,6 +137,9 @@ public sealed class InMemoryInboxLog(int partitions) : IInboxLog
     {
         /// <summary>The next offset to read; guarded by the partition log's lock.</summary>
         public long Position { get; set; } = position;
+
+        /// <summary>The encoded entries of the current read, decoded after the lock is released (one read at a time).</summary>
+        public byte[][] Taken { get; set; } = [];
 
         public async ValueTask<int> ReadAsync(List<LogRecord> into, int max, TimeSpan maxWait, CancellationToken cancellationToken)
         {

@@ -185,8 +185,7 @@ public sealed partial class RabbitMqInboxLog
                     InboxEntry entry;
                     try
                     {
-                        entry = JsonSerializer.Deserialize(body.Span, RabbitMqJsonContext.Default.InboxEntry)
-                            ?? throw new JsonException("null entry");
+                        entry = InboxEntryCodec.Decode(body.Span);
                     }
                     catch (JsonException e)
                     {

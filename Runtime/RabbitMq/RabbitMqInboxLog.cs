@@ -107,7 +107,7 @@ public sealed partial class RabbitMqInboxLog : IInboxLog, IAsyncDisposable
         var bodies = new byte[entries.Count][];
         for (var i = 0; i < bodies.Length; i++)
         {
-            bodies[i] = JsonSerializer.SerializeToUtf8Bytes(entries[i], RabbitMqJsonContext.Default.InboxEntry);
+            bodies[i] = InboxEntryCodec.Encode(entries[i]);
         }
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         deadline.CancelAfter(_options.PublishTimeout);

@@ -44,6 +44,40 @@ public sealed class InMemoryInboxLogTests
     }
 
     [Fact]
+    public async Task Entries_read_back_exactly_as_appended_and_hold_no_object_of_the_caller()
+    {
+        var log = new InMemoryInboxLog(1);
+        var metrics = new MetricValue[] { new("t", 21.5), new("nan", double.NaN), new("up", double.PositiveInfinity), new("tiny", 5e-324) };
+        var reading = new Reading
+        {
+            SensorId = "s-\u00e9\"q", TimestampMs = 1_700_000_000_123, Metrics = metrics, Attributes = [new("door", "open")],
+            Metadata = new SensorMetadata { Model = "m1", Location = "hall" },
+        };
+        await log.AppendAsync(0, [new TelemetryEntry([reading], "caller:key", 1_700_000_000_200), new TickEntry(1_700_000_001_000)],
+            CancellationToken.None);
+        metrics[0] = new("t", 99); // the caller reuses its objects after the append
+
+        await using var reader = log.OpenReader(0, 0);
+        var records = await ReadAll(reader);
+        Assert.Equal([0L, 1L], records.Select(r => r.Offset));
+        var telemetry = Assert.IsType<TelemetryEntry>(records[0].Entry);
+        Assert.Equal("caller:key", telemetry.IdempotencyKey);
+        Assert.Equal(1_700_000_000_200, telemetry.ReceivedAtMs);
+        var read = Assert.Single(telemetry.Readings);
+        Assert.NotSame(reading, read);
+        Assert.Equal("s-\u00e9\"q", read.SensorId);
+        Assert.Equal(1_700_000_000_123, read.TimestampMs);
+        Assert.Equal(["t", "nan", "up", "tiny"], read.Metrics.Select(m => m.Name));
+        Assert.Equal(21.5, read.Metrics[0].Value);
+        Assert.True(double.IsNaN(read.Metrics[1].Value));
+        Assert.Equal(double.PositiveInfinity, read.Metrics[2].Value);
+        Assert.Equal(5e-324, read.Metrics[3].Value);
+        Assert.Equal([new AttributeValue("door", "open")], read.Attributes!);
+        Assert.Equal(new SensorMetadata { Model = "m1", Location = "hall" }, read.Metadata);
+        Assert.Equal(new TickEntry(1_700_000_001_000), records[1].Entry);
+    }
+
+    [Fact]
     public async Task A_checkpoint_trims_the_embedded_log_and_a_new_reader_resumes_after_it()
     {
         await using var silos = await TestSilos.StartAsync(1, o => o.Partitions = 1);
