@@ -112,6 +112,39 @@ public sealed class RabbitMqInboxLogTests(RabbitMqServer server, ITestOutputHelp
     }
 
     [Fact]
+    public async Task A_record_that_is_not_an_entry_ends_reading_after_the_records_before_it_with_an_error_naming_it()
+    {
+        var options = server.NewOptions();
+        var log = await NewLogAsync(1, options);
+        await log.AppendAsync(0, [new TickEntry(1), new TickEntry(2)], CancellationToken.None);
+        // Another publisher writes something else into the partition's stream.
+        var factory = new RabbitMQ.Client.ConnectionFactory { Uri = new Uri(options.Uri) };
+        await using (var connection = await factory.CreateConnectionAsync())
+        await using (var channel = await connection.CreateChannelAsync(new RabbitMQ.Client.CreateChannelOptions(true, true)))
+        {
+            await channel.BasicPublishAsync("", options.StreamName(0), mandatory: true, new RabbitMQ.Client.BasicProperties(),
+                System.Text.Encoding.UTF8.GetBytes("{\"$type\":\"unknown\"}"));
+        }
+        await log.AppendAsync(0, [new TickEntry(4)], CancellationToken.None);
+
+        await using var reader = log.OpenReader(0, 0);
+        var records = new List<LogRecord>();
+        await RmqTest.UntilAsync(async () =>
+        {
+            await reader.ReadAsync(records, 10, TimeSpan.FromMilliseconds(200), CancellationToken.None);
+            return records.Count == 2;
+        }, TimeSpan.FromSeconds(10), "the two entries before the foreign record");
+        Assert.Equal([new LogRecord(0, new TickEntry(1)), new LogRecord(1, new TickEntry(2))], records);
+        for (var attempt = 0; attempt < 2; attempt++)
+        {
+            var error = await Assert.ThrowsAsync<InvalidDataException>(async () =>
+                await reader.ReadAsync(records, 10, TimeSpan.FromSeconds(5), CancellationToken.None));
+            Assert.StartsWith($"Record 2 of stream '{options.StreamName(0)}' is not a valid inbox entry: ", error.Message);
+        }
+        Assert.Equal(2, records.Count);
+    }
+
+    [Fact]
     public async Task A_reader_sees_records_appended_after_it_opened()
     {
         var log = await NewLogAsync(1);
