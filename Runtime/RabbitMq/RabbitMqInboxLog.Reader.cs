@@ -10,8 +10,7 @@ public sealed partial class RabbitMqInboxLog
     /// <summary>
     /// Reads one partition's stream in order. A background loop keeps one consumer attached (x-stream-offset = the next
     /// offset to deliver, basic.qos = <see cref="RabbitMqOptions.Prefetch"/>); deliveries go into a bounded buffer that
-    /// <see cref="ReadAsync"/> drains, decoding each entry as it takes it (a buffer of a thousand decoded entries would hold
-    /// their readings as objects while the partition catches up, and the collector would copy them). When the channel or connection is lost, the loop attaches a new consumer at the
+    /// <see cref="ReadAsync"/> drains. When the channel or connection is lost, the loop attaches a new consumer at the
     /// offset after the last record put into the buffer; a delivery below it (or from a replaced consumer) is skipped, so
     /// the caller sees every record once, in offset order.
     /// </summary>
@@ -20,14 +19,13 @@ public sealed partial class RabbitMqInboxLog
         private readonly RabbitMqInboxLog _log;
         private readonly int _partition;
         private readonly string _stream;
-        private readonly Channel<(long Offset, byte[] Body)> _buffer;
+        private readonly Channel<LogRecord> _buffer;
         private readonly SemaphoreSlim _deliverLock = new(1, 1);
         private readonly CancellationTokenSource _stop = new();
         private readonly int _ackEvery;
         private readonly Task _loop;
         private long _next;
         private long _generation;
-        private InvalidDataException? _bad;
 
         public StreamReader(RabbitMqInboxLog log, int partition, long fromOffset)
         {
@@ -35,7 +33,7 @@ public sealed partial class RabbitMqInboxLog
             _partition = partition;
             _stream = log._options.StreamName(partition);
             _next = fromOffset;
-            _buffer = Channel.CreateBounded<(long Offset, byte[] Body)>(new BoundedChannelOptions(log._options.Prefetch)
+            _buffer = Channel.CreateBounded<LogRecord>(new BoundedChannelOptions(log._options.Prefetch)
             {
                 SingleReader = true,
                 SingleWriter = true,
@@ -73,37 +71,13 @@ public sealed partial class RabbitMqInboxLog
             return Drain(into, max);
         }
 
-        /// <summary>
-        /// Takes up to <paramref name="max"/> buffered records, decoded. A record that is not an entry ends the read: the
-        /// records before it are returned, and every later read throws.
-        /// </summary>
         private int Drain(List<LogRecord> into, int max)
         {
-            if (_bad is { } bad)
-            {
-                throw bad;
-            }
-
             var n = 0;
             while (n < max && _buffer.Reader.TryRead(out var record))
             {
-                InboxEntry entry;
-                try
-                {
-                    entry = InboxEntryCodec.Decode(record.Body);
-                }
-                catch (JsonException e)
-                {
-                    LogBadRecord(_log._logger, e, _partition, record.Offset);
-                    _bad = new InvalidDataException($"Record {record.Offset} of stream '{_stream}' is not a valid inbox entry: {e.Message}", e);
-                    break;
-                }
-                into.Add(new LogRecord(record.Offset, entry));
+                into.Add(record);
                 n++;
-            }
-            if (n == 0 && _bad is { } found)
-            {
-                throw found;
             }
             return n;
         }
@@ -208,8 +182,19 @@ public sealed partial class RabbitMqInboxLog
                     {
                         LogGap(_log._logger, _partition, _next, offset);
                     }
-                    // Copied: the client reuses the delivery's memory once this returns.
-                    await _buffer.Writer.WriteAsync((offset, body.ToArray()), _stop.Token).ConfigureAwait(false);
+                    InboxEntry entry;
+                    try
+                    {
+                        entry = InboxEntryCodec.Decode(body.Span);
+                    }
+                    catch (JsonException e)
+                    {
+                        LogBadRecord(_log._logger, e, _partition, offset);
+                        _buffer.Writer.TryComplete(new InvalidDataException(
+                            $"Record {offset} of stream '{_stream}' is not a valid inbox entry: {e.Message}", e));
+                        return;
+                    }
+                    await _buffer.Writer.WriteAsync(new LogRecord(offset, entry), _stop.Token).ConfigureAwait(false);
                     _next = offset + 1;
                     consumer.Delivered = true;
                     _log.Observe(_partition, offset);
