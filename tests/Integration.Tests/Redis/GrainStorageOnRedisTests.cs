@@ -20,10 +20,11 @@ public sealed class GrainStorageOnRedisTests(RedisServer redis)
 {
     private static readonly CancellationToken None = CancellationToken.None;
 
+    /// <summary>Every kind of double a reading can carry through the log (whose JSON has one NaN: a NaN's payload bits are not kept).</summary>
     private static readonly double[] Doubles =
     [
         double.NaN, double.PositiveInfinity, double.NegativeInfinity, -0.0, 0.0, double.Epsilon, -double.Epsilon, double.MaxValue,
-        double.MinValue, 0.1, 1.0 / 3, 1e-300, -123.456e10, Math.PI, BitConverter.Int64BitsToDouble(0x7FF8_0000_0000_0001), 21.5,
+        double.MinValue, 0.1, 1.0 / 3, 1e-300, -123.456e10, Math.PI, BitConverter.Int64BitsToDouble(0x000F_FFFF_FFFF_FFFF), 21.5,
     ];
 
     private static readonly string[] Strings =
