@@ -306,7 +306,16 @@ public sealed class HostileClientTests(HostileApiFactory factory) : IClassFixtur
                 refused.Message, StringComparison.Ordinal);
         }
 
-        // Rule preview cost: one sensor over two hours is 120 sensor-minutes, past the 100 allowed.
+        await factory.CloseMinuteAsync(t);
+        await AssertNotStoredAsync($"{p}-idem");
+        await factory.SettledAsync();
+        var detail = await (await Operator.GetAsync($"/api/v1/sensors/{p}")).ExpectAsync(HttpStatusCode.OK);
+        Assert.Equal(["m1", "m2", "m3", "m4"], detail.GetProperty("latest").EnumerateObject().Select(m => m.Name));
+
+        // Rule preview cost: one sensor over two hours is 120 sensor-minutes, past the 100 allowed. The preview counts the
+        // sensors the read store knows, so it waits until the sensor is listed there.
+        await Eventually.Until(async () => (await (await Operator.GetAsync($"/api/v1/sensors?search={p}")).ExpectAsync(HttpStatusCode.OK))
+            .GetProperty("items").EnumerateArray().Any(i => i.GetProperty("id").GetString() == p), what: $"sensor {p} listed");
         await (await Operator.PostAsync("/api/v1/rules/preview", Json(new
         {
             rule = new
@@ -322,11 +331,6 @@ public sealed class HostileClientTests(HostileApiFactory factory) : IClassFixtur
                 + "shorten the range or narrow the target"],
         });
 
-        await factory.CloseMinuteAsync(t);
-        await AssertNotStoredAsync($"{p}-idem");
-        await factory.SettledAsync();
-        var detail = await (await Operator.GetAsync($"/api/v1/sensors/{p}")).ExpectAsync(HttpStatusCode.OK);
-        Assert.Equal(["m1", "m2", "m3", "m4"], detail.GetProperty("latest").EnumerateObject().Select(m => m.Name));
         await AssertUnharmedAsync(neighbour);
     }
 

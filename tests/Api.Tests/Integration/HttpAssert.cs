@@ -42,6 +42,21 @@ public static class HttpAssert
         return document.RootElement.Clone();
     }
 
+    /// <summary>
+    /// For a probe of a sensor's read: the body of a 200 answer, or null while the sensor is not known yet (404 "Sensor not
+    /// found"). A reading is accepted once it is in the log; its sensor answers once its partition has delivered it there.
+    /// Any other answer fails.
+    /// </summary>
+    public static async Task<JsonElement?> SensorBodyAsync(this HttpResponseMessage response)
+    {
+        if (response.StatusCode == HttpStatusCode.NotFound)
+        {
+            await response.ExpectProblemAsync(HttpStatusCode.NotFound, "Sensor not found", null);
+            return null;
+        }
+        return await response.ExpectAsync(HttpStatusCode.OK);
+    }
+
     /// <summary>Asserts an RFC 9457 problem: media type, status, title and (when given) detail. Returns the body.</summary>
     public static async Task<JsonElement> ExpectProblemAsync(this HttpResponseMessage response, HttpStatusCode status, string title, string? detail)
     {

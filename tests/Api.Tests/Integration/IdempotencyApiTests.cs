@@ -26,8 +26,8 @@ public sealed class IdempotencyApiTests(ApiFactory factory) : IClassFixture<ApiF
     {
         var from = Uri.EscapeDataString(T(ApiFactory.MinuteOf(t)).ToString("O"));
         var to = Uri.EscapeDataString(T(ApiFactory.MinuteOf(t) + ApiFactory.MinuteMs).ToString("O"));
-        var json = await factory.Operator().GetFromJsonAsync<JsonElement>($"/api/v1/sensors/{sensor}/metrics?from={from}&to={to}");
-        return json.GetProperty("points").GetArrayLength() == 1 && json.GetProperty("points")[0].GetProperty("count").GetInt32() == count ? json : null;
+        var body = await (await factory.Operator().GetAsync($"/api/v1/sensors/{sensor}/metrics?from={from}&to={to}")).SensorBodyAsync();
+        return body is { } json && json.GetProperty("points").GetArrayLength() == 1 && json.GetProperty("points")[0].GetProperty("count").GetInt32() == count ? json : null;
     })).GetProperty("points")[0];
 
     [Fact]

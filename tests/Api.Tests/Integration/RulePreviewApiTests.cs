@@ -47,9 +47,13 @@ public sealed class RulePreviewApiTests(ApiFactory factory) : IClassFixture<ApiF
         await Eventually.Until(async () =>
         {
             var metrics = await (await _operator.GetAsync($"/api/v1/sensors/{sensor}/metrics?from={Iso(windowMs)}&to={Iso(windowMs + 10 * M)}&metric=hum"))
-                .ExpectAsync(HttpStatusCode.OK);
+                .SensorBodyAsync();
+            if (metrics is not { } points)
+            {
+                return false;
+            }
             var listed = await (await _operator.GetAsync($"/api/v1/sensors?search={sensor}")).ExpectAsync(HttpStatusCode.OK);
-            return metrics.GetProperty("points").GetArrayLength() == count
+            return points.GetProperty("points").GetArrayLength() == count
                 && listed.GetProperty("items").EnumerateArray().Any(i => i.GetProperty("id").GetString() == sensor
                     && i.GetProperty("metadata").ValueKind == JsonValueKind.Object);
         }, what: $"{count} stored minutes of {sensor}, and the sensor listed with its metadata");

@@ -241,8 +241,8 @@ public sealed class TelemetryApiTests(ApiFactory factory) : IClassFixture<ApiFac
         var to = Iso(window + 10 * 60_000);
         var all = await Eventually.Json(async () =>
         {
-            var body = await (await _operator.GetAsync($"/api/v1/sensors/{id}/metrics?from={from}&to={to}")).ExpectAsync(HttpStatusCode.OK);
-            return body.GetProperty("points").GetArrayLength() == 3 ? body : null;
+            var body = await (await _operator.GetAsync($"/api/v1/sensors/{id}/metrics?from={from}&to={to}")).SensorBodyAsync();
+            return body is { } b && b.GetProperty("points").GetArrayLength() == 3 ? b : null;
         }, what: "two closed minutes");
         JsonAssert.Equal(new
         {

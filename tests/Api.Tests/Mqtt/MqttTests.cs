@@ -22,8 +22,8 @@ public sealed class MqttTests(MqttApiFactory factory) : IClassFixture<MqttApiFac
         await factory.CloseMinuteAsync(window);
         return await Eventually.Json(async () =>
         {
-            var body = await (await _operator.GetAsync($"/api/v1/sensors/{id}/metrics?from={Iso(window)}&to={Iso(window + 60_000)}")).ExpectAsync(HttpStatusCode.OK);
-            return body.GetProperty("points").GetArrayLength() == points ? body.GetProperty("points") : null;
+            var body = await (await _operator.GetAsync($"/api/v1/sensors/{id}/metrics?from={Iso(window)}&to={Iso(window + 60_000)}")).SensorBodyAsync();
+            return body is { } b && b.GetProperty("points").GetArrayLength() == points ? b.GetProperty("points") : null;
         }, what: $"{points} aggregates of {id}");
     }
 

@@ -62,8 +62,8 @@ public sealed class MqttWebSocketTests(MqttWebSocketApiFactory factory) : IClass
         await factory.CloseMinuteAsync(window);
         var points = await Eventually.Json(async () =>
         {
-            var body = await (await factory.Operator().GetAsync($"/api/v1/sensors/{id}/metrics?from={Iso(window)}&to={Iso(window + 60_000)}")).ExpectAsync(HttpStatusCode.OK);
-            return body.GetProperty("points").GetArrayLength() == 1 ? body.GetProperty("points") : null;
+            var body = await (await factory.Operator().GetAsync($"/api/v1/sensors/{id}/metrics?from={Iso(window)}&to={Iso(window + 60_000)}")).SensorBodyAsync();
+            return body is { } b && b.GetProperty("points").GetArrayLength() == 1 ? b.GetProperty("points") : null;
         }, what: "the closed minute");
         JsonAssert.Equal(new[] { new { minute = T(window), metric = "temp", count = 1, min = 21.5, max = 21.5, sum = 21.5, avg = 21.5, first = 21.5, last = 21.5 } }, points);
     }
