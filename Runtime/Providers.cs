@@ -36,6 +36,19 @@ public sealed record CommandRecord(DeviceCommand Command, long? DeliveredAtMs);
 
 public sealed record AlertQuery(AlertState? State, string? RuleId, string? SensorId, long? FromMs, long? ToMs, int Limit);
 
+/// <summary>
+/// Deletes minute aggregates past the store's retention (<c>Postgres:AggregateRetention</c> durable,
+/// <c>Embedded:AggregateRetention</c> embedded); <see cref="Hosting.AggregateRetentionService"/> calls it every hour.
+/// </summary>
+public interface IAggregateRetention
+{
+    /// <summary>
+    /// Deletes the minute aggregates whose minute started more than the retention before now, with the outside values
+    /// joined into them; returns how many metric statistics (one per metric of a minute) it deleted.
+    /// </summary>
+    Task<long> DeleteExpiredAggregatesAsync(CancellationToken cancellationToken);
+}
+
 /// <summary>Writes grain outputs into the read models: idempotent upserts by their deterministic ids, one transaction per call.</summary>
 public interface IReadModelWriter
 {

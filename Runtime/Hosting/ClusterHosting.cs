@@ -76,7 +76,10 @@ public static partial class ClusterHosting
             services.AddSingleton(sp => new InMemoryOutputStreams(sp.GetRequiredService<IOptions<OutputOptions>>().Value.InMemoryCapacity));
             services.AddSingleton<IOutputStreams>(sp => sp.GetRequiredService<InMemoryOutputStreams>());
             services.AddSingleton<IInboxLog>(sp => new InMemoryInboxLog(sp.GetRequiredService<IOptions<SiloOptions>>().Value.Partitions));
-            services.AddSingleton<InMemoryStore>();
+            services.AddOptions<EmbeddedOptions>().Bind(configuration.GetSection("Embedded")).ValidateOnStart();
+            services.AddSingleton<IValidateOptions<EmbeddedOptions>, EmbeddedOptionsValidator>();
+            services.AddSingleton(sp => new InMemoryStore(sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<InMemoryOutputStreams>(),
+                sp.GetRequiredService<IOptions<EmbeddedOptions>>().Value.AggregateRetention));
             services.AddStore<InMemoryStore>();
             services.AddSingleton<ILiveEvents, InMemoryLiveEvents>();
             services.AddSingleton<IIdempotencyRegistry, InMemoryIdempotencyRegistry>();
@@ -249,22 +252,24 @@ public static partial class ClusterHosting
         return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 
-    private static void AddStore<T>(this IServiceCollection services) where T : class, IReadModelWriter, IReadStore, IRuleStore
+    private static void AddStore<T>(this IServiceCollection services) where T : class, IReadModelWriter, IReadStore, IRuleStore, IAggregateRetention
     {
         services.AddSingleton<IReadModelWriter>(sp => sp.GetRequiredService<T>());
         services.AddSingleton<IReadStore>(sp => sp.GetRequiredService<T>());
         services.AddSingleton<IRuleStore>(sp => sp.GetRequiredService<T>());
+        services.AddSingleton<IAggregateRetention>(sp => sp.GetRequiredService<T>());
+        services.AddHostedService<AggregateRetentionService>();
     }
 
     /// <summary>
     /// Durable mode start-up, before Orleans starts: Redis answers, the schema is migrated, the partition count is checked
     /// against the cluster's, the inbox streams, the live exchange and the output streams are declared; any failure stops the process with a
-    /// message naming the server. Afterwards, expired minute aggregates are deleted every hour.
+    /// message naming the server.
     /// </summary>
     private sealed partial class DurableStartup(PostgresStore store, RabbitMqInboxLog log, RabbitMqLiveEvents live,
-        RabbitMqOutputStreams outputs, IOptions<SiloOptions> silo, IOptions<RedisOptions> redis, ILogger<DurableStartup> logger) : BackgroundService
+        RabbitMqOutputStreams outputs, IOptions<SiloOptions> silo, IOptions<RedisOptions> redis, ILogger<DurableStartup> logger) : IHostedService
     {
-        public override async Task StartAsync(CancellationToken cancellationToken)
+        public async Task StartAsync(CancellationToken cancellationToken)
         {
             var partitions = silo.Value.Partitions;
             await redis.Value.CheckAsync(cancellationToken);
@@ -274,30 +279,12 @@ public static partial class ClusterHosting
             await live.EnsureExchangeAsync(cancellationToken);
             await outputs.EnsureStreamsAsync(cancellationToken);
             LogReady(logger, partitions, log.Options.Describe());
-            await base.StartAsync(cancellationToken);
         }
 
-        protected override async Task ExecuteAsync(CancellationToken stoppingToken)
-        {
-            using var timer = new PeriodicTimer(TimeSpan.FromHours(1));
-            while (await timer.WaitForNextTickAsync(stoppingToken))
-            {
-                try
-                {
-                    await store.DeleteExpiredAggregatesAsync(stoppingToken);
-                }
-                catch (Exception e) when (e is not OperationCanceledException)
-                {
-                    LogRetentionFailed(logger, e);
-                }
-            }
-        }
+        public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
         [LoggerMessage(Level = LogLevel.Information, Message = "Durable cluster of {Partitions} partitions ready on {Broker}")]
         private static partial void LogReady(ILogger logger, int partitions, string broker);
-
-        [LoggerMessage(Level = LogLevel.Warning, Message = "Deleting expired minute aggregates failed; trying again in an hour")]
-        private static partial void LogRetentionFailed(ILogger logger, Exception exception);
     }
 }
 

@@ -7,9 +7,12 @@ namespace Runtime.InMemory;
 /// The embedded store: rules and read models in process memory behind one lock. Outputs are applied as the PostgreSQL
 /// store upserts them: by id, merged with the stored row as <see cref="ReadModelMerge"/> says, a command once. With
 /// <see cref="InMemoryOutputStreams"/>, aggregates, alert events and commands are also appended to the output streams.
+/// Minute aggregates are kept for <paramref name="aggregateRetention"/> (default <see cref="EmbeddedOptions.AggregateRetention"/>).
 /// </summary>
-public sealed class InMemoryStore(TimeProvider time, InMemoryOutputStreams? outputStreams = null) : IReadModelWriter, IReadStore, IRuleStore
+public sealed class InMemoryStore(TimeProvider time, InMemoryOutputStreams? outputStreams = null, TimeSpan? aggregateRetention = null)
+    : IReadModelWriter, IReadStore, IRuleStore, IAggregateRetention
 {
+    private readonly TimeSpan _aggregateRetention = aggregateRetention ?? new EmbeddedOptions().AggregateRetention;
     private readonly Lock _gate = new();
     private readonly SortedDictionary<string, SensorSummary> _sensors = new(StringComparer.Ordinal);
     private readonly Dictionary<string, SortedDictionary<long, MinuteAggregate>> _aggregates = new(StringComparer.Ordinal);
@@ -65,6 +68,44 @@ public sealed class InMemoryStore(TimeProvider time, InMemoryOutputStreams? outp
                 queue.Add(new StoredCommand(command));
                 break;
         }
+    }
+
+    public Task<long> DeleteExpiredAggregatesAsync(CancellationToken cancellationToken)
+    {
+        var cutoffMs = (time.GetUtcNow() - _aggregateRetention).ToUnixTimeMilliseconds();
+        long deleted = 0;
+        List<long> expired = [];
+        List<string> emptied = [];
+        lock (_gate)
+        {
+            foreach (var (sensorId, minutes) in _aggregates)
+            {
+                foreach (var (minuteMs, aggregate) in minutes)
+                {
+                    if (minuteMs >= cutoffMs)
+                    {
+                        break; // oldest first: the rest are kept
+                    }
+                    expired.Add(minuteMs);
+                    deleted += aggregate.Metrics.Length;
+                }
+                foreach (var minuteMs in expired)
+                {
+                    minutes.Remove(minuteMs);
+                }
+                expired.Clear();
+                if (minutes.Count == 0)
+                {
+                    emptied.Add(sensorId);
+                }
+            }
+            foreach (var sensorId in emptied)
+            {
+                _aggregates.Remove(sensorId);
+            }
+        }
+
+        return Task.FromResult(deleted);
     }
 
     // ---- read models

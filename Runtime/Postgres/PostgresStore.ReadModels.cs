@@ -208,13 +208,12 @@ public sealed partial class PostgresStore
 
     /// <summary>
     /// Deletes the minute aggregates whose minute started more than <see cref="PostgresOptions.AggregateRetention"/> ago,
-    /// in batches so that no transaction grows large; returns how many were deleted. The host calls it periodically.
+    /// in batches so that no transaction grows large; returns how many rows (one per metric of a minute) were deleted.
     /// </summary>
     public async Task<long> DeleteExpiredAggregatesAsync(CancellationToken cancellationToken)
     {
         const int batchSize = 10_000;
-        var cutoff = _time.GetUtcNow() - _options.AggregateRetention;
-        var cutoffMs = cutoff.ToUnixTimeMilliseconds();
+        var cutoffMs = (_time.GetUtcNow() - _options.AggregateRetention).ToUnixTimeMilliseconds();
         long total = 0;
         while (true)
         {
@@ -231,10 +230,6 @@ public sealed partial class PostgresStore
             {
                 break;
             }
-        }
-        if (total > 0)
-        {
-            LogAggregatesExpired(_logger, total, cutoff);
         }
         return total;
     }

@@ -28,7 +28,7 @@ public sealed class PostgresUnavailableException(string message, Exception inner
 /// <see cref="InMemory.InMemoryStore"/>. Call <see cref="MigrateAsync"/> once at start; it is safe when several processes
 /// start at once.
 /// </summary>
-public sealed partial class PostgresStore : IReadModelWriter, IReadStore, IRuleStore, IAsyncDisposable
+public sealed partial class PostgresStore : IReadModelWriter, IReadStore, IRuleStore, IAggregateRetention, IAsyncDisposable
 {
     private readonly PostgresOptions _options;
     private readonly TimeProvider _time;
@@ -159,7 +159,4 @@ public sealed partial class PostgresStore : IReadModelWriter, IReadStore, IRuleS
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "PostgreSQL schema is current (version {Version})")]
     private static partial void LogSchemaCurrent(ILogger logger, int version);
-
-    [LoggerMessage(Level = LogLevel.Information, Message = "Deleted {Count} minute aggregates older than {Cutoff}")]
-    private static partial void LogAggregatesExpired(ILogger logger, long count, DateTimeOffset cutoff);
 }

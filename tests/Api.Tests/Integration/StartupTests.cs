@@ -62,6 +62,14 @@ public sealed class StartupTests
     }
 
     [Fact]
+    public void An_embedded_aggregate_retention_that_is_not_positive_is_refused()
+    {
+        var validation = StartupFailure(withKeys: true, ("Embedded:AggregateRetention", "00:00:00"));
+
+        Assert.Equal(["Embedded:AggregateRetention must be positive."], validation.Failures);
+    }
+
+    [Fact]
     public async Task Production_WithKeys_Starts_AndDevelopmentKeysAreNotValid()
     {
         await using var factory = new ProductionFactory(withKeys: true);

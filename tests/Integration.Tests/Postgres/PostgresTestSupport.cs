@@ -67,11 +67,12 @@ public sealed class StoreUnderTest : IAsyncDisposable
 
     private readonly IAsyncDisposable? _lifetime;
 
-    private StoreUnderTest(string kind, IReadModelWriter writer, IReadStore reader, IAsyncDisposable? lifetime)
+    private StoreUnderTest(string kind, IReadModelWriter writer, IReadStore reader, IAggregateRetention retention, IAsyncDisposable? lifetime)
     {
         Kind = kind;
         Writer = writer;
         Reader = reader;
+        Retention = retention;
         _lifetime = lifetime;
     }
 
@@ -83,16 +84,21 @@ public sealed class StoreUnderTest : IAsyncDisposable
 
     public IReadStore Reader { get; }
 
-    public static async Task<StoreUnderTest> OpenAsync(PostgresServer server, string kind, TimeProvider? time = null)
+    public IAggregateRetention Retention { get; }
+
+    /// <summary>The database of a PostgreSQL store (null for the in-memory one).</summary>
+    public string? ConnectionString { get; private init; }
+
+    public static async Task<StoreUnderTest> OpenAsync(PostgresServer server, string kind, TimeProvider? time = null, TimeSpan? retention = null)
     {
         switch (kind)
         {
             case Memory:
-                var memory = new InMemoryStore(time ?? TimeProvider.System);
-                return new StoreUnderTest(kind, memory, memory, null);
+                var memory = new InMemoryStore(time ?? TimeProvider.System, aggregateRetention: retention);
+                return new StoreUnderTest(kind, memory, memory, memory, null);
             case Postgres:
-                var (store, _) = await server.MigratedStoreAsync(time);
-                return new StoreUnderTest(kind, store, store, store);
+                var (store, connectionString) = await server.MigratedStoreAsync(time, retention);
+                return new StoreUnderTest(kind, store, store, store, store) { ConnectionString = connectionString };
             default:
                 throw new ArgumentOutOfRangeException(nameof(kind), kind, "memory or postgres");
         }

@@ -212,29 +212,34 @@ public sealed class ReadModelWriterTests(PostgresServer server, ITestOutputHelpe
         Canonical.AssertSame("replaced", new[] { Aggregate("s1", T0) }, await store.Reader.GetAggregatesAsync("s1", T0, T0 + 60_000, null, None));
     }
 
-    [Fact]
-    public async Task Expired_minute_aggregates_are_deleted()
+    [Theory]
+    [MemberData(nameof(Kinds))]
+    public async Task Expired_minute_aggregates_are_deleted(string kind)
     {
         var now = DateTimeOffset.Parse("2026-03-01T00:00:00Z");
         var clock = new ManualTimeProvider(now);
-        var (store, connectionString) = await server.MigratedStoreAsync(clock, retention: TimeSpan.FromDays(30));
-        await using var _1 = store;
+        await using var store = await StoreUnderTest.OpenAsync(server, kind, clock, retention: TimeSpan.FromDays(30));
         var cutoff = (now - TimeSpan.FromDays(30)).ToUnixTimeMilliseconds();
         long[] minutes = [cutoff - 120_000, cutoff - 60_000, cutoff, cutoff + 60_000];
-        await store.WriteAsync(minutes.SelectMany(m => new GrainOutput[]
+        await store.Writer.WriteAsync(minutes.SelectMany(m => new GrainOutput[]
         {
             Aggregate("s1", m) with { Outside = [new MetricValue("temperature", 3)] },
             Aggregate("s2", m),
         }).ToList(), None);
 
-        Assert.Equal(8L, await store.DeleteExpiredAggregatesAsync(None)); // 2 old minutes x 2 sensors x 2 metrics
-        Assert.Equal(0L, await store.DeleteExpiredAggregatesAsync(None));
-        Assert.Equal([cutoff, cutoff + 60_000], (await store.GetAggregatesAsync("s1", 0, long.MaxValue, null, None)).Select(a => a.MinuteMs));
-        Assert.Equal(2, await PostgresTestSupport.ScalarAsync<long>(connectionString, "SELECT count(*) FROM minute_outside"));
+        Assert.Equal(8L, await store.Retention.DeleteExpiredAggregatesAsync(None)); // 2 old minutes x 2 sensors x 2 metrics
+        Assert.Equal(0L, await store.Retention.DeleteExpiredAggregatesAsync(None));
+        var kept = await store.Reader.GetAggregatesAsync("s1", 0, long.MaxValue, null, None);
+        Assert.Equal([cutoff, cutoff + 60_000], kept.Select(a => a.MinuteMs));
+        Assert.All(kept, a => Assert.Equal([new MetricValue("temperature", 3)], a.Outside!));
+        if (store.ConnectionString is { } connectionString)
+        {
+            Assert.Equal(2, await PostgresTestSupport.ScalarAsync<long>(connectionString, "SELECT count(*) FROM minute_outside"));
+        }
 
         clock.Now = now.AddMinutes(1);
-        Assert.Equal(4L, await store.DeleteExpiredAggregatesAsync(None));
-        Assert.Equal([cutoff + 60_000], (await store.GetAggregatesAsync("s2", 0, long.MaxValue, null, None)).Select(a => a.MinuteMs));
+        Assert.Equal(4L, await store.Retention.DeleteExpiredAggregatesAsync(None));
+        Assert.Equal([cutoff + 60_000], (await store.Reader.GetAggregatesAsync("s2", 0, long.MaxValue, null, None)).Select(a => a.MinuteMs));
     }
 
     // ---- large writes
