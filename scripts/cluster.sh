@@ -143,7 +143,11 @@ case "${1:-}" in
   stop)
     stop_pid "$dir/api.pid" TERM
     for f in "$dir"/silo-*.pid; do stop_pid "$f" TERM; done
-    (rabbit_env; /usr/lib/rabbitmq/bin/rabbitmqctl -n "$node" stop >/dev/null 2>&1 || true)
+    # Only a node that runs is asked to stop: rabbitmqctl starts a port mapper of its own when none runs, which nothing
+    # would end (a second stop, or a cluster that never started).
+    if epmd -names 2>/dev/null | grep -q "name ${node%@*} "; then
+      (rabbit_env; /usr/lib/rabbitmq/bin/rabbitmqctl -n "$node" shutdown >/dev/null 2>&1 || true) # waits until the node has exited
+    fi
     if [ -f "$dir/rabbitmq/epmd-started" ]; then
       # The stopped node leaves epmd's list when its process has exited; epmd refuses -kill while any node is listed.
       for _ in $(seq 50); do epmd -names 2>/dev/null | grep -q "name ${node%@*} " || break; sleep 0.2; done
