@@ -120,7 +120,7 @@ public sealed partial class MqttBroker(MqttClients clients, MqttTelemetry teleme
         clients.Abandoned(e.ClientId, e.RemoteEndPoint);
         var since = clients.Get(e.ClientId)?.ConnectedAt;
         var kept = clients.Get(e.ClientId) is { Persistent: true } || e.DisconnectType == MqttClientDisconnectType.Takeover;
-        if (clients.Disconnected(e.ClientId, kept, time.GetUtcNow()) is { } client && since is not null)
+        if (clients.Disconnected(e.ClientId, e.RemoteEndPoint, kept, time.GetUtcNow()) is { } client && since is not null)
         {
             LogDisconnected(logger, e.ClientId, e.DisconnectType, e.ReasonCode?.ToString());
             presence.Disconnected(e.ClientId, since.Value);

@@ -27,6 +27,9 @@ public sealed class MqttClient(string deviceId, string keyName, bool mayActForAn
     /// <summary>Since when the client is connected; null while a persistent session waits for it.</summary>
     public DateTimeOffset? ConnectedAt { get; set; }
 
+    /// <summary>The connection (client id and remote end point) the client is connected on.</summary>
+    public string? Connection { get; set; }
+
     public DateTimeOffset? DisconnectedAt { get; set; }
 
     /// <summary>The QoS the client subscribed to its commands topic with; null when it did not subscribe.</summary>
@@ -144,6 +147,11 @@ public sealed class MqttClients
         }
     }
 
+    /// <summary>
+    /// The validated connection is connected: it becomes the client of its id. When the id's previous connection has not
+    /// ended yet (a device that reconnects at once, or takes its session over), the new one takes its place in the key's
+    /// count, and the previous one's end changes nothing (<see cref="Disconnected"/>).
+    /// </summary>
     public MqttClient? Connected(string clientId, System.Net.EndPoint? remote, DateTimeOffset now)
     {
         var connection = Connection(clientId, remote);
@@ -155,33 +163,41 @@ public sealed class MqttClients
             }
             Release(connection);
             next.ConnectedAt = now;
-            if (_clients.TryGetValue(clientId, out var waiting))
+            next.Connection = connection;
+            if (_clients.TryGetValue(clientId, out var previous))
             {
-                StopWaiting(waiting, clientId);
+                if (previous.ConnectedAt is not null)
+                {
+                    _connectionsPerKey.AddOrUpdate(previous.KeyName, 0, (_, n) => Math.Max(0, n - 1));
+                }
+                StopWaiting(previous, clientId);
             }
-            var client = _clients.AddOrUpdate(clientId, next, (_, previous) => previous.ResumedAs(next));
+            var client = _clients.AddOrUpdate(clientId, next, (_, existing) => existing.ResumedAs(next));
             _connectionsPerKey.AddOrUpdate(client.KeyName, 1, (_, n) => n + 1);
             return client;
         }
     }
 
-    /// <summary>The connection ended: a clean session is forgotten, a persistent one waits for its client.</summary>
-    public MqttClient? Disconnected(string clientId, bool sessionKept, DateTimeOffset now)
+    /// <summary>
+    /// The connection ended: a clean session is forgotten, a persistent one waits for its client. Null (and nothing
+    /// changes) when the client is not connected on that connection: it has connected again since.
+    /// </summary>
+    public MqttClient? Disconnected(string clientId, System.Net.EndPoint? remote, bool sessionKept, DateTimeOffset now)
     {
-        if (!_clients.TryGetValue(clientId, out var client) || client.ConnectedAt is null)
+        lock (_gate)
         {
-            return null;
-        }
-        client.ConnectedAt = null;
-        client.DisconnectedAt = now;
-        _connectionsPerKey.AddOrUpdate(client.KeyName, 0, (_, n) => Math.Max(0, n - 1));
-        if (!sessionKept)
-        {
-            _clients.TryRemove(KeyValuePair.Create(clientId, client));
-        }
-        else if (client.Persistent)
-        {
-            lock (_gate)
+            if (!_clients.TryGetValue(clientId, out var client) || client.ConnectedAt is null || client.Connection != Connection(clientId, remote))
+            {
+                return null;
+            }
+            client.ConnectedAt = null;
+            client.DisconnectedAt = now;
+            _connectionsPerKey.AddOrUpdate(client.KeyName, 0, (_, n) => Math.Max(0, n - 1));
+            if (!sessionKept)
+            {
+                _clients.TryRemove(KeyValuePair.Create(clientId, client));
+            }
+            else if (client.Persistent)
             {
                 if (!_waiting.TryGetValue(client.KeyName, out var sessions))
                 {
@@ -189,8 +205,8 @@ public sealed class MqttClients
                 }
                 sessions.Add((now.UtcTicks, clientId));
             }
+            return client;
         }
-        return client;
     }
 
     /// <summary>
