@@ -19,11 +19,8 @@ public sealed class TelemetryOptions
     public int MaxIdempotencyKeysPerCaller { get; set; } = 100_000;
 }
 
-public static partial class TelemetryEndpoints
+public static class TelemetryEndpoints
 {
-    /// <summary>When a caller past its Idempotency-Key limit is told to come back (its oldest keys expire one by one).</summary>
-    private const int IdempotencyKeysRetryAfterSeconds = 60;
-
     private static readonly string[] JsonTypes = ["application/json"];
     private static readonly string[] NdJsonTypes = ["application/x-ndjson", "application/ndjson", "application/jsonl", "application/x-jsonlines"];
 
@@ -41,10 +38,8 @@ public static partial class TelemetryEndpoints
         return routes;
     }
 
-    private static async Task<IResult> PostAsync(HttpContext http, InboxWriter inbox, IIdempotencyRegistry idempotency,
-        IOptions<SiloOptions> idempotencyWindow, IOptions<TelemetryOptions> options, ReadingLimiter readingLimiter, TelemetryIntake intake,
-        ILoggerFactory loggers,
-        CancellationToken cancellationToken)
+    private static async Task<IResult> PostAsync(HttpContext http, InboxWriter inbox, IOptions<TelemetryOptions> options,
+        ReadingLimiter readingLimiter, TelemetryIntake intake, CancellationToken cancellationToken)
     {
         var request = http.Request;
         var mediaType = request.ContentType?.Split(';', 2)[0].Trim().ToLowerInvariant();
@@ -64,7 +59,7 @@ public static partial class TelemetryEndpoints
         }
 
         var idempotencyKey = request.Headers["Idempotency-Key"].ToString();
-        if (idempotencyKey.Length > 128 || idempotencyKey.Any(c => c is < '!' or > '~'))
+        if (idempotencyKey.Length > 0 && !TelemetryIntake.IsValidIdempotencyKey(idempotencyKey))
         {
             return TypedResults.Problem(statusCode: StatusCodes.Status400BadRequest, title: "Invalid Idempotency-Key",
                 detail: "The Idempotency-Key header must be 1 to 128 visible ASCII characters.");
@@ -116,44 +111,23 @@ public static partial class TelemetryEndpoints
                 detail: rejected.Count == 0 ? "The body holds no reading." : $"All {rejected.Count} readings were rejected; see 'rejected'.",
                 extensions: new Dictionary<string, object?> { ["rejected"] = rejected });
         }
-        var claim = key is { } claimed
-            ? await ClaimAsync(idempotency, claimed, options.Value.MaxIdempotencyKeysPerCaller, loggers, cancellationToken)
-            : IdempotencyClaim.New;
-        string Window() => $"{idempotencyWindow.Value.IdempotencyWindow.TotalMinutes:0.#} minutes";
+        var claim = key is { } claimed ? await intake.ClaimAsync(claimed, cancellationToken) : IdempotencyClaim.New;
         if (claim == IdempotencyClaim.Conflict)
         {
             return TypedResults.Problem(statusCode: StatusCodes.Status422UnprocessableEntity, title: "Idempotency-Key reused",
-                detail: $"This API key sent another body with Idempotency-Key '{idempotencyKey}' within the last {Window()}; "
+                detail: $"This API key sent another body with Idempotency-Key '{idempotencyKey}' within the last {intake.IdempotencyWindow}; "
                     + "nothing of this request was stored. Use a new key for a new request, and the same key only to resend the same body.");
         }
         if (claim == IdempotencyClaim.TooMany)
         {
-            http.Response.Headers.RetryAfter = IdempotencyKeysRetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            http.Response.Headers.RetryAfter = TelemetryIntake.IdempotencyKeysRetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
             return TypedResults.Problem(statusCode: StatusCodes.Status429TooManyRequests, title: "Too many Idempotency-Keys",
-                detail: $"This API key has used {options.Value.MaxIdempotencyKeysPerCaller} Idempotency-Keys within the last {Window()}, "
+                detail: $"This API key has used {options.Value.MaxIdempotencyKeysPerCaller} Idempotency-Keys within the last {intake.IdempotencyWindow}, "
                     + $"its limit (Telemetry:MaxIdempotencyKeysPerCaller); nothing of this request was stored. Retry after "
-                    + $"{IdempotencyKeysRetryAfterSeconds} s, or send it without an Idempotency-Key.");
+                    + $"{TelemetryIntake.IdempotencyKeysRetryAfterSeconds} s, or send it without an Idempotency-Key.");
         }
         await inbox.AppendTelemetryAsync(accepted, key?.InLog, cancellationToken);
         return TypedResults.Accepted((string?)null, new TelemetryResponse(accepted.Count, rejected));
-    }
-
-    /// <summary>
-    /// Claims the key in the registry. While the registry's store cannot answer, the request goes on unchecked: its
-    /// readings are de-duplicated on caller, key and body, so it is processed, never dropped as a resend of another.
-    /// </summary>
-    private static async Task<IdempotencyClaim> ClaimAsync(IIdempotencyRegistry idempotency, IdempotencyKey key, int maxKeysPerCaller,
-        ILoggerFactory loggers, CancellationToken cancellationToken)
-    {
-        try
-        {
-            return await idempotency.ClaimAsync(key, maxKeysPerCaller, cancellationToken);
-        }
-        catch (Exception e) when (e is StackExchange.Redis.RedisException or TimeoutException)
-        {
-            Log.RegistryUnavailable(loggers.CreateLogger("Api.Ingest.Telemetry"), e.Message);
-            return IdempotencyClaim.New;
-        }
     }
 
     private static IResult TooLarge(int limit) =>
@@ -199,11 +173,5 @@ public static partial class TelemetryEndpoints
         public ReadOnlySpan<byte> Span => Buffer.AsSpan(0, Length);
 
         public void Return() => ArrayPool<byte>.Shared.Return(Buffer);
-    }
-
-    private static partial class Log
-    {
-        [LoggerMessage(Level = LogLevel.Warning, Message = "The Idempotency-Key registry cannot be reached ({Reason}); the request is processed unchecked")]
-        public static partial void RegistryUnavailable(ILogger logger, string reason);
     }
 }

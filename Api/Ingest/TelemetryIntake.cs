@@ -1,5 +1,7 @@
 using Grains.Abstractions;
 using Microsoft.Extensions.Options;
+using Runtime;
+using Runtime.Idempotency;
 
 namespace Api.Ingest;
 
@@ -11,12 +13,42 @@ public sealed record TelemetryAdmission(List<Reading> Accepted, List<RejectedIte
 
 /// <summary>
 /// The steps every telemetry body goes through, whichever transport brought it (HTTP or MQTT): one parser and its
-/// validation, the caller's readings limit, the devices a key may act for, and the sensors' name limits. The transport
-/// then appends <see cref="TelemetryAdmission.Accepted"/> to the log and answers.
+/// validation, the caller's readings limit, the devices a key may act for, the sensors' name limits and the caller's
+/// Idempotency-Key. The transport then appends <see cref="TelemetryAdmission.Accepted"/> to the log and answers.
 /// </summary>
-public sealed class TelemetryIntake(IOptions<TelemetryOptions> options, ReadingLimiter readingLimiter, SensorNameAdmission names, TimeProvider time)
+public sealed partial class TelemetryIntake(IOptions<TelemetryOptions> options, ReadingLimiter readingLimiter, SensorNameAdmission names,
+    IIdempotencyRegistry idempotency, IOptions<SiloOptions> silo, TimeProvider time, ILogger<TelemetryIntake> logger)
 {
+    /// <summary>When a caller past its Idempotency-Key limit is told to come back (its oldest keys expire one by one).</summary>
+    public const int IdempotencyKeysRetryAfterSeconds = 60;
+
     public TelemetryOptions Options => options.Value;
+
+    /// <summary>How long a caller's Idempotency-Key is remembered, as the answers say it.</summary>
+    public string IdempotencyWindow => $"{silo.Value.IdempotencyWindow.TotalMinutes:0.#} minutes";
+
+    /// <summary>An Idempotency-Key as a caller may send it (HTTP header, MQTT 5 user property): 1 to 128 visible ASCII characters.</summary>
+    public static bool IsValidIdempotencyKey(string key) => key.Length is >= 1 and <= 128 && !key.Any(c => c is < '!' or > '~');
+
+    /// <summary>
+    /// Claims the caller's key in the registry. While the registry's store cannot answer, the body goes on unchecked: its
+    /// readings are de-duplicated on caller, key and body, so it is processed, never dropped as a resend of another.
+    /// </summary>
+    public async Task<IdempotencyClaim> ClaimAsync(IdempotencyKey key, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await idempotency.ClaimAsync(key, options.Value.MaxIdempotencyKeysPerCaller, cancellationToken);
+        }
+        catch (Exception e) when (e is StackExchange.Redis.RedisException or TimeoutException)
+        {
+            LogRegistryUnavailable(logger, e.Message);
+            return IdempotencyClaim.New;
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "The Idempotency-Key registry cannot be reached ({Reason}); the request is processed unchecked")]
+    private static partial void LogRegistryUnavailable(ILogger logger, string reason);
 
     /// <summary>
     /// Parses a body with the parser of this thread. With <paramref name="bodySensorId"/> (an MQTT topic's device), items

@@ -3,9 +3,11 @@ using System.Collections.Concurrent;
 using System.Threading.RateLimiting;
 using Api.Ingest;
 using Microsoft.Extensions.Options;
+using MQTTnet.Packets;
 using MQTTnet.Protocol;
 using MQTTnet.Server;
 using Runtime;
+using Runtime.Idempotency;
 
 namespace Api.Mqtt;
 
@@ -16,11 +18,20 @@ namespace Api.Mqtt;
 /// wrong; MQTT 3.1.1 has only "acknowledged" or silence, so a refused publish (bad payload, foreign topic) is acknowledged,
 /// counted and logged (a resend could not succeed), a publish past the rate limits is acknowledged when the limit lets it
 /// through, and one the log cannot take is not acknowledged until the log takes it.
+/// <para>
+/// An MQTT 5 publish may carry an <c>Idempotency-Key</c> user property, as an HTTP post the header: scoped to the API
+/// key, remembered with a fingerprint of the topic and payload for <c>Silo:IdempotencyWindow</c>. The partitions count
+/// its readings once however often they reach the log: when the device resends the publish, and when the server appends
+/// again after an append whose outcome it could not know (a broker confirm that never came).
+/// </para>
 /// </summary>
 public sealed partial class MqttTelemetry(MqttClients clients, TelemetryIntake intake, InboxWriter inbox, MqttCounters counters,
     IOptionsMonitor<RateLimitOptions> rateLimits, IOptions<MqttOptions> options, TimeProvider time, ILogger<MqttTelemetry> logger) : IDisposable
 {
     private static readonly TimeSpan UnavailableRetry = TimeSpan.FromSeconds(1);
+
+    /// <summary>The MQTT 5 user property that carries a publish's Idempotency-Key (its name matched without regard to case).</summary>
+    public const string IdempotencyKeyProperty = "Idempotency-Key";
 
     /// <summary>Publishes per device: each counts as a request to the device endpoints (RateLimits:DeviceRequests), per client.</summary>
     private readonly PartitionedRateLimiter<string> _publishes = PartitionedRateLimiter.Create<string, string>(clientId =>
@@ -98,6 +109,16 @@ public sealed partial class MqttTelemetry(MqttClients clients, TelemetryIntake i
                 malformed.Error);
             return;
         }
+        var keyText = message.UserProperties?.FirstOrDefault(p => string.Equals(p.Name, IdempotencyKeyProperty, StringComparison.OrdinalIgnoreCase))
+            ?.ReadValueAsString();
+        if (keyText is not null && !TelemetryIntake.IsValidIdempotencyKey(keyText))
+        {
+            Refuse(e, client, MqttPubAckReasonCode.ImplementationSpecificError, "invalid idempotency key",
+                "The Idempotency-Key user property must be 1 to 128 visible ASCII characters; nothing of this publish was stored.");
+            return;
+        }
+        var key = keyText is null ? (IdempotencyKey?)null : KeyOf(client.KeyName, keyText, message.Topic, message.Payload);
+        var claimed = false;
 
         var deadline = time.GetUtcNow() + options.Value.LogWait;
         TelemetryAdmission? admission = null;
@@ -127,7 +148,28 @@ public sealed partial class MqttTelemetry(MqttClients clients, TelemetryIntake i
                         : $"All {admission.Rejected.Count} readings were rejected: {Describe(admission.Rejected)}");
                     return;
                 }
-                await inbox.AppendTelemetryAsync(admission.Accepted, null, e.CancellationToken);
+                if (key is { } k && !claimed)
+                {
+                    var claim = await intake.ClaimAsync(k, e.CancellationToken);
+                    if (claim == IdempotencyClaim.Conflict)
+                    {
+                        Refuse(e, client, MqttPubAckReasonCode.ImplementationSpecificError, "idempotency key reused",
+                            $"This API key sent another publish with Idempotency-Key '{keyText}' within the last {intake.IdempotencyWindow}; "
+                            + "nothing of this publish was stored. Use a new key for a new publish, and the same key only to resend the same one.");
+                        return;
+                    }
+                    if (claim == IdempotencyClaim.TooMany)
+                    {
+                        Refuse(e, client, MqttPubAckReasonCode.QuotaExceeded, "too many idempotency keys",
+                            $"This API key has used {intake.Options.MaxIdempotencyKeysPerCaller} Idempotency-Keys within the last {intake.IdempotencyWindow}, "
+                            + $"its limit (Telemetry:MaxIdempotencyKeysPerCaller); nothing of this publish was stored. Retry after "
+                            + $"{TelemetryIntake.IdempotencyKeysRetryAfterSeconds} s, or publish it without an Idempotency-Key.");
+                        return;
+                    }
+                    claimed = true;
+                }
+                // Appended again with the same key after an append that failed: the partitions count the readings once.
+                await inbox.AppendTelemetryAsync(admission.Accepted, key?.InLog, e.CancellationToken);
                 counters.Accepted(admission.Accepted.Count);
                 if (admission.Rejected.Count > 0)
                 {
@@ -155,6 +197,27 @@ public sealed partial class MqttTelemetry(MqttClients clients, TelemetryIntake i
                 }
                 await Task.Delay(UnavailableRetry, time, e.CancellationToken);
             }
+        }
+    }
+
+    /// <summary>
+    /// The caller's key with a fingerprint of the topic and the payload: the same payload on another device's topic (a
+    /// gateway's key publishes for many) is another publish.
+    /// </summary>
+    private static IdempotencyKey KeyOf(string caller, string key, string topic, ReadOnlySequence<byte> payload)
+    {
+        var topicBytes = System.Text.Encoding.UTF8.GetByteCount(topic);
+        var buffer = ArrayPool<byte>.Shared.Rent(topicBytes + 1 + (int)payload.Length);
+        try
+        {
+            System.Text.Encoding.UTF8.GetBytes(topic, buffer);
+            buffer[topicBytes] = 0;
+            payload.CopyTo(buffer.AsSpan(topicBytes + 1));
+            return IdempotencyKey.For(caller, key, buffer.AsSpan(0, topicBytes + 1 + (int)payload.Length));
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
         }
     }
 

@@ -24,6 +24,18 @@ public sealed class EventTimeLog(IInboxLog inner) : IInboxLog
     /// <summary>While set, every append fails as a log that cannot take writes does.</summary>
     public bool Unavailable { get; set; }
 
+    private int _lostConfirms;
+
+    /// <summary>
+    /// How many of the next appends are stored and then fail as an append whose broker confirm never came (a timeout):
+    /// the writer cannot know they were stored.
+    /// </summary>
+    public int LostConfirms
+    {
+        get => Volatile.Read(ref _lostConfirms);
+        set => Volatile.Write(ref _lostConfirms, value);
+    }
+
     public ValueTask AppendAsync(int partition, IReadOnlyList<InboxEntry> entries, CancellationToken cancellationToken)
     {
         if (Unavailable)
@@ -38,7 +50,14 @@ public sealed class EventTimeLog(IInboxLog inner) : IInboxLog
             OutsideConditionsEntry outside => outside with { AtMs = Math.Max(NowMs, 0) },
             _ => e,
         }).ToArray();
-        return inner.AppendAsync(partition, received, cancellationToken);
+        var append = inner.AppendAsync(partition, received, cancellationToken);
+        return Volatile.Read(ref _lostConfirms) > 0 && Interlocked.Decrement(ref _lostConfirms) >= 0 ? ConfirmLostAsync(append) : append;
+    }
+
+    private static async ValueTask ConfirmLostAsync(ValueTask append)
+    {
+        await append;
+        throw new TimeoutException("The test lost the confirm of an append the log stored.");
     }
 
     /// <summary>Appends a tick at <paramref name="timeMs"/> to every partition: receipt time reaches it.</summary>

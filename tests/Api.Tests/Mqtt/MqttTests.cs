@@ -222,6 +222,44 @@ public sealed class MqttTests(MqttApiFactory factory) : IClassFixture<MqttApiFac
         await (await _operator.GetAsync($"/api/v1/sensors/{id}-5")).ExpectAsync(HttpStatusCode.NotFound);
     }
 
+    [Fact]
+    public async Task An_MQTT5_publish_with_an_Idempotency_Key_counts_once_when_resent_and_when_the_confirm_of_its_append_was_lost()
+    {
+        var window = factory.NextWindow();
+        var id = Ids.New("mqtt-idem");
+        var first = $$$"""{"timestamp":{{{window + 1_000}}},"v":1}""";
+        var second = $$$"""{"timestamp":{{{window + 2_000}}},"v":2}""";
+        Task<Mosquitto.Result> PubWithKeyAsync(string message, string key) => Mosquitto.RunAsync("mosquitto_pub",
+            [.. factory.Connect(id, ApiFactory.DeviceKey), "-q", "1", "-t", $"devices/{id}/telemetry", "-m", message,
+                "-D", "publish", "user-property", MqttTelemetry.IdempotencyKeyProperty, key]);
+        const string Stored = "received PUBACK (Mid: 1, RC:0)";
+        const string Refused = "received PUBACK (Mid: 1, RC:131)";
+
+        Assert.Contains(Stored, (await PubWithKeyAsync(first, $"{id}-1")).Output, StringComparison.Ordinal);
+        // The device sends the same publish again (it saw no PUBACK, say).
+        var again = (await PubWithKeyAsync(first, $"{id}-1")).Output;
+        Assert.True(again.Contains(Stored, StringComparison.Ordinal), again);
+
+        // The log stores the next append but its confirm is lost: the server appends again under the key and acknowledges.
+        factory.Log.LostConfirms = 1;
+        var lost = await PubWithKeyAsync(second, $"{id}-2");
+        Assert.Contains(Stored, lost.Output, StringComparison.Ordinal);
+        Assert.Equal(0, factory.Log.LostConfirms);
+
+        // Another payload under a used key, and a key that is not one: refused, nothing stored.
+        var reused = await PubWithKeyAsync(second, $"{id}-1");
+        Assert.Contains(Refused, reused.Output, StringComparison.Ordinal);
+        Assert.Contains($"This API key sent another publish with Idempotency-Key '{id}-1' within the last 15 minutes; nothing of this publish was stored.",
+            reused.Output, StringComparison.Ordinal);
+        var invalid = await PubWithKeyAsync(second, new string('k', 129));
+        Assert.Contains(Refused, invalid.Output, StringComparison.Ordinal);
+        Assert.Contains("The Idempotency-Key user property must be 1 to 128 visible ASCII characters; nothing of this publish was stored.",
+            invalid.Output, StringComparison.Ordinal);
+
+        JsonAssert.Equal(new[] { new { minute = T(window), metric = "v", count = 2, min = 1.0, max = 2.0, sum = 3.0, avg = 1.5, first = 1.0, last = 2.0 } },
+            await ClosedMinutesAsync(id, window, 1));
+    }
+
     private async Task<long> CreateRuleAsync(string ruleId, string sensor)
     {
         var body = await (await _operator.PostAsync("/api/v1/rules", Json(new
