@@ -1,7 +1,12 @@
 using System.Net;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Mvc.Testing;
+using Grains.Abstractions;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
+using Runtime;
+using Runtime.Hosting;
 
 namespace Api.Tests.Integration;
 
@@ -67,6 +72,28 @@ public sealed class StartupTests
         var validation = StartupFailure(withKeys: true, ("Embedded:AggregateRetention", "00:00:00"));
 
         Assert.Equal(["Embedded:AggregateRetention must be positive."], validation.Failures);
+    }
+
+    [Fact]
+    public async Task The_embedded_store_keeps_aggregates_for_the_configured_retention_and_the_hourly_service_runs_on_it()
+    {
+        await using var factory = new ProductionFactory(withKeys: true, ("Embedded:AggregateRetention", "2.00:00:00"));
+        _ = factory.CreateClient();
+        Assert.Single(factory.Services.GetServices<IHostedService>().OfType<AggregateRetentionService>());
+
+        var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        MinuteAggregate Minute(long minuteMs) => new()
+        {
+            SensorId = "retained",
+            MinuteMs = minuteMs - minuteMs % 60_000,
+            Metrics = [new MetricAggregate { Metric = "t", Count = 1, Min = 1, Max = 1, Sum = 1, First = 1, Last = 1 }],
+        };
+        var kept = Minute(now - 47 * 3_600_000L);
+        await factory.Services.GetRequiredService<IReadModelWriter>().WriteAsync([Minute(now - 49 * 3_600_000L), kept], CancellationToken.None);
+
+        Assert.Equal(1, await factory.Services.GetRequiredService<IAggregateRetention>().DeleteExpiredAggregatesAsync(CancellationToken.None));
+        var left = await factory.Services.GetRequiredService<IReadStore>().GetAggregatesAsync("retained", 0, long.MaxValue, null, CancellationToken.None);
+        Assert.Equal([kept.MinuteMs], left.Select(a => a.MinuteMs));
     }
 
     [Fact]
