@@ -1,4 +1,3 @@
-using System.Text.Json;
 using System.Text.Json.Serialization;
 using Grains.Abstractions;
 
@@ -41,17 +40,3 @@ public sealed record SensorMetadataEntry(string SensorId, OperatorMetadata Metad
 public sealed record OutsideConditionsEntry(string Location, OutsideObservation[] Observations, long AtMs) : InboxEntry;
 
 public readonly record struct LogRecord(long Offset, InboxEntry Entry);
-
-/// <summary>
-/// An inbox entry as the log keeps it: UTF-8 JSON (<see cref="RabbitMq.RabbitMqJsonContext"/>), one message of a RabbitMQ
-/// stream, one array in the in-memory log (a byte array holds no references: the collector neither traces nor
-/// promotes thousands of reading objects per entry while the entry waits for its partition's commit).
-/// </summary>
-public static class InboxEntryCodec
-{
-    public static byte[] Encode(InboxEntry entry) => JsonSerializer.SerializeToUtf8Bytes(entry, RabbitMq.RabbitMqJsonContext.Default.InboxEntry);
-
-    /// <exception cref="JsonException">The bytes are not an inbox entry.</exception>
-    public static InboxEntry Decode(ReadOnlySpan<byte> bytes) =>
-        JsonSerializer.Deserialize(bytes, RabbitMq.RabbitMqJsonContext.Default.InboxEntry) ?? throw new JsonException("null entry");
-}

@@ -122,6 +122,13 @@ def table(folder):
             print(f"| parse-only, {name} ({f['bytesPerReading']} B/reading), one thread: System.Text.Json token walk / telemetry parser | "
                   f"{fmt(f['stjTokenWalk']['readingsPerSecond'])} / {fmt(f['telemetryParser']['readingsPerSecond'])} readings/s "
                   f"({f['telemetryParser']['allocatedBytesPerReading']} B/reading allocated) | median of 5 |")
+        codec = load(path).get("logCodec")
+        if codec:
+            b, j = codec["binary"], codec["json"]
+            print(f"| log codec, telemetry entries of {codec['readingsPerEntry']} readings, encode + decode, one thread: binary / JSON | "
+                  f"{fmt(b['readingsPerSecond'])} / {fmt(j['readingsPerSecond'])} readings/s "
+                  f"({b['bytesPerReading']} / {j['bytesPerReading']} B/reading stored, "
+                  f"{b['allocatedBytesPerReading']} / {j['allocatedBytesPerReading']} B/reading allocated) | median of 5 |")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,3 @@
-using System.Text.Json;
 using System.Threading.Channels;
 using RabbitMQ.Client;
 using RabbitMQ.Client.Events;
@@ -187,7 +186,7 @@ public sealed partial class RabbitMqInboxLog
                     {
                         entry = InboxEntryCodec.Decode(body.Span);
                     }
-                    catch (JsonException e)
+                    catch (InvalidDataException e)
                     {
                         LogBadRecord(_log._logger, e, _partition, offset);
                         _buffer.Writer.TryComplete(new InvalidDataException(

@@ -3,6 +3,8 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using Api.Ingest;
+using Runtime;
+using Runtime.RabbitMq;
 using Simulator;
 
 namespace Bench;
@@ -10,7 +12,9 @@ namespace Bench;
 /// <summary>
 /// The physical reference for ingest: how fast one thread can merely read the simulator's request bodies with
 /// System.Text.Json (every token, numbers decoded), next to the Api's telemetry parser turning the same bytes into
-/// readings. Bodies of 100 readings in each format; the median of several timed runs after a warm-up.
+/// readings. Bodies of 100 readings in each format; the median of several timed runs after a warm-up. Beside them, the
+/// log's codec: the same readings as telemetry entries of 100, encoded and decoded as the log keeps them (binary) and as
+/// JSON (how earlier versions kept them, and how the other entries still are).
 /// </summary>
 public static class ParseBenchmark
 {
@@ -39,9 +43,33 @@ public static class ParseBenchmark
                 + $"\"fractionOfTokenWalk\":{parse.Rate / walk.Rate:F3}}}}}");
             first = false;
         }
-        results.Append("}}");
+        results.Append('}');
+        AppendLogCodec(results, seconds, runs, now);
+        results.Append('}');
         Console.WriteLine(results);
         return 0;
+    }
+
+    private static void AppendLogCodec(StringBuilder results, double seconds, int runs, long now)
+    {
+        var parser = new TelemetryParser(new TelemetryLimits());
+        var entries = Payloads(PayloadFormat.Slide, now)
+            .Select(body => (InboxEntry)new TelemetryEntry(parser.Parse(body, TelemetryBodyKind.Json, now).Accepted.ToArray(), null, now))
+            .ToArray();
+        var binary = entries.Select(InboxEntryCodec.Encode).ToArray();
+        var json = entries.Select(e => JsonSerializer.SerializeToUtf8Bytes(e, RabbitMqJsonContext.Default.InboxEntry)).ToArray();
+        // One "body" per entry: its position stands in for it, so Measure's loop stays the same.
+        var keys = Enumerable.Range(0, entries.Length).Select(i => new[] { (byte)i }).ToArray();
+        var binaryRate = Measure(keys, seconds, runs,
+            key => ((TelemetryEntry)InboxEntryCodec.Decode(InboxEntryCodec.Encode(entries[key[0]]))).Readings.Length);
+        var jsonRate = Measure(keys, seconds, runs,
+            key => ((TelemetryEntry)JsonSerializer.Deserialize(JsonSerializer.SerializeToUtf8Bytes(entries[key[0]], RabbitMqJsonContext.Default.InboxEntry),
+                RabbitMqJsonContext.Default.InboxEntry)!).Readings.Length);
+        var readings = entries.Sum(e => ((TelemetryEntry)e).Readings.Length);
+        results.Append(CultureInfo.InvariantCulture,
+            $",\"logCodec\":{{\"readingsPerEntry\":{Batch},"
+            + $"\"binary\":{{\"bytesPerReading\":{binary.Sum(b => (long)b.Length) / (double)readings:F1},\"readingsPerSecond\":{binaryRate.Rate:F0},\"allocatedBytesPerReading\":{binaryRate.Allocated:F1}}},"
+            + $"\"json\":{{\"bytesPerReading\":{json.Sum(b => (long)b.Length) / (double)readings:F1},\"readingsPerSecond\":{jsonRate.Rate:F0},\"allocatedBytesPerReading\":{jsonRate.Allocated:F1}}}}}");
     }
 
     private static byte[][] Payloads(PayloadFormat format, long now)
