@@ -128,22 +128,32 @@ public sealed class PartitionLogic
     /// <summary>Records where a sensor stands after a call, and when it is next due.</summary>
     public void Progress(string sensorId, SensorProgress progress)
     {
-        if (_state.Sensors.TryGetValue(sensorId, out var entry) && entry.WakeAtMs is { } previous)
-        {
-            _schedule.Remove((previous, sensorId));
-        }
-
+        var previous = _state.Sensors.TryGetValue(sensorId, out var entry) ? entry.WakeAtMs : null;
         if (progress.ClockMs == long.MinValue && progress.AppliedPosition < 0)
         {
+            if (previous is { } scheduled)
+            {
+                _schedule.Remove((scheduled, sensorId));
+            }
+
             _state.Sensors.Remove(sensorId);
             return;
         }
 
         _state.Sensors[sensorId] = new SensorEntry(progress.WakeAtMs, progress.ClockMs, progress.ClockReceivedAtMs, progress.LastSeenMs,
             progress.Location, progress.Model, progress.AppliedPosition);
-        if (progress.WakeAtMs is { } wake)
+        // A sensor with steady readings stays due at the close of its open minute: most calls leave the schedule as it is.
+        if (previous != progress.WakeAtMs)
         {
-            _schedule.Add((wake, sensorId));
+            if (previous is { } scheduled)
+            {
+                _schedule.Remove((scheduled, sensorId));
+            }
+
+            if (progress.WakeAtMs is { } wake)
+            {
+                _schedule.Add((wake, sensorId));
+            }
         }
     }
 
