@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every benchmark of BENCHMARKS.md on this machine, all on 127.0.0.1, in about fifteen minutes, and writes
-# bench/results/<UTC time>/ (one JSON file per run, the Api's and the in-process silos' logs, and results.md: the table
+# bench/results/<UTC time>/ (one JSON file per run, the logs of the Apis, the durable silo and the in-process silos, and results.md: the table
 # with the median of the runs and the ratios between the figures of this run).
 #
 #   bench/run.sh                  everything: parse, memory, calls, offline, embedded (query, ingest, alert latency),
@@ -164,6 +164,7 @@ for part in $parts; do
       ingest durable "$url" 500 dev-device-key-change-me dev-operator-key-change-me
       latency durable "$url" dev-device-key-change-me dev-operator-key-change-me
       scripts/cluster.sh stop >/dev/null
+      cp "$durable_dir"/api.log "$out/durable-api.log"; cp "$durable_dir"/silo-1.log "$out/durable-silo.log"
       unset OIOT_DIR PG_PORT RABBIT_PORT REDIS_PORT API_PORT SILO_PORT_BASE SILOS SKIP_BUILD
       ;;
     *) log "unknown part '$part' (parse memory calls offline embedded durable)"; exit 2 ;;
