@@ -36,6 +36,7 @@ public sealed class AlertProbe(Uri baseUrl, string deviceKey, string operatorKey
         }
         var histogram = new LatencyHistogram();
         var timeouts = 0;
+        var slowest = new List<ProbeSample>();
         try
         {
             var events = new AlertEvents(SensorId);
@@ -50,6 +51,7 @@ public sealed class AlertProbe(Uri baseUrl, string deviceKey, string operatorKey
             {
                 time = Math.Max(time + 1, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
                 var opened = events.Next("opened");
+                var sentAt = DateTimeOffset.UtcNow;
                 var sent = Stopwatch.GetTimestamp();
                 await PostAsync(device, 1, time, cancellationToken).ConfigureAwait(false);
                 var arrived = await WaitAsync(opened, i == 0 ? TimeSpan.FromSeconds(30) : TimeSpan.FromSeconds(10), cancellationToken).ConfigureAwait(false);
@@ -57,12 +59,15 @@ public sealed class AlertProbe(Uri baseUrl, string deviceKey, string operatorKey
                 {
                     if (i > 0)
                     {
-                        histogram.Record((long)Stopwatch.GetElapsedTime(sent, at).TotalMicroseconds);
+                        var latency = Stopwatch.GetElapsedTime(sent, at);
+                        histogram.Record((long)latency.TotalMicroseconds);
+                        Keep(slowest, new ProbeSample(sentAt, Math.Round(latency.TotalMilliseconds, 1)));
                     }
                 }
                 else
                 {
                     timeouts++;
+                    Keep(slowest, new ProbeSample(sentAt, null));
                 }
                 var resolved = events.Next("resolved");
                 time = Math.Max(time + 1, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
@@ -76,7 +81,19 @@ public sealed class AlertProbe(Uri baseUrl, string deviceKey, string operatorKey
             await operatorClient.DeleteAsync(new Uri(baseUrl, $"/api/v1/rules/{RuleId}"), CancellationToken.None).ConfigureAwait(false);
         }
         return new ProbeSummary(histogram.Count, timeouts,
-            new LatencySummary(histogram.Percentile(50) / 1000.0, histogram.Percentile(99) / 1000.0, histogram.Max / 1000.0));
+            new LatencySummary(histogram.Percentile(50) / 1000.0, histogram.Percentile(99) / 1000.0, histogram.Max / 1000.0),
+            [.. slowest.OrderBy(s => s.SentAt)]);
+    }
+
+    /// <summary>Keeps the <see cref="ProbeSummary.SlowestKept"/> slowest samples (a timeout is slower than any).</summary>
+    private static void Keep(List<ProbeSample> slowest, ProbeSample sample)
+    {
+        slowest.Add(sample);
+        slowest.Sort((a, b) => (b.LatencyMs ?? double.MaxValue).CompareTo(a.LatencyMs ?? double.MaxValue));
+        if (slowest.Count > ProbeSummary.SlowestKept)
+        {
+            slowest.RemoveAt(slowest.Count - 1);
+        }
     }
 
     private static async Task<long?> WaitAsync(Task<long> arrival, TimeSpan timeout, CancellationToken cancellationToken)
@@ -144,4 +161,11 @@ public sealed class AlertProbe(Uri baseUrl, string deviceKey, string operatorKey
 }
 
 /// <summary>The probe's result: samples measured (the first, which waits for the rule to reach the partitions, is not), events that never came.</summary>
-public sealed record ProbeSummary(long Samples, int Timeouts, LatencySummary LatencyMs);
+/// <summary>The probe's figures; <see cref="Slowest"/>: its slowest samples in the order they were sent, to match with server logs.</summary>
+public sealed record ProbeSummary(long Samples, int Timeouts, LatencySummary LatencyMs, ProbeSample[] Slowest)
+{
+    public const int SlowestKept = 10;
+}
+
+/// <summary>A probe sample: when its breaking reading was posted, and how long its alert took (null: none within the wait).</summary>
+public sealed record ProbeSample(DateTimeOffset SentAt, double? LatencyMs);

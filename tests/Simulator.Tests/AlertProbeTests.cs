@@ -56,6 +56,10 @@ public sealed class AlertProbeTests : IAsyncLifetime
         Assert.Equal(0, summary.Timeouts);
         var latency = summary.LatencyMs;
         Assert.True(latency.P50 > 0 && latency.P50 <= latency.P99 && latency.P99 <= latency.Max, $"latency {latency}");
+        // Every measured sample is among the slowest kept (fewer than kept), in the order sent, the slowest one the maximum.
+        Assert.Equal(samples - 1, summary.Slowest.Length);
+        Assert.Equal(summary.Slowest.OrderBy(s => s.SentAt), summary.Slowest);
+        Assert.Equal(Math.Round(latency.Max, 1), summary.Slowest.Max(s => s.LatencyMs)!.Value, 0.15);
 
         // The probe deleted its rule.
         using (var rule = await _operator.GetAsync($"/api/v1/rules/{probe.RuleId}"))
