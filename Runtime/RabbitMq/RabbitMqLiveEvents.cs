@@ -12,6 +12,10 @@ namespace Runtime.RabbitMq;
 /// Live events over a fanout exchange "{prefix}.live". <see cref="Publish"/> never blocks: it queues the output for a
 /// background publisher (no confirms) and drops it, with a warning, when the queue is full or the broker is down;
 /// live events are best-effort (the checkpointed store is the truth, and clients drop ids they have seen).
+/// The publisher sends the outputs waiting in its queue together, up to <see cref="MaxEventsPerMessage"/> in one message
+/// (a JSON array): one output when they come one at a time, a few hundred per message when a fleet closes its minutes
+/// at once, so that the broker routes and queues hundreds of times fewer messages in that burst. Subscribers also take a
+/// message holding a single output (a JSON object).
 /// Each subscription binds its own exclusive, auto-delete, server-named queue and re-binds a new one after a reconnect
 /// (events published in between are lost to it).
 /// </summary>
@@ -19,7 +23,10 @@ public sealed partial class RabbitMqLiveEvents : ILiveEvents, IAsyncDisposable
 {
     private const int PublishQueueCapacity = 10_000;
 
-    /// <summary>A subscriber's queue keeps at most this many events; the oldest go first when it falls behind.</summary>
+    /// <summary>Most outputs one message carries.</summary>
+    public const int MaxEventsPerMessage = 256;
+
+    /// <summary>A subscriber's queue keeps at most this many messages; the oldest go first when it falls behind.</summary>
     private const int SubscriberQueueLength = 100_000;
 
     private readonly RabbitMqOptions _options;
@@ -150,12 +157,18 @@ public sealed partial class RabbitMqLiveEvents : ILiveEvents, IAsyncDisposable
         var exchange = new CachedString(_options.LiveExchange);
         var routingKey = new CachedString("");
         var properties = new BasicProperties { ContentType = "application/json" };
+        var batch = new List<GrainOutput>(MaxEventsPerMessage);
         try
         {
             while (await _outgoing.Reader.WaitToReadAsync(_stop.Token).ConfigureAwait(false))
             {
                 while (_outgoing.Reader.TryRead(out var output))
                 {
+                    batch.Add(output);
+                    while (batch.Count < MaxEventsPerMessage && _outgoing.Reader.TryRead(out output))
+                    {
+                        batch.Add(output);
+                    }
                     try
                     {
                         if (channel is not { IsOpen: true })
@@ -168,7 +181,7 @@ public sealed partial class RabbitMqLiveEvents : ILiveEvents, IAsyncDisposable
                             if (_connection.Current is not { } connection)
                             {
                                 _connection.EnsureReconnecting();
-                                Drop("RabbitMQ is unreachable");
+                                Drop("RabbitMQ is unreachable", batch.Count);
                                 continue;
                             }
                             channel = await connection.CreateChannelAsync(cancellationToken: _stop.Token).ConfigureAwait(false);
@@ -176,15 +189,19 @@ public sealed partial class RabbitMqLiveEvents : ILiveEvents, IAsyncDisposable
                         }
                         if (_connection.Blocked)
                         {
-                            Drop("RabbitMQ blocks publishers");
+                            Drop("RabbitMQ blocks publishers", batch.Count);
                             continue;
                         }
-                        var body = JsonSerializer.SerializeToUtf8Bytes(output, RabbitMqJsonContext.Default.GrainOutput);
+                        var body = JsonSerializer.SerializeToUtf8Bytes(batch, RabbitMqJsonContext.Default.ListGrainOutput);
                         await channel.BasicPublishAsync(exchange, routingKey, mandatory: false, properties, body, _stop.Token).ConfigureAwait(false);
                     }
                     catch (Exception e) when (e is not OperationCanceledException || !_stop.IsCancellationRequested)
                     {
-                        Drop(e.Message);
+                        Drop(e.Message, batch.Count);
+                    }
+                    finally
+                    {
+                        batch.Clear();
                     }
                 }
             }
@@ -205,11 +222,11 @@ public sealed partial class RabbitMqLiveEvents : ILiveEvents, IAsyncDisposable
         channel.ExchangeDeclareAsync(_options.LiveExchange, ExchangeType.Fanout, durable: true, autoDelete: false,
             cancellationToken: cancellationToken);
 
-    private void Drop(string reason)
+    private void Drop(string reason, int count = 1)
     {
-        var dropped = Interlocked.Increment(ref _dropped);
+        var dropped = Interlocked.Add(ref _dropped, count);
         // One warning for the first drop and then one per thousand, so an outage does not flood the log.
-        if (dropped == 1 || dropped % 1000 == 0)
+        if (dropped == count || dropped / 1000 != (dropped - count) / 1000)
         {
             LogDropped(_logger, dropped, reason);
         }
@@ -236,7 +253,14 @@ public sealed partial class RabbitMqLiveEvents : ILiveEvents, IAsyncDisposable
         {
             try
             {
-                if (JsonSerializer.Deserialize(body.Span, RabbitMqJsonContext.Default.GrainOutput) is { } output)
+                if (IsArray(body.Span))
+                {
+                    foreach (var output in JsonSerializer.Deserialize(body.Span, RabbitMqJsonContext.Default.ListGrainOutput) ?? [])
+                    {
+                        into.TryWrite(output);
+                    }
+                }
+                else if (JsonSerializer.Deserialize(body.Span, RabbitMqJsonContext.Default.GrainOutput) is { } output)
                 {
                     into.TryWrite(output);
                 }
@@ -246,6 +270,12 @@ public sealed partial class RabbitMqLiveEvents : ILiveEvents, IAsyncDisposable
                 LogBadEvent(logger, e);
             }
             return Task.CompletedTask;
+        }
+
+        private static bool IsArray(ReadOnlySpan<byte> json)
+        {
+            var start = json.IndexOfAnyExcept(" \t\r\n"u8);
+            return start >= 0 && json[start] == (byte)'[';
         }
 
         protected override Task OnCancelAsync(string[] consumerTags, CancellationToken cancellationToken = default)

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Grains.Abstractions;
+using RabbitMQ.Client;
 using Runtime.RabbitMq;
 using Xunit.Abstractions;
 
@@ -67,6 +68,62 @@ public sealed class RabbitMqLiveEventsTests(RabbitMqServer server, ITestOutputHe
         var alert = Assert.IsType<AlertEvent>(Real(first)[1]);
         Assert.Equal("a1/Opened", alert.Id);
         Assert.Equal(Severity.Critical, alert.Alert.Severity);
+        Assert.Equal(0, publisherNode.Dropped);
+    }
+
+    [Fact]
+    public async Task A_burst_travels_as_a_few_messages_of_many_events_and_a_single_event_message_is_still_read()
+    {
+        var options = server.NewOptions();
+        await using var publisherNode = new RabbitMqLiveEvents(options, XunitLoggerProvider.Factory(output));
+        await using var apiNode = new RabbitMqLiveEvents(options);
+        await publisherNode.EnsureExchangeAsync(CancellationToken.None);
+
+        // A queue of the test's own on the exchange shows the messages as the broker carries them.
+        var factory = new ConnectionFactory { Uri = new Uri(options.Uri) };
+        await using var connection = await factory.CreateConnectionAsync();
+        await using var channel = await connection.CreateChannelAsync();
+        var queue = (await channel.QueueDeclareAsync("", durable: false, exclusive: true, autoDelete: true)).QueueName;
+        await channel.QueueBindAsync(queue, options.LiveExchange, "");
+
+        using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        var received = Collect(apiNode, stop.Token);
+        var marker = 0;
+        await RmqTest.UntilAsync(() =>
+        {
+            publisherNode.Publish(Command($"marker-{marker++}"));
+            lock (received) return Task.FromResult(received.Count > 0);
+        }, TimeSpan.FromSeconds(20), "subscription bound");
+
+        // An earlier publisher sent one output per message, as a JSON object: it is still read.
+        var single = Command("single");
+        await channel.BasicPublishAsync(options.LiveExchange, "", JsonSerializer.SerializeToUtf8Bytes(single, RabbitMqJsonContext.Default.GrainOutput));
+        await RmqTest.UntilAsync(() => Task.FromResult(Real(received).Count == 1), TimeSpan.FromSeconds(20), "the single-object message read");
+
+        var burst = Enumerable.Range(0, 5_000).Select(i => Command($"burst-{i}")).ToArray();
+        foreach (var o in burst)
+        {
+            publisherNode.Publish(o);
+        }
+        await RmqTest.UntilAsync(() => Task.FromResult(Real(received).Count == 1 + burst.Length), TimeSpan.FromSeconds(20), "the burst received");
+        Assert.Equal(new[] { single }.Concat(burst).Select(Json), Real(received).Select(Json));
+
+        // On the wire: arrays of at most MaxEventsPerMessage, in order, far fewer messages than events.
+        var carried = new List<string>();
+        var messages = 0;
+        while (await channel.BasicGetAsync(queue, autoAck: true) is { } message)
+        {
+            if (message.Body.Span[0] != (byte)'[')
+            {
+                continue; // the test's own single-object message
+            }
+            var events = JsonSerializer.Deserialize(message.Body.Span, RabbitMqJsonContext.Default.ListGrainOutput)!;
+            Assert.InRange(events.Count, 1, RabbitMqLiveEvents.MaxEventsPerMessage);
+            carried.AddRange(events.Select(e => e.Id).Where(id => id.StartsWith("burst-", StringComparison.Ordinal)));
+            messages += events.Any(e => e.Id.StartsWith("burst-", StringComparison.Ordinal)) ? 1 : 0;
+        }
+        Assert.Equal(burst.Select(b => b.Id), carried);
+        Assert.InRange(messages, burst.Length / RabbitMqLiveEvents.MaxEventsPerMessage, burst.Length / 10);
         Assert.Equal(0, publisherNode.Dropped);
     }
 
