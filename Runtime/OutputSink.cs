@@ -12,6 +12,7 @@ public sealed class OutputSink(ILiveEvents live, IReadModelWriter writer) : IOut
     private readonly Lock _gate = new();
     private List<GrainOutput> _pending = [];
     private TaskCompletionSource? _waiters;
+    private Task _current = Task.CompletedTask;
     private bool _writing;
 
     public void Publish(GrainOutput output) => live.Publish(output);
@@ -39,6 +40,21 @@ public sealed class OutputSink(ILiveEvents live, IReadModelWriter writer) : IOut
         }
     }
 
+    /// <summary>
+    /// Completes when every output handed to <see cref="WriteAsync"/> before this call is written or its write failed
+    /// (never throws). A partition's checkpoint waits for it before it flushes sensors: a sensor's flush waits for its own
+    /// outputs to be written, and while it waits the sensor takes no readings, so flushing in the middle of a large write
+    /// (a fleet closing its minutes at once) would hold up the partition's reader behind it.
+    /// </summary>
+    public Task WrittenAsync()
+    {
+        lock (_gate)
+        {
+            var last = _waiters?.Task ?? _current;
+            return last.IsCompleted ? Task.CompletedTask : last.ContinueWith(static _ => { }, TaskScheduler.Default);
+        }
+    }
+
     private async Task WriteLoopAsync()
     {
         while (true)
@@ -55,6 +71,7 @@ public sealed class OutputSink(ILiveEvents live, IReadModelWriter writer) : IOut
 
                 batch = _pending;
                 waiters = _waiters;
+                _current = waiters.Task;
                 _pending = [];
                 _waiters = null;
             }

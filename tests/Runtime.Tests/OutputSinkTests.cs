@@ -1,0 +1,77 @@
+using Grains.Abstractions;
+using Runtime.InMemory;
+
+namespace Runtime.Tests;
+
+/// <summary>The silo's group commit of outputs, and the barrier a partition's checkpoint waits on before flushing sensors.</summary>
+public sealed class OutputSinkTests
+{
+    [Fact]
+    public async Task WrittenAsync_completes_once_everything_handed_over_before_it_is_written_or_failed()
+    {
+        var writer = new GatedWriter();
+        var sink = new OutputSink(new InMemoryLiveEvents(), writer);
+        Assert.True(sink.WrittenAsync().IsCompleted); // nothing handed over
+
+        var first = sink.WriteAsync([Command("a")], CancellationToken.None);
+        Assert.True(await writer.Started.WaitAsync(TimeSpan.FromSeconds(10))); // the write of "a" runs
+        var second = sink.WriteAsync([Command("b"), Command("c")], CancellationToken.None); // waits for the next write
+        var barrier = sink.WrittenAsync();
+
+        writer.Finish(); // "a" written; "b" and "c" start
+        await first.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.True(await writer.Started.WaitAsync(TimeSpan.FromSeconds(10)));
+        Assert.False(barrier.IsCompleted);
+
+        writer.Fail(new InvalidOperationException("PostgreSQL is down")); // "b" and "c" fail: the barrier still completes
+        await barrier.WaitAsync(TimeSpan.FromSeconds(10));
+        await Assert.ThrowsAsync<InvalidOperationException>(() => second);
+        Assert.Equal([["a"], ["b", "c"]], writer.Batches);
+
+        // An output handed over after the barrier was taken is not waited for.
+        var third = sink.WriteAsync([Command("d")], CancellationToken.None);
+        Assert.True(await writer.Started.WaitAsync(TimeSpan.FromSeconds(10)));
+        Assert.True(barrier.IsCompletedSuccessfully);
+        var last = sink.WrittenAsync();
+        Assert.False(last.IsCompleted);
+        writer.Finish();
+        await third.WaitAsync(TimeSpan.FromSeconds(10));
+        await last.WaitAsync(TimeSpan.FromSeconds(10));
+    }
+
+    private static DeviceCommand Command(string id) => new() { CommandId = id, DeviceId = "dev", Command = "fan", RuleId = "r", AlertId = "x", CreatedAtMs = 1 };
+
+    /// <summary>A read-model writer whose each write waits until the test finishes or fails it.</summary>
+    private sealed class GatedWriter : IReadModelWriter
+    {
+        private readonly SemaphoreSlim _started = new(0);
+        private TaskCompletionSource _current = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public List<string[]> Batches { get; } = [];
+
+        /// <summary>Completes when the next write has started.</summary>
+        public SemaphoreSlim Started => _started;
+
+        public async Task WriteAsync(IReadOnlyList<GrainOutput> outputs, CancellationToken cancellationToken)
+        {
+            lock (Batches)
+            {
+                Batches.Add([.. outputs.Select(o => ((DeviceCommand)o).CommandId)]);
+            }
+            var current = _current;
+            _started.Release();
+            await current.Task;
+        }
+
+        public void Finish() => Next().TrySetResult();
+
+        public void Fail(Exception e) => Next().TrySetException(e);
+
+        private TaskCompletionSource Next()
+        {
+            var current = _current;
+            _current = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            return current;
+        }
+    }
+}
