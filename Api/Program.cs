@@ -66,6 +66,7 @@ builder.Services.AddOptions<RuleOptions>().Bind(builder.Configuration.GetSection
 builder.Services.AddOptions<LiveOptions>().Bind(builder.Configuration.GetSection("Live"))
     .Validate(o => o.MaxSubscriptionsPerConnection is >= 1 and <= 100_000, "Live:MaxSubscriptionsPerConnection must be between 1 and 100000")
     .ValidateOnStart();
+builder.Services.AddSingleton<LiveSubscriptions>();
 builder.Services.AddHostedService<LiveEventForwarder>();
 // Hub method failures are logged by LiveHubErrors (a client's refused request is not an error); SignalR's dispatcher
 // would log every one of them at Error with a stack trace.

@@ -12,7 +12,8 @@ namespace Api.Live;
 /// Events carry an EventId that repeats if a replay reproduces the event, so clients drop ids they have seen.
 /// </summary>
 [Authorize(Policy = Roles.DevicePolicy)]
-public sealed class LiveHub(IHostApplicationLifetime lifetime, Microsoft.Extensions.Options.IOptions<LiveOptions> options) : Hub
+public sealed class LiveHub(IHostApplicationLifetime lifetime, Microsoft.Extensions.Options.IOptions<LiveOptions> options,
+    LiveSubscriptions followers) : Hub
 {
     public const string Path = "/hubs/live";
     public const string Operators = "operators";
@@ -36,6 +37,17 @@ public sealed class LiveHub(IHostApplicationLifetime lifetime, Microsoft.Extensi
             await Groups.AddToGroupAsync(Context.ConnectionId, Operators);
         }
         await base.OnConnectedAsync();
+    }
+
+    public override async Task OnDisconnectedAsync(Exception? exception)
+    {
+        // SignalR takes the connection out of its groups; the count of followers drops with it.
+        foreach (var group in Subscriptions)
+        {
+            followers.Remove(group);
+        }
+        Subscriptions.Clear();
+        await base.OnDisconnectedAsync(exception);
     }
 
     public async Task SubscribeSensor(string sensorId)
@@ -83,14 +95,20 @@ public sealed class LiveHub(IHostApplicationLifetime lifetime, Microsoft.Extensi
             throw new HubException($"This connection already follows {max} sensors and devices, its limit (Live:MaxSubscriptionsPerConnection); "
                 + "unsubscribe from one first.");
         }
+        if (Subscriptions.Add(group))
+        {
+            followers.Add(group);
+        }
         await Groups.AddToGroupAsync(Context.ConnectionId, group);
-        Subscriptions.Add(group);
     }
 
     private async Task LeaveAsync(string group)
     {
         await Groups.RemoveFromGroupAsync(Context.ConnectionId, group);
-        Subscriptions.Remove(group);
+        if (Subscriptions.Remove(group))
+        {
+            followers.Remove(group);
+        }
     }
 
     private static void RequireSensorId(string id)
@@ -151,7 +169,7 @@ public sealed class LiveOptions
 
 /// <summary>Forwards the live events of the cluster to the hub's clients, and commands to the MQTT devices connected here.</summary>
 public sealed partial class LiveEventForwarder(ILiveEvents events, IHubContext<LiveHub> hub, Cluster.ClusterMetricsSampler metrics,
-    Mqtt.MqttCommands mqtt,
+    Mqtt.MqttCommands mqtt, LiveSubscriptions followers,
     ILogger<LiveEventForwarder> logger) : BackgroundService
 {
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
@@ -167,7 +185,7 @@ public sealed partial class LiveEventForwarder(ILiveEvents events, IHubContext<L
                         await hub.Clients.Group(LiveHub.Operators).SendAsync("alert",
                             new AlertEventDto(alert.Id, alert.Kind.ToString().ToLowerInvariant(), alert.Alert.ToDto()), stoppingToken);
                         break;
-                    case MinuteAggregate aggregate:
+                    case MinuteAggregate aggregate when followers.IsFollowed(LiveHub.SensorGroup(aggregate.SensorId)):
                         await hub.Clients.Group(LiveHub.SensorGroup(aggregate.SensorId)).SendAsync("aggregate",
                             new AggregateEventDto(aggregate.Id, aggregate.SensorId, Map.Time(aggregate.MinuteMs),
                                 aggregate.Metrics.Select(m => m.ToDto()).ToArray(),
