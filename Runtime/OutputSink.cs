@@ -3,15 +3,25 @@ using Grains.Abstractions;
 namespace Runtime;
 
 /// <summary>
-/// The silo's <see cref="IOutputSink"/>: publishes outputs live at once, and writes the outputs of every grain that
-/// flushes at about the same time in one read-model transaction (a group commit): while one write runs, the next
-/// collects, and each caller's task completes when the write holding its outputs is durable (or fails with it).
+/// The silo's <see cref="IOutputSink"/>: publishes outputs live at once, and writes the outputs of grains that flush at
+/// about the same time together in one read-model transaction (a group commit): while one write runs, the next collects,
+/// and each caller's task completes when the write holding its outputs is durable (or fails with it). A transaction takes
+/// at most <see cref="MaxOutputsPerWrite"/> outputs (a caller's outputs are never split): when a fleet closes its minutes
+/// at once, 100,000 outputs are several bounded writes one after another, not one transaction that outlasts the
+/// database's command timeout and fails them all.
 /// </summary>
 public sealed class OutputSink(ILiveEvents live, IReadModelWriter writer) : IOutputSink
 {
+    /// <summary>Most outputs one write takes, unless a single caller hands over more.</summary>
+    public const int MaxOutputsPerWrite = 5_000;
+
     private readonly Lock _gate = new();
-    private List<GrainOutput> _pending = [];
-    private TaskCompletionSource? _waiters;
+
+    /// <summary>Groups waiting to be written, in order; each completes when its write does.</summary>
+    private readonly Queue<Group> _queued = new();
+
+    /// <summary>The last group queued, which takes more outputs while it has room (null: none queued).</summary>
+    private Group? _last;
     private Task _current = Task.CompletedTask;
     private bool _writing;
 
@@ -27,16 +37,20 @@ public sealed class OutputSink(ILiveEvents live, IReadModelWriter writer) : IOut
 
         lock (_gate)
         {
-            _pending.AddRange(outputs);
-            _waiters ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-            var written = _waiters.Task;
+            var group = _last;
+            if (group is null || group.Outputs.Count + outputs.Count > MaxOutputsPerWrite)
+            {
+                _last = group = new Group();
+                _queued.Enqueue(group);
+            }
+            group.Outputs.AddRange(outputs);
             if (!_writing)
             {
                 _writing = true;
                 _ = Task.Run(WriteLoopAsync, CancellationToken.None);
             }
 
-            return written.WaitAsync(cancellationToken);
+            return group.Done.Task.WaitAsync(cancellationToken);
         }
     }
 
@@ -50,7 +64,7 @@ public sealed class OutputSink(ILiveEvents live, IReadModelWriter writer) : IOut
     {
         lock (_gate)
         {
-            var last = _waiters?.Task ?? _current;
+            var last = _last?.Done.Task ?? _current;
             return last.IsCompleted ? Task.CompletedTask : last.ContinueWith(static _ => { }, TaskScheduler.Default);
         }
     }
@@ -59,32 +73,38 @@ public sealed class OutputSink(ILiveEvents live, IReadModelWriter writer) : IOut
     {
         while (true)
         {
-            List<GrainOutput> batch;
-            TaskCompletionSource waiters;
+            Group group;
             lock (_gate)
             {
-                if (_waiters is null)
+                if (!_queued.TryDequeue(out group!))
                 {
                     _writing = false;
                     return;
                 }
 
-                batch = _pending;
-                waiters = _waiters;
-                _current = waiters.Task;
-                _pending = [];
-                _waiters = null;
+                if (group == _last)
+                {
+                    _last = null;
+                }
+                _current = group.Done.Task;
             }
 
             try
             {
-                await writer.WriteAsync(batch, CancellationToken.None).ConfigureAwait(false);
-                waiters.TrySetResult();
+                await writer.WriteAsync(group.Outputs, CancellationToken.None).ConfigureAwait(false);
+                group.Done.TrySetResult();
             }
             catch (Exception e)
             {
-                waiters.TrySetException(e);
+                group.Done.TrySetException(e);
             }
         }
+    }
+
+    private sealed class Group
+    {
+        public List<GrainOutput> Outputs { get; } = [];
+
+        public TaskCompletionSource Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     }
 }

@@ -39,6 +39,34 @@ public sealed class OutputSinkTests
         await last.WaitAsync(TimeSpan.FromSeconds(10));
     }
 
+    [Fact]
+    public async Task A_write_takes_at_most_MaxOutputsPerWrite_outputs_and_never_splits_a_callers_outputs()
+    {
+        var writer = new GatedWriter();
+        var sink = new OutputSink(new InMemoryLiveEvents(), writer);
+        var first = sink.WriteAsync([Command("a")], CancellationToken.None);
+        Assert.True(await writer.Started.WaitAsync(TimeSpan.FromSeconds(10)));
+
+        // While "a" is written: three callers of 2,000 outputs and one of 6,000 (more than a write takes) queue up.
+        Task Caller(string name, int count) =>
+            sink.WriteAsync([.. Enumerable.Range(0, count).Select(i => Command($"{name}{i}"))], CancellationToken.None);
+        Task[] callers = [Caller("b", 2_000), Caller("c", 2_000), Caller("d", 2_000), Caller("e", 6_000)];
+        var barrier = sink.WrittenAsync();
+        for (var write = 0; write < 3; write++)
+        {
+            writer.Finish(); // the write before ends, the next begins
+            Assert.True(await writer.Started.WaitAsync(TimeSpan.FromSeconds(10)));
+        }
+        writer.Finish();
+        await Task.WhenAll(callers.Append(first)).WaitAsync(TimeSpan.FromSeconds(10));
+        await barrier.WaitAsync(TimeSpan.FromSeconds(10));
+
+        Assert.Equal(5_000, OutputSink.MaxOutputsPerWrite);
+        Assert.Equal([1, 4_000, 2_000, 6_000], writer.Batches.Select(b => b.Length));
+        Assert.Equal([.. Enumerable.Range(0, 2_000).Select(i => $"b{i}"), .. Enumerable.Range(0, 2_000).Select(i => $"c{i}")], writer.Batches[1]);
+        Assert.Equal(Enumerable.Range(0, 2_000).Select(i => $"d{i}"), writer.Batches[2]);
+    }
+
     private static DeviceCommand Command(string id) => new() { CommandId = id, DeviceId = "dev", Command = "fan", RuleId = "r", AlertId = "x", CreatedAtMs = 1 };
 
     /// <summary>A read-model writer whose each write waits until the test finishes or fails it.</summary>
