@@ -12,7 +12,8 @@
 # offline (one offline rule created over an idle fleet deactivated by Orleans), embedded and durable (the Api over HTTP).
 # Settings (environment): BENCH_RUNS=3 runs per ingest figure, BENCH_SECONDS=10 seconds per run,
 # BENCH_SENSORS=100000 simulated sensors for ingest, BENCH_MEMORY_SENSORS=200000 sensors' state,
-# BENCH_ACTIVATIONS=100000 sensor grain activations, BENCH_OFFLINE_SENSORS=200000, BENCH_PROBES=200 alert samples,
+# BENCH_ACTIVATIONS=100000 sensor grain activations, BENCH_OFFLINE_SENSORS=200000, BENCH_PROBES=1200 alert samples
+# (about 70 s: every run spans a minute close of the whole fleet),
 # BENCH_TRANSPORT_SENSORS=2000 devices for the HTTP/MQTT comparison (one MQTT connection each).
 # Ports: embedded Api 5280 (MQTT 5282), durable Api 5281 with PostgreSQL 55532, RabbitMQ 55772, Redis 56479 and one silo on 5391.
 set -euo pipefail
@@ -24,7 +25,7 @@ sensors=${BENCH_SENSORS:-100000}
 memory_sensors=${BENCH_MEMORY_SENSORS:-200000}
 activations=${BENCH_ACTIVATIONS:-100000}
 offline_sensors=${BENCH_OFFLINE_SENSORS:-200000}
-probes=${BENCH_PROBES:-200}
+probes=${BENCH_PROBES:-1200}
 transport_sensors=${BENCH_TRANSPORT_SENSORS:-2000}
 parts=${*:-parse memory calls offline embedded durable}
 out="$root/bench/results/$(date -u +%Y%m%dT%H%M%SZ)"
@@ -96,13 +97,14 @@ transports() { # name url mqtt_url device_key
   done
 }
 
-# Ingest-to-alert latency with a load of half the saturation rate running next to the probe.
+# Ingest-to-alert latency with a load of half the saturation rate running next to the probe (stopped when the probe
+# is done; 150 s at most).
 latency() { # name url device_key operator_key
   local rate
   rate=$(python3 bench/report.py half-rate "$out" "$1-batch100")
   log "$1: alert latency with a load of $rate readings/s"
   simulator --url "$2" --key "$3" --sensors "$sensors" --batch 100 --total-rate "$rate" --concurrency 64 \
-    --duration 60s --summary "$out/$1-halfload.json" >/dev/null &
+    --duration 150s --summary "$out/$1-halfload.json" >/dev/null &
   local load=$!
   sleep 3
   simulator --url "$2" --key "$3" --operator-key "$4" --alert-probe "$probes" --probe-interval 50ms \
