@@ -22,7 +22,6 @@ public sealed class OutputSink(ILiveEvents live, IReadModelWriter writer) : IOut
 
     /// <summary>The last group queued, which takes more outputs while it has room (null: none queued).</summary>
     private Group? _last;
-    private Task _current = Task.CompletedTask;
     private bool _writing;
 
     public void Publish(GrainOutput output) => live.Publish(output);
@@ -54,21 +53,6 @@ public sealed class OutputSink(ILiveEvents live, IReadModelWriter writer) : IOut
         }
     }
 
-    /// <summary>
-    /// Completes when every output handed to <see cref="WriteAsync"/> before this call is written or its write failed
-    /// (never throws). A partition's checkpoint waits for it before it flushes sensors: a sensor's flush waits for its own
-    /// outputs to be written, and while it waits the sensor takes no readings, so flushing in the middle of a large write
-    /// (a fleet closing its minutes at once) would hold up the partition's reader behind it.
-    /// </summary>
-    public Task WrittenAsync()
-    {
-        lock (_gate)
-        {
-            var last = _last?.Done.Task ?? _current;
-            return last.IsCompleted ? Task.CompletedTask : last.ContinueWith(static _ => { }, TaskScheduler.Default);
-        }
-    }
-
     private async Task WriteLoopAsync()
     {
         while (true)
@@ -86,7 +70,6 @@ public sealed class OutputSink(ILiveEvents live, IReadModelWriter writer) : IOut
                 {
                     _last = null;
                 }
-                _current = group.Done.Task;
             }
 
             try

@@ -173,8 +173,7 @@ public static partial class ClusterHosting
         silo.Services.AddPlacementDirector<PartitionPlacement, PartitionPlacementDirector>();
         silo.Services.AddSingleton<SensorNameTable>();
         silo.Services.AddSingleton<GrainReferences>();
-        silo.Services.AddSingleton(sp => new OutputSink(sp.GetRequiredService<ILiveEvents>(), sp.GetRequiredService<IReadModelWriter>()));
-        silo.Services.AddSingleton<IOutputSink>(sp => sp.GetRequiredService<OutputSink>());
+        silo.Services.AddSingleton<IOutputSink>(sp => new OutputSink(sp.GetRequiredService<ILiveEvents>(), sp.GetRequiredService<IReadModelWriter>()));
         silo.Services.AddHostedService<PartitionKeeper>();
         silo.Services.AddSingleton<PartitionDrain>();
         silo.Services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>>(sp => sp.GetRequiredService<PartitionDrain>());

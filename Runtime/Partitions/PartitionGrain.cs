@@ -33,7 +33,6 @@ public sealed partial class PartitionGrain(
     IClusterManifestProvider manifests,
     GrainReferences references,
     PartitionDrain drain,
-    OutputSink outputs,
     ILogger<PartitionGrain> logger) : Grain, IPartitionGrain
 {
     /// <summary>How long a graceful deactivation waits for the final checkpoint before leaving the replay to the next activation.</summary>
@@ -384,9 +383,6 @@ public sealed partial class PartitionGrain(
         _unstored.AddSnapshot(_logic.Snapshot());
         var flush = _unstored.Select(time.GetUtcNow().ToUnixTimeMilliseconds(), (long)o.SensorWriteInterval.TotalMilliseconds,
             o.SensorWriteAllUpTo, all);
-        // The sensors' outputs given to the read-model writer so far are written first: a sensor that flushes waits for
-        // its own, taking no readings meanwhile (see OutputSink.WrittenAsync).
-        await outputs.WrittenAsync();
         await CallAllAsync(flush.Sensors, async sensor =>
         {
             var stored = await Sensor(sensor.SensorId).FlushAsync();

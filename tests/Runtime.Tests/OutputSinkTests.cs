@@ -3,40 +3,36 @@ using Runtime.InMemory;
 
 namespace Runtime.Tests;
 
-/// <summary>The silo's group commit of outputs, and the barrier a partition's checkpoint waits on before flushing sensors.</summary>
+/// <summary>The silo's group commit of outputs to the read models.</summary>
 public sealed class OutputSinkTests
 {
     [Fact]
-    public async Task WrittenAsync_completes_once_everything_handed_over_before_it_is_written_or_failed()
+    public async Task Outputs_handed_over_during_a_write_go_together_in_the_next_and_a_failed_write_fails_only_its_callers()
     {
         var writer = new GatedWriter();
         var sink = new OutputSink(new InMemoryLiveEvents(), writer);
-        Assert.True(sink.WrittenAsync().IsCompleted); // nothing handed over
 
         var first = sink.WriteAsync([Command("a")], CancellationToken.None);
         Assert.True(await writer.Started.WaitAsync(TimeSpan.FromSeconds(10))); // the write of "a" runs
-        var second = sink.WriteAsync([Command("b"), Command("c")], CancellationToken.None); // waits for the next write
-        var barrier = sink.WrittenAsync();
+        var second = sink.WriteAsync([Command("b")], CancellationToken.None); // both wait for the next write
+        var third = sink.WriteAsync([Command("c")], CancellationToken.None);
 
-        writer.Finish(); // "a" written; "b" and "c" start
+        writer.Finish(); // "a" written; "b" and "c" start together
         await first.WaitAsync(TimeSpan.FromSeconds(10));
         Assert.True(await writer.Started.WaitAsync(TimeSpan.FromSeconds(10)));
-        Assert.False(barrier.IsCompleted);
+        Assert.False(second.IsCompleted);
 
-        writer.Fail(new InvalidOperationException("PostgreSQL is down")); // "b" and "c" fail: the barrier still completes
-        await barrier.WaitAsync(TimeSpan.FromSeconds(10));
+        writer.Fail(new InvalidOperationException("PostgreSQL is down"));
         await Assert.ThrowsAsync<InvalidOperationException>(() => second);
+        await Assert.ThrowsAsync<InvalidOperationException>(() => third);
         Assert.Equal([["a"], ["b", "c"]], writer.Batches);
 
-        // An output handed over after the barrier was taken is not waited for.
-        var third = sink.WriteAsync([Command("d")], CancellationToken.None);
+        // The next caller's write is a new one.
+        var fourth = sink.WriteAsync([Command("d")], CancellationToken.None);
         Assert.True(await writer.Started.WaitAsync(TimeSpan.FromSeconds(10)));
-        Assert.True(barrier.IsCompletedSuccessfully);
-        var last = sink.WrittenAsync();
-        Assert.False(last.IsCompleted);
         writer.Finish();
-        await third.WaitAsync(TimeSpan.FromSeconds(10));
-        await last.WaitAsync(TimeSpan.FromSeconds(10));
+        await fourth.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Equal([["a"], ["b", "c"], ["d"]], writer.Batches);
     }
 
     [Fact]
@@ -51,7 +47,6 @@ public sealed class OutputSinkTests
         Task Caller(string name, int count) =>
             sink.WriteAsync([.. Enumerable.Range(0, count).Select(i => Command($"{name}{i}"))], CancellationToken.None);
         Task[] callers = [Caller("b", 2_000), Caller("c", 2_000), Caller("d", 2_000), Caller("e", 6_000)];
-        var barrier = sink.WrittenAsync();
         for (var write = 0; write < 3; write++)
         {
             writer.Finish(); // the write before ends, the next begins
@@ -59,7 +54,6 @@ public sealed class OutputSinkTests
         }
         writer.Finish();
         await Task.WhenAll(callers.Append(first)).WaitAsync(TimeSpan.FromSeconds(10));
-        await barrier.WaitAsync(TimeSpan.FromSeconds(10));
 
         Assert.Equal(5_000, OutputSink.MaxOutputsPerWrite);
         Assert.Equal([1, 4_000, 2_000, 6_000], writer.Batches.Select(b => b.Length));
