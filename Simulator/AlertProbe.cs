@@ -34,9 +34,8 @@ public sealed class AlertProbe(Uri baseUrl, string deviceKey, string operatorKey
         {
             throw new InvalidOperationException($"Creating the probe rule failed: {(int)created.StatusCode} {await created.Content.ReadAsStringAsync(cancellationToken).ConfigureAwait(false)}");
         }
-        var histogram = new LatencyHistogram();
-        var timeouts = 0;
-        var slowest = new List<ProbeSample>();
+        var measured = new List<ProbeSample>(samples);
+        var firstTimedOut = false;
         try
         {
             var events = new AlertEvents(SensorId);
@@ -55,25 +54,13 @@ public sealed class AlertProbe(Uri baseUrl, string deviceKey, string operatorKey
                 var sent = Stopwatch.GetTimestamp();
                 await PostAsync(device, 1, time, cancellationToken).ConfigureAwait(false);
                 var arrived = await WaitAsync(opened, i == 0 ? TimeSpan.FromSeconds(30) : ProbeSummary.SampleWait, cancellationToken).ConfigureAwait(false);
-                if (arrived is { } at)
+                if (i == 0)
                 {
-                    if (i > 0)
-                    {
-                        var latency = Stopwatch.GetElapsedTime(sent, at);
-                        histogram.Record((long)latency.TotalMicroseconds);
-                        Keep(slowest, new ProbeSample(sentAt, Math.Round(latency.TotalMilliseconds, 1)));
-                    }
+                    firstTimedOut = arrived is null;
                 }
                 else
                 {
-                    timeouts++;
-                    Keep(slowest, new ProbeSample(sentAt, null));
-                    if (i > 0)
-                    {
-                        // Counted at the wait, a lower bound: the percentiles of a run whose alerts did not all come are
-                        // not those of the samples that did.
-                        histogram.Record((long)ProbeSummary.SampleWait.TotalMicroseconds);
-                    }
+                    measured.Add(new ProbeSample(sentAt, arrived is { } at ? Stopwatch.GetElapsedTime(sent, at).TotalMilliseconds : null));
                 }
                 var resolved = events.Next("resolved");
                 time = Math.Max(time + 1, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
@@ -86,20 +73,7 @@ public sealed class AlertProbe(Uri baseUrl, string deviceKey, string operatorKey
         {
             await operatorClient.DeleteAsync(new Uri(baseUrl, $"/api/v1/rules/{RuleId}"), CancellationToken.None).ConfigureAwait(false);
         }
-        return new ProbeSummary(histogram.Count, timeouts,
-            new LatencySummary(histogram.Percentile(50) / 1000.0, histogram.Percentile(99) / 1000.0, histogram.Max / 1000.0),
-            [.. slowest.OrderBy(s => s.SentAt)]);
-    }
-
-    /// <summary>Keeps the <see cref="ProbeSummary.SlowestKept"/> slowest samples (a timeout is slower than any).</summary>
-    private static void Keep(List<ProbeSample> slowest, ProbeSample sample)
-    {
-        slowest.Add(sample);
-        slowest.Sort((a, b) => (b.LatencyMs ?? double.MaxValue).CompareTo(a.LatencyMs ?? double.MaxValue));
-        if (slowest.Count > ProbeSummary.SlowestKept)
-        {
-            slowest.RemoveAt(slowest.Count - 1);
-        }
+        return ProbeSummary.Of(measured, firstTimedOut ? 1 : 0);
     }
 
     private static async Task<long?> WaitAsync(Task<long> arrival, TimeSpan timeout, CancellationToken cancellationToken)
@@ -177,6 +151,28 @@ public sealed record ProbeSummary(long Samples, int Timeouts, LatencySummary Lat
 
     /// <summary>How long a sample waits for its alert.</summary>
     public static readonly TimeSpan SampleWait = TimeSpan.FromSeconds(10);
+
+    /// <summary>
+    /// The figures of the measured samples (a null latency: no alert within <see cref="SampleWait"/>, counted in the
+    /// percentiles as that wait, a lower bound, so that a run whose alerts did not all come does not read as the samples
+    /// that did), plus <paramref name="otherTimeouts"/> (the unmeasured first sample's).
+    /// </summary>
+    public static ProbeSummary Of(IReadOnlyList<ProbeSample> measured, int otherTimeouts)
+    {
+        var histogram = new LatencyHistogram();
+        foreach (var sample in measured)
+        {
+            histogram.Record((long)((sample.LatencyMs ?? SampleWait.TotalMilliseconds) * 1000));
+        }
+        var slowest = measured
+            .OrderByDescending(s => s.LatencyMs ?? double.MaxValue)
+            .Take(SlowestKept)
+            .OrderBy(s => s.SentAt)
+            .Select(s => s with { LatencyMs = s.LatencyMs is { } ms ? Math.Round(ms, 1) : null })
+            .ToArray();
+        return new ProbeSummary(measured.Count, measured.Count(s => s.LatencyMs is null) + otherTimeouts,
+            new LatencySummary(histogram.Percentile(50) / 1000.0, histogram.Percentile(99) / 1000.0, histogram.Max / 1000.0), slowest);
+    }
 }
 
 /// <summary>A probe sample: when its breaking reading was posted, and how long its alert took (null: none within the wait).</summary>
