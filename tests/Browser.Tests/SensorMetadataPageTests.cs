@@ -64,10 +64,11 @@ public sealed class SensorMetadataPageTests(DashboardFixture fx)
             "the operator's location and tags in effect, the device's location visible, the header's location");
         fx.Screenshots("sensor-metadata");
 
-        // Emptied, the field is left to the device again.
+        // Emptied, the field is left to the device again. Erased with keys, as a user does: WebDriver's Clear() fires no
+        // input event, so the page would not know the form is being edited and a refresh could fill it in again.
         location = fx.Driver.FindElement(By.Id("m-location"));
-        location.Clear();
-        fx.Driver.FindElement(By.Id("m-tags")).Clear();
+        Erase(location);
+        Erase(fx.Driver.FindElement(By.Id("m-tags")));
         fx.Driver.FindElement(By.Id("metadata-save")).Click();
         await DetailAsync(sensor, d => !d.TryGetProperty("operatorMetadata", out _), "no operator metadata in the API");
         DashboardFixture.Until(() => Cell("location", "effective-value") == "bt-garden" && Cell("tags", "effective-value") == "site=north",
@@ -76,5 +77,11 @@ public sealed class SensorMetadataPageTests(DashboardFixture fx)
         Assert.Equal([$"/api/v1/sensors/{sensor}/metadata 400"],
             fx.ConsoleErrors().Select(e => e.Contains($"/api/v1/sensors/{sensor}/metadata", StringComparison.Ordinal) && e.Contains("400", StringComparison.Ordinal)
                 ? $"/api/v1/sensors/{sensor}/metadata 400" : e).ToArray());
+    }
+
+    private static void Erase(IWebElement field)
+    {
+        field.SendKeys(Keys.Control + "a");
+        field.SendKeys(Keys.Delete);
     }
 }
