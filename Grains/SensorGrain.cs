@@ -36,9 +36,23 @@ public sealed partial class SensorGrain(
 
     public override Task OnActivateAsync(CancellationToken cancellationToken)
     {
+        Load();
+        return Task.CompletedTask;
+    }
+
+    private void Load()
+    {
         _logic = new SensorLogic(this.GetPrimaryKeyString(), storage.RecordExists ? storage.State : null, options.Value, names);
         _storedPosition = _logic.AppliedPosition;
-        return Task.CompletedTask;
+    }
+
+    /// <summary>Reads the stored state again (the activation holds nothing unstored).</summary>
+    private async Task ReloadAsync()
+    {
+        var before = _logic.AppliedPosition;
+        await storage.ReadStateAsync();
+        Load();
+        LogReloaded(logger, this.GetPrimaryKeyString(), before, _logic.AppliedPosition);
     }
 
     public override async Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
@@ -60,6 +74,14 @@ public sealed partial class SensorGrain(
     public async Task<SensorProgress> ApplyAsync(SensorWork work)
     {
         ThrowIfBroken();
+        if (work.AppliedAtLeast > _logic.AppliedPosition && !_dirty)
+        {
+            // This activation may have read its state before an earlier activation's last write landed: Orleans stops
+            // waiting for a deactivation after its timeout, and a write already sent goes through after the next activation
+            // read. The stored state is read again; without it, this activation would refuse every replay for good.
+            await ReloadAsync();
+        }
+
         if (work.AppliedAtLeast > _logic.AppliedPosition)
         {
             // An earlier activation applied more and stopped without storing it: applying this work would skip the
@@ -202,6 +224,8 @@ public sealed partial class SensorGrain(
                 _unwritten.Add(_logic.Snapshot());
             }
             await outputs.WriteAsync(_unwritten, cancellationToken);
+            // On deactivation: not once Orleans has stopped waiting (the next activation may have read the state already).
+            cancellationToken.ThrowIfCancellationRequested();
             storage.State = _logic.State;
             await storage.WriteStateAsync(cancellationToken);
         }
@@ -233,6 +257,9 @@ public sealed partial class SensorGrain(
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Sensor {SensorId}: a call failed; the activation drops what it did not store (stored position {StoredPosition}) and reloads")]
     private static partial void LogBroken(ILogger logger, Exception exception, string sensorId, long storedPosition);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Sensor {SensorId}: its partition reported more applied than this activation read; the stored state read again went from log position {Before} to {After}")]
+    private static partial void LogReloaded(ILogger logger, string sensorId, long before, long after);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Sensor {SensorId}: writing its state on deactivation failed; its partition replays it")]
     private static partial void LogDeactivationWriteFailed(ILogger logger, Exception exception, string sensorId);
