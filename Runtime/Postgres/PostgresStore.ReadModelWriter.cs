@@ -126,6 +126,12 @@ public sealed partial class PostgresStore
                 rows.Add((a.SensorId, a.MinuteMs, metric));
             }
         }
+        // The deletes below join the keys to the tables by their primary keys, a lookup per key, whatever the planner
+        // estimates. At a fleet's minute close every key has the same minute, which the planner cannot know: it took the
+        // keys to be spread over the table's minutes, chose a merge join on minute_ms alone and compared every key with
+        // every row of that minute (5,000 keys against 91,166 rows: 420 million comparisons, 96 s instead of 74 ms). A hash
+        // join would read the whole table, which grows with the retention. For the rest of this transaction only.
+        batch.BatchCommands.Add(new NpgsqlBatchCommand("SELECT set_config('enable_mergejoin', 'off', true), set_config('enable_hashjoin', 'off', true)"));
         batch.BatchCommands.Add(new NpgsqlBatchCommand("""
             DELETE FROM minute_aggregates a USING unnest($1::text[], $2::bigint[]) AS k(sensor_id, minute_ms)
             WHERE a.sensor_id = k.sensor_id AND a.minute_ms = k.minute_ms
