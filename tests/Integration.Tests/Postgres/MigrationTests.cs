@@ -25,7 +25,7 @@ public sealed class MigrationTests(PostgresServer server)
         var tables = await PostgresTestSupport.ScalarAsync<string>(connectionString, Tables);
         await store.MigrateAsync(CancellationToken.None);
 
-        Assert.Equal([1, 2, 3, 4, 5, 6, 7, 8, 9], await PostgresTestSupport.ColumnAsync<int>(connectionString, "SELECT version FROM schema_migrations ORDER BY version"));
+        Assert.Equal([1, 2, 3, 4, 5, 6, 7, 8, 9, 10], await PostgresTestSupport.ColumnAsync<int>(connectionString, "SELECT version FROM schema_migrations ORDER BY version"));
         Assert.Equal(AllTables, tables);
         Assert.Equal(tables, await PostgresTestSupport.ScalarAsync<string>(connectionString, Tables));
     }
@@ -90,6 +90,16 @@ public sealed class MigrationTests(PostgresServer server)
     }
 
     [Fact]
+    public async Task The_minute_indexes_are_block_range_indexes_for_retention()
+    {
+        var (store, connectionString) = await server.MigratedStoreAsync();
+        await using var _ = store;
+
+        Assert.Equal(["minute_aggregates_minute brin", "minute_outside_age brin"], await PostgresTestSupport.ColumnAsync<string>(connectionString,
+            "SELECT c.relname || ' ' || a.amname FROM pg_class c JOIN pg_am a ON a.oid = c.relam WHERE c.relname IN ('minute_aggregates_minute', 'minute_outside_age') ORDER BY 1"));
+    }
+
+    [Fact]
     public async Task Concurrent_migrations_from_several_processes_are_serialized()
     {
         var connectionString = await server.CreateDatabaseAsync();
@@ -106,7 +116,7 @@ public sealed class MigrationTests(PostgresServer server)
             }
         }
 
-        Assert.Equal([1, 2, 3, 4, 5, 6, 7, 8, 9], await PostgresTestSupport.ColumnAsync<int>(connectionString, "SELECT version FROM schema_migrations ORDER BY version"));
+        Assert.Equal([1, 2, 3, 4, 5, 6, 7, 8, 9, 10], await PostgresTestSupport.ColumnAsync<int>(connectionString, "SELECT version FROM schema_migrations ORDER BY version"));
         Assert.Equal(AllTables, await PostgresTestSupport.ScalarAsync<string>(connectionString, Tables));
     }
 
