@@ -21,6 +21,14 @@ public abstract record InboxEntry;
 /// </summary>
 public sealed record TelemetryEntry(Reading[] Readings, string? IdempotencyKey, long ReceivedAtMs) : InboxEntry;
 
+/// <summary>
+/// The telemetry entries of several requests in one record, in the order an Api node appended them: the requests that
+/// arrived while the partition's previous append waited for the log's confirm (the RabbitMQ log's group commit). A
+/// partition applies them as if each were its own record at this offset; the readings' positions number on across them.
+/// Only the binary codec writes it (<see cref="InboxEntryCodec.TelemetryGroupFormat"/>).
+/// </summary>
+public sealed record TelemetryGroupEntry(TelemetryEntry[] Entries) : InboxEntry;
+
 /// <summary>The partition's reader found it idle with a sensor due: receipt time has reached <see cref="TimeMs"/> for every sensor of the partition.</summary>
 public sealed record TickEntry(long TimeMs) : InboxEntry;
 

@@ -30,6 +30,13 @@ public static class InboxEntryCodec
     /// </summary>
     public const byte TelemetryFormat = 1;
 
+    /// <summary>
+    /// The first byte of a group of telemetry entries that an Api node appended to one partition together (the requests
+    /// that arrived while the partition's previous publish waited for its confirm): the number of entries (varint), then
+    /// per entry its length (varint) and its bytes in <see cref="TelemetryFormat"/>. Decodes to a <see cref="TelemetryGroupEntry"/>.
+    /// </summary>
+    public const byte TelemetryGroupFormat = 2;
+
     private static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
 
     [ThreadStatic]
@@ -38,10 +45,40 @@ public static class InboxEntryCodec
     [ThreadStatic]
     private static List<string>? t_decodeTable;
 
-    public static byte[] Encode(InboxEntry entry) =>
-        entry is TelemetryEntry telemetry
-            ? EncodeTelemetry(telemetry)
-            : JsonSerializer.SerializeToUtf8Bytes(entry, RabbitMq.RabbitMqJsonContext.Default.InboxEntry);
+    public static byte[] Encode(InboxEntry entry) => entry switch
+    {
+        TelemetryEntry telemetry => EncodeTelemetry(telemetry),
+        TelemetryGroupEntry group => EncodeGroup(group.Entries.Select(EncodeTelemetry).ToArray()),
+        _ => JsonSerializer.SerializeToUtf8Bytes(entry, RabbitMq.RabbitMqJsonContext.Default.InboxEntry),
+    };
+
+    /// <summary>One record of several telemetry entries, each already encoded by <see cref="Encode"/>, in their order.</summary>
+    public static byte[] EncodeGroup(IReadOnlyList<byte[]> telemetryEntries)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(telemetryEntries.Count, 1);
+        var writer = new Writer(16 + telemetryEntries.Sum(e => e.Length + 5));
+        try
+        {
+            writer.Byte(TelemetryGroupFormat);
+            writer.VarUInt((ulong)telemetryEntries.Count);
+            foreach (var entry in telemetryEntries)
+            {
+                if (entry.Length == 0 || entry[0] != TelemetryFormat)
+                {
+                    throw new ArgumentException("A group holds binary telemetry entries only.", nameof(telemetryEntries));
+                }
+
+                writer.VarUInt((ulong)entry.Length);
+                writer.Bytes(entry);
+            }
+
+            return writer.ToArray();
+        }
+        finally
+        {
+            writer.Return();
+        }
+    }
 
     /// <exception cref="InvalidDataException">The bytes are not an inbox entry.</exception>
     public static InboxEntry Decode(ReadOnlySpan<byte> bytes)
@@ -49,6 +86,11 @@ public static class InboxEntryCodec
         if (!bytes.IsEmpty && bytes[0] == TelemetryFormat)
         {
             return DecodeTelemetry(bytes);
+        }
+
+        if (!bytes.IsEmpty && bytes[0] == TelemetryGroupFormat)
+        {
+            return DecodeGroup(bytes);
         }
 
         try
@@ -216,6 +258,37 @@ public static class InboxEntryCodec
         }
     }
 
+    private static TelemetryGroupEntry DecodeGroup(ReadOnlySpan<byte> bytes)
+    {
+        var reader = new Reader(bytes) { Position = 1 };
+        var entries = new TelemetryEntry[reader.Count()];
+        if (entries.Length == 0)
+        {
+            throw new InvalidDataException("The telemetry group holds no entries.");
+        }
+
+        for (var i = 0; i < entries.Length; i++)
+        {
+            var at = reader.Position;
+            var length = reader.Count();
+            var entry = bytes.Slice(reader.Position, length);
+            if (entry.IsEmpty || entry[0] != TelemetryFormat)
+            {
+                throw new InvalidDataException($"Entry {i} of the telemetry group (byte {at}) is not a telemetry entry.");
+            }
+
+            entries[i] = DecodeTelemetry(entry);
+            reader.Position += length;
+        }
+
+        if (reader.Position != bytes.Length)
+        {
+            throw new InvalidDataException($"{bytes.Length - reader.Position} bytes follow the last entry of the telemetry group.");
+        }
+
+        return new TelemetryGroupEntry(entries);
+    }
+
     private struct Writer(int capacity)
     {
         private byte[] _buffer = ArrayPool<byte>.Shared.Rent(capacity);
@@ -280,6 +353,13 @@ public static class InboxEntryCodec
             VarUInt(1);
             VarUInt((ulong)count);
             Utf8(value, count);
+        }
+
+        public void Bytes(ReadOnlySpan<byte> value)
+        {
+            Ensure(value.Length);
+            value.CopyTo(_buffer.AsSpan(_length));
+            _length += value.Length;
         }
 
         public readonly byte[] ToArray() => _buffer.AsSpan(0, _length).ToArray();

@@ -84,20 +84,14 @@ public sealed class PartitionLogic
             switch (record.Entry)
             {
                 case TelemetryEntry telemetry:
-                    Advance(telemetry.ReceivedAtMs);
-                    if (telemetry.IdempotencyKey is { } key)
+                    TakeTelemetry(telemetry, record.Offset, 0, batch);
+                    break;
+                case TelemetryGroupEntry group:
+                    var first = 0;
+                    foreach (var telemetry in group.Entries)
                     {
-                        if (!_keys.TryApply(key, _state.ReceivedUpToMs, _idempotencyWindowMs))
-                        {
-                            batch.DuplicatesSkipped += telemetry.Readings.Length;
-                            break;
-                        }
-                    }
-
-                    for (var index = 0; index < telemetry.Readings.Length; index++)
-                    {
-                        var reading = telemetry.Readings[index];
-                        batch.Add(reading.SensorId, new SensorWorkItem(LogPosition.Of(record.Offset, index), telemetry.ReceivedAtMs, reading));
+                        TakeTelemetry(telemetry, record.Offset, first, batch);
+                        first += telemetry.Readings.Length;
                     }
 
                     break;
@@ -123,6 +117,26 @@ public sealed class PartitionLogic
 
         batch.ReceivedUpToMs = _state.ReceivedUpToMs;
         return taken;
+    }
+
+    /// <summary>
+    /// Adds the readings of one request's entry, unless its idempotency key was applied; <paramref name="firstIndex"/>
+    /// is the index of its first reading in the record (a group's entries number on).
+    /// </summary>
+    private void TakeTelemetry(TelemetryEntry telemetry, long offset, int firstIndex, PartitionBatch batch)
+    {
+        Advance(telemetry.ReceivedAtMs);
+        if (telemetry.IdempotencyKey is { } key && !_keys.TryApply(key, _state.ReceivedUpToMs, _idempotencyWindowMs))
+        {
+            batch.DuplicatesSkipped += telemetry.Readings.Length;
+            return;
+        }
+
+        for (var index = 0; index < telemetry.Readings.Length; index++)
+        {
+            var reading = telemetry.Readings[index];
+            batch.Add(reading.SensorId, new SensorWorkItem(LogPosition.Of(offset, firstIndex + index), telemetry.ReceivedAtMs, reading));
+        }
     }
 
     /// <summary>Records where a sensor stands after a call, and when it is next due.</summary>

@@ -8,10 +8,11 @@ namespace Runtime.RabbitMq;
 
 /// <summary>
 /// The inbox log on RabbitMQ stream queues over AMQP 0-9-1: one durable stream "{prefix}.inbox.{p}" per partition,
-/// one message per <see cref="InboxEntry"/> (source-generated JSON), the record's offset being the message's stream offset.
+/// one message per <see cref="InboxEntry"/> (<see cref="InboxEntryCodec"/>), the record's offset being the message's stream offset.
 /// <list type="bullet">
 /// <item>Appends publish with publisher confirms on a small pool of channels (partition p on channel p % n) and complete
-/// when every entry is confirmed; they fail fast with <see cref="LogUnavailableException"/> while the broker is down or
+/// when every entry is confirmed. A partition has one publish in flight; the telemetry of the appends that queue behind
+/// it goes out as one record (see <see cref="GroupCommit"/>). Appends fail fast with <see cref="LogUnavailableException"/> while the broker is down or
 /// blocks publishers, on a negative confirm, or after <see cref="RabbitMqOptions.PublishTimeout"/>.</item>
 /// <item>Readers consume from a numeric x-stream-offset with bounded prefetch and, after a reconnect, resume from the
 /// offset after the last record they delivered; records below that offset are skipped, so nothing repeats.</item>
@@ -27,6 +28,7 @@ public sealed partial class RabbitMqInboxLog : IInboxLog, IAsyncDisposable
     private readonly ILogger _logger;
     private readonly RabbitMqConnection _connection;
     private readonly StreamPublisher[] _publishers;
+    private readonly GroupCommit[] _groupCommits;
     private readonly CachedString[] _streams;
     private readonly long[] _knownEnd;
     private int _disposed;
@@ -42,6 +44,7 @@ public sealed partial class RabbitMqInboxLog : IInboxLog, IAsyncDisposable
         _connection = new RabbitMqConnection(options, $"OrleansIot inbox {Environment.MachineName}", _logger);
         _publishers = Enumerable.Range(0, Math.Min(options.PublisherChannels, partitions)).Select(_ => new StreamPublisher()).ToArray();
         _streams = Enumerable.Range(0, partitions).Select(p => new CachedString(options.StreamName(p))).ToArray();
+        _groupCommits = Enumerable.Range(0, partitions).Select(p => new GroupCommit(this, p)).ToArray();
         _knownEnd = new long[partitions];
     }
 
@@ -105,21 +108,31 @@ public sealed partial class RabbitMqInboxLog : IInboxLog, IAsyncDisposable
             return;
         }
         var bodies = new byte[entries.Count][];
+        var readings = 0;
         for (var i = 0; i < bodies.Length; i++)
         {
             bodies[i] = InboxEntryCodec.Encode(entries[i]);
+            readings += entries[i] is TelemetryEntry telemetry ? telemetry.Readings.Length : 0;
         }
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         deadline.CancelAfter(_options.PublishTimeout);
         try
         {
-            var connection = await OpenConnectionAsync(deadline.Token).ConfigureAwait(false);
+            await OpenConnectionAsync(deadline.Token).ConfigureAwait(false);
             if (_connection.Blocked)
             {
                 throw new LogUnavailableException($"RabbitMQ at {_connection.Endpoint} blocks publishers (a memory or disk alarm).");
             }
-            await _publishers[partition % _publishers.Length]
-                .PublishAsync(connection, _streams[partition], bodies, deadline.Token).ConfigureAwait(false);
+            var append = _groupCommits[partition].Enqueue(bodies, readings);
+            try
+            {
+                await append.Task.WaitAsync(deadline.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                append.Abandon();
+                throw;
+            }
         }
         catch (OperationCanceledException e) when (!cancellationToken.IsCancellationRequested)
         {

@@ -116,4 +116,29 @@ public sealed class AppliedKeysTests
         Assert.Equal(0, third.DuplicatesSkipped);
         Assert.Equal([5L], third.Sensors["s1"].Select(i => LogPosition.OffsetOf(i.Position)));
     }
+    [Fact]
+    public void A_group_record_applies_each_request_as_its_own_entry_with_positions_numbering_on_across_them()
+    {
+        var logic = new PartitionLogic(0, 1, new PartitionState(), TimeSpan.FromMinutes(15));
+        Take(logic, Keyed(0, "caller:key-1", T0));
+        var a = new TelemetryEntry(
+        [
+            new Reading { SensorId = "s1", TimestampMs = T0, Metrics = [new MetricValue("t", 1)] },
+            new Reading { SensorId = "s2", TimestampMs = T0, Metrics = [new MetricValue("t", 2)] },
+        ], "caller:key-2", T0 + 5);
+        var resent = (TelemetryEntry)Keyed(9, "caller:key-1", T0 + 6).Entry;
+        var b = new TelemetryEntry([new Reading { SensorId = "s1", TimestampMs = T0 + 7, Metrics = [new MetricValue("t", 3)] }], null, T0 + 7);
+
+        var batch = Take(logic, new LogRecord(1, new TelemetryGroupEntry([a, resent, b])));
+
+        Assert.Equal(1, batch.DuplicatesSkipped); // the resent request's key was applied at offset 0
+        Assert.Equal([LogPosition.Of(1, 0), LogPosition.Of(1, 3)], batch.Sensors["s1"].Select(i => i.Position));
+        Assert.Equal([T0 + 5, T0 + 7], batch.Sensors["s1"].Select(i => i.ReceivedAtMs));
+        Assert.Equal([LogPosition.Of(1, 1)], batch.Sensors["s2"].Select(i => i.Position));
+        Assert.Equal(T0 + 7, batch.ReceivedUpToMs);
+        Assert.Equal(2, logic.NextOffset);
+
+        // The same record again (a reader that resumed before it) adds nothing.
+        Assert.Empty(Take(logic, new LogRecord(1, new TelemetryGroupEntry([a, resent, b]))).Sensors);
+    }
 }

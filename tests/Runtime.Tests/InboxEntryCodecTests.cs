@@ -110,6 +110,45 @@ public sealed class InboxEntryCodecTests
         Assert.Equal(message, error.Message);
     }
 
+    [Fact]
+    public void A_group_of_telemetry_entries_reads_back_as_the_entries_in_their_order()
+    {
+        var second = new TelemetryEntry([new Reading { SensorId = "s-9", TimestampMs = 7, Metrics = [new("temperature", 1.5)] }], null, 8);
+        var third = Sample with { IdempotencyKey = "key-3" };
+
+        var bytes = InboxEntryCodec.EncodeGroup([InboxEntryCodec.Encode(Sample), InboxEntryCodec.Encode(second), InboxEntryCodec.Encode(third)]);
+
+        Assert.Equal(InboxEntryCodec.TelemetryGroupFormat, bytes[0]);
+        var group = Assert.IsType<TelemetryGroupEntry>(InboxEntryCodec.Decode(bytes));
+        Assert.Equal([Json(Sample), Json(second), Json(third)], group.Entries.Select(e => Json(e)));
+        Assert.Equal(bytes, InboxEntryCodec.Encode(group));
+    }
+
+    [Fact]
+    public void A_group_holds_telemetry_entries_only_and_every_truncation_of_it_is_refused()
+    {
+        var rule = InboxEntryCodec.Encode(new RuleChangeEntry("r-1", null, 9));
+        Assert.Throws<ArgumentException>(() => InboxEntryCodec.EncodeGroup([InboxEntryCodec.Encode(Sample), rule]));
+        Assert.Throws<ArgumentOutOfRangeException>(() => InboxEntryCodec.EncodeGroup([]));
+
+        var bytes = InboxEntryCodec.EncodeGroup([InboxEntryCodec.Encode(Sample), InboxEntryCodec.Encode(Sample)]);
+        for (var length = 1; length < bytes.Length; length++)
+        {
+            Assert.Throws<InvalidDataException>(() => InboxEntryCodec.Decode(bytes.AsSpan(0, length)));
+        }
+    }
+
+    [Theory]
+    [InlineData(new byte[] { 2, 0 }, "The telemetry group holds no entries.")]
+    [InlineData(new byte[] { 2, 1, 2, 2, 0 }, "Entry 0 of the telemetry group (byte 2) is not a telemetry entry.")]
+    [InlineData(new byte[] { 2, 1, 4, 1, 2, 0, 0, 9 }, "1 bytes follow the last entry of the telemetry group.")]
+    [InlineData(new byte[] { 2, 1, 9, 1, 2, 0, 0 }, "The count at byte 2 of the entry (9) exceeds the bytes that follow it.")]
+    public void A_corrupt_group_is_refused_with_what_was_wrong(byte[] bytes, string message)
+    {
+        var error = Assert.Throws<InvalidDataException>(() => InboxEntryCodec.Decode(bytes));
+        Assert.Equal(message, error.Message);
+    }
+
     [Theory]
     [InlineData("""{"$type":"unknown"}""")]
     [InlineData("null")]

@@ -209,6 +209,43 @@ public sealed class RabbitMqInboxLogTests(RabbitMqServer server, ITestOutputHelp
     }
 
     [Fact]
+    public async Task Telemetry_appended_while_a_publish_waits_for_its_confirm_shares_one_record_and_reads_back_once_each()
+    {
+        const int appends = 200;
+        var log = await NewLogAsync(1);
+        // A lone append is its own record.
+        await log.AppendAsync(0, [new TelemetryEntry([RmqTest.Reading("first", 1_000, 1)], "caller:first", 1_000)], CancellationToken.None);
+        await log.AppendAsync(0, [new TickEntry(5)], CancellationToken.None);
+
+        // 200 requests at once, one reading each, and a rule change among them.
+        var sent = Enumerable.Range(0, appends).Select(i => new TelemetryEntry([RmqTest.Reading($"s-{i}", 2_000 + i, i)], $"caller:{i}", 2_000 + i)).ToArray();
+        await Task.WhenAll(sent.Select((entry, i) => Task.Run(async () =>
+        {
+            await log.AppendAsync(0, [entry], CancellationToken.None);
+            if (i == appends / 2)
+            {
+                await log.AppendAsync(0, [new RuleChangeEntry("r-1", null, 3_000)], CancellationToken.None);
+            }
+        })));
+
+        await using var reader = log.OpenReader(0, 0);
+        var records = await RmqTest.ReadReadingsAsync(reader, appends + 1, TimeSpan.FromSeconds(20));
+        records.AddRange(await RmqTest.ReadExactlyAsync(reader, records.Any(r => r.Entry is RuleChangeEntry) ? 0 : 1));
+
+        Assert.Equal(Enumerable.Range(0, records.Count).Select(i => (long)i), records.Select(r => r.Offset));
+        Assert.Equal("first", Assert.IsType<TelemetryEntry>(records[0].Entry).Readings[0].SensorId);
+        Assert.Equal(new TickEntry(5), records[1].Entry);
+        Assert.Single(records, r => r.Entry is RuleChangeEntry);
+        var groups = records.Where(r => r.Entry is TelemetryGroupEntry).ToList();
+        Assert.NotEmpty(groups);
+        Assert.True(records.Count < appends / 2, $"{records.Count} records for {appends} concurrent appends");
+        // Every request's entry once, whole, with its key and time of receipt.
+        var read = records.Skip(2).SelectMany(r => RmqTest.Telemetry(r.Entry)).ToList();
+        Assert.Equal(sent.Select(RmqTest.Json).Order(), read.Select(RmqTest.Json).Order());
+        Assert.Equal(records.Count, await log.EndOffsetAsync(0, CancellationToken.None));
+    }
+
+    [Fact]
     public async Task Streams_are_declared_with_the_retention_arguments()
     {
         var options = server.NewOptions();

@@ -48,6 +48,33 @@ internal static class RmqTest
         return records;
     }
 
+    /// <summary>Reads records until they hold <paramref name="readings"/> readings (appends of telemetry may share a record).</summary>
+    public static async Task<List<LogRecord>> ReadReadingsAsync(IInboxReader reader, int readings, TimeSpan timeout)
+    {
+        var records = new List<LogRecord>();
+        var clock = Stopwatch.StartNew();
+        var read = 0;
+        while (read < readings)
+        {
+            if (clock.Elapsed > timeout)
+            {
+                throw new TimeoutException($"Read {read} of {readings} readings in {timeout}");
+            }
+            var from = records.Count;
+            await reader.ReadAsync(records, 1000, TimeSpan.FromMilliseconds(200), CancellationToken.None);
+            read += records.Skip(from).Sum(r => Telemetry(r.Entry).Sum(t => t.Readings.Length));
+        }
+        return records;
+    }
+
+    /// <summary>The telemetry entries of a record: itself, or those of a group.</summary>
+    public static TelemetryEntry[] Telemetry(InboxEntry entry) => entry switch
+    {
+        TelemetryEntry telemetry => [telemetry],
+        TelemetryGroupEntry group => group.Entries,
+        _ => [],
+    };
+
     public static string Json(InboxEntry entry) => JsonSerializer.Serialize(entry, RabbitMqJsonContext.Default.InboxEntry);
 
     public static Reading Reading(string sensor, long timestampMs, double temperature) => new()
