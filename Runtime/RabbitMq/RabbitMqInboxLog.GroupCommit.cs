@@ -74,9 +74,11 @@ public sealed partial class RabbitMqInboxLog
 
         private async Task PublishAsync(List<Append> appends)
         {
-            var bodies = Records(appends);
+            var records = 0;
             try
             {
+                var bodies = Records(appends);
+                records = bodies.Count;
                 var connection = log._connection.Current
                                  ?? throw new LogUnavailableException($"RabbitMQ at {log._connection.Endpoint} is unreachable; reconnecting.");
                 if (log._connection.Blocked)
@@ -97,7 +99,7 @@ public sealed partial class RabbitMqInboxLog
                 {
                     LogUnavailableException unavailable => unavailable,
                     OperationCanceledException => new LogUnavailableException(
-                        $"RabbitMQ at {log._connection.Endpoint} did not confirm {bodies.Count} records of partition {partition} within {log._options.PublishTimeout.TotalSeconds:0.###} s.", e),
+                        $"RabbitMQ at {log._connection.Endpoint} did not confirm {records} records of partition {partition} within {log._options.PublishTimeout.TotalSeconds:0.###} s.", e),
                     _ => new LogUnavailableException($"Publishing to RabbitMQ failed: {e.Message}", e),
                 };
                 foreach (var append in appends)
