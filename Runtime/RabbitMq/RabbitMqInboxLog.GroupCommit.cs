@@ -77,7 +77,7 @@ public sealed partial class RabbitMqInboxLog
             var records = 0;
             try
             {
-                var bodies = Records(appends);
+                var bodies = Records(appends, log._options.GroupCommit);
                 records = bodies.Count;
                 var connection = log._connection.Current
                                  ?? throw new LogUnavailableException($"RabbitMQ at {log._connection.Endpoint} is unreachable; reconnecting.");
@@ -111,15 +111,16 @@ public sealed partial class RabbitMqInboxLog
 
         /// <summary>
         /// The messages of one publish: the entries of consecutive appends of one telemetry entry each (a request's readings
-        /// of this partition) one record, a group when they are several; every entry of other appends its own record.
+        /// of this partition) one record, a group when they are several; every entry of other appends its own record (and
+        /// every entry when <see cref="RabbitMqOptions.GroupCommit"/> is off: one publish still carries them all).
         /// </summary>
-        private static List<byte[]> Records(List<Append> appends)
+        private static List<byte[]> Records(List<Append> appends, bool group)
         {
             var records = new List<byte[]>();
             var run = new List<byte[]>();
             foreach (var append in appends)
             {
-                if (append.Bodies is [{ } telemetry] && telemetry[0] == InboxEntryCodec.TelemetryFormat)
+                if (group && append.Bodies is [{ } telemetry] && telemetry[0] == InboxEntryCodec.TelemetryFormat)
                 {
                     run.Add(telemetry);
                     continue;

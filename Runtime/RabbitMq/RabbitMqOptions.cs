@@ -27,6 +27,13 @@ public sealed partial class RabbitMqOptions
     /// <summary>Longest time an append waits for its publisher confirms before it fails with <see cref="LogUnavailableException"/>.</summary>
     public TimeSpan PublishTimeout { get; set; } = TimeSpan.FromSeconds(5);
 
+    /// <summary>
+    /// Whether the telemetry of requests that queue behind a partition's publish shares one record (a group, binary format
+    /// 2). Silos of releases before the group commit cannot read such a record: an upgrade from one runs its Api nodes with
+    /// this off until no old silo is left.
+    /// </summary>
+    public bool GroupCommit { get; set; } = true;
+
     /// <summary>Channels that publish to the streams; partition p publishes on channel p % PublisherChannels.</summary>
     public int PublisherChannels { get; set; } = 4;
 

@@ -246,6 +246,24 @@ public sealed class RabbitMqInboxLogTests(RabbitMqServer server, ITestOutputHelp
     }
 
     [Fact]
+    public async Task With_group_commit_off_every_request_keeps_a_record_of_its_own_for_silos_of_the_release_before()
+    {
+        const int appends = 100;
+        var options = server.NewOptions();
+        options.GroupCommit = false;
+        var log = await NewLogAsync(1, options);
+
+        var sent = Enumerable.Range(0, appends).Select(i => new TelemetryEntry([RmqTest.Reading($"s-{i}", 2_000 + i, i)], $"caller:{i}", 2_000 + i)).ToArray();
+        await Task.WhenAll(sent.Select(entry => Task.Run(async () => await log.AppendAsync(0, [entry], CancellationToken.None))));
+
+        await using var reader = log.OpenReader(0, 0);
+        var records = await RmqTest.ReadExactlyAsync(reader, appends);
+        Assert.All(records, r => Assert.IsType<TelemetryEntry>(r.Entry));
+        Assert.Equal(sent.Select(RmqTest.Json).Order(), records.Select(r => RmqTest.Json(r.Entry)).Order());
+        Assert.Equal(appends, await log.EndOffsetAsync(0, CancellationToken.None));
+    }
+
+    [Fact]
     public async Task Streams_are_declared_with_the_retention_arguments()
     {
         var options = server.NewOptions();
