@@ -1,31 +1,41 @@
+using Grains.Abstractions;
 using Runtime.Outputs;
 
 namespace Runtime.InMemory;
 
 /// <summary>
-/// The output streams of embedded mode: each keeps its last <see cref="OutputOptions.InMemoryCapacity"/> messages with
-/// offsets counting from 0; a message whose id the stream still holds is not appended again (a replay's repeat).
+/// The output streams of embedded mode: each keeps its last <see cref="OutputOptions.InMemoryCapacity"/> outputs with
+/// offsets counting from 0; an output whose id the stream still holds is not appended again (a replay's repeat). It keeps
+/// the outputs themselves (the read models hold the same objects) and makes their JSON when a page is read: a fleet's
+/// minute close appends 100,000 aggregates at once, and few of them are ever read from here.
 /// </summary>
 public sealed class InMemoryOutputStreams(int capacity) : IOutputStreams
 {
     private readonly Lock _gate = new();
     private readonly Stream[] _streams = OutputMessages.Streams.Select(_ => new Stream()).ToArray();
 
-    public void Append(IReadOnlyList<OutputMessage> messages)
+    /// <summary>Appends the outputs that have a stream (aggregates, alert events, commands), each id once.</summary>
+    public void Append(IReadOnlyList<GrainOutput> outputs)
     {
         lock (_gate)
         {
-            foreach (var message in messages)
+            foreach (var output in outputs)
             {
-                var stream = _streams[(int)message.Stream];
-                if (!stream.Ids.Add(message.Id))
+                if (OutputMessages.StreamOf(output) is not { } name)
                 {
                     continue;
                 }
-                stream.Records.Enqueue(new OutputRecord(stream.End++, message.Id, message.Type, message.Body));
-                if (stream.Records.Count > capacity)
+                var stream = _streams[(int)name];
+                var id = output.Id;
+                if (!stream.Ids.Add(id))
                 {
-                    stream.Ids.Remove(stream.Records.Dequeue().Id);
+                    continue;
+                }
+                stream.Outputs.Enqueue((id, output));
+                stream.End++;
+                if (stream.Outputs.Count > capacity)
+                {
+                    stream.Ids.Remove(stream.Outputs.Dequeue().Id);
                 }
             }
         }
@@ -35,18 +45,30 @@ public sealed class InMemoryOutputStreams(int capacity) : IOutputStreams
     {
         ArgumentOutOfRangeException.ThrowIfNegative(fromOffset);
         ArgumentOutOfRangeException.ThrowIfLessThan(limit, 1);
+        long first, end;
+        List<(string Id, GrainOutput Output)> taken;
         lock (_gate)
         {
             var s = _streams[(int)stream];
-            var first = s.End - s.Records.Count;
-            var records = s.Records.Skip((int)Math.Max(0, Math.Min(fromOffset - first, s.Records.Count))).Take(limit).ToList();
-            return Task.FromResult(new OutputPage(records, s.End));
+            end = s.End;
+            first = s.End - s.Outputs.Count;
+            var skip = (int)Math.Max(0, Math.Min(fromOffset - first, s.Outputs.Count));
+            taken = s.Outputs.Skip(skip).Take(limit).ToList();
+            first += skip;
         }
+
+        // The JSON is made outside the lock: appends do not wait for a reader.
+        var records = new List<OutputRecord>(taken.Count);
+        foreach (var (id, output) in taken)
+        {
+            records.Add(new OutputRecord(first++, id, OutputMessages.TypeOf(output), OutputMessages.BodyOf(output)));
+        }
+        return Task.FromResult(new OutputPage(records, end));
     }
 
     private sealed class Stream
     {
-        public Queue<OutputRecord> Records { get; } = new();
+        public Queue<(string Id, GrainOutput Output)> Outputs { get; } = new();
 
         public HashSet<string> Ids { get; } = new(StringComparer.Ordinal);
 

@@ -37,7 +37,7 @@ public sealed class InMemoryStore(TimeProvider time, InMemoryOutputStreams? outp
             {
                 Apply(output);
             }
-            _outputs?.Append(OutputMessages.Of(outputs));
+            _outputs?.Append(outputs);
         }
 
         return Task.CompletedTask;

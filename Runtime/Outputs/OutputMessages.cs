@@ -51,22 +51,41 @@ public static class OutputMessages
         return false;
     }
 
-    /// <summary>The message of an output, or null for outputs that have no stream (sensor summaries).</summary>
-    public static OutputMessage? From(GrainOutput output) => output switch
+    /// <summary>The stream of an output, or null for outputs that have no stream (sensor summaries).</summary>
+    public static OutputStream? StreamOf(GrainOutput output) => output switch
     {
-        MinuteAggregate a => new(OutputStream.Aggregates, a.Id, "aggregate",
-            JsonSerializer.SerializeToUtf8Bytes(AggregateMessage.Of(a), OutputJsonContext.Default.AggregateMessage)),
-        AlertEvent e => new(OutputStream.Alerts, e.Id, e.Kind switch
-            {
-                AlertEventKind.Opened => "alert.opened",
-                AlertEventKind.Resolved => "alert.resolved",
-                _ => "alert.acknowledged",
-            },
-            JsonSerializer.SerializeToUtf8Bytes(AlertMessage.Of(e), OutputJsonContext.Default.AlertMessage)),
-        DeviceCommand c => new(OutputStream.Commands, c.Id, "command",
-            JsonSerializer.SerializeToUtf8Bytes(CommandMessage.Of(c), OutputJsonContext.Default.CommandMessage)),
+        MinuteAggregate => OutputStream.Aggregates,
+        AlertEvent => OutputStream.Alerts,
+        DeviceCommand => OutputStream.Commands,
         _ => null,
     };
+
+    /// <summary>The message type of an output that has a stream: "aggregate", "alert.opened", "alert.resolved", "alert.acknowledged" or "command".</summary>
+    public static string TypeOf(GrainOutput output) => output switch
+    {
+        MinuteAggregate => "aggregate",
+        AlertEvent e => e.Kind switch
+        {
+            AlertEventKind.Opened => "alert.opened",
+            AlertEventKind.Resolved => "alert.resolved",
+            _ => "alert.acknowledged",
+        },
+        DeviceCommand => "command",
+        _ => throw new ArgumentOutOfRangeException(nameof(output), output.GetType().Name, "Sensor summaries have no output stream."),
+    };
+
+    /// <summary>The JSON body (UTF-8) of an output that has a stream.</summary>
+    public static byte[] BodyOf(GrainOutput output) => output switch
+    {
+        MinuteAggregate a => JsonSerializer.SerializeToUtf8Bytes(AggregateMessage.Of(a), OutputJsonContext.Default.AggregateMessage),
+        AlertEvent e => JsonSerializer.SerializeToUtf8Bytes(AlertMessage.Of(e), OutputJsonContext.Default.AlertMessage),
+        DeviceCommand c => JsonSerializer.SerializeToUtf8Bytes(CommandMessage.Of(c), OutputJsonContext.Default.CommandMessage),
+        _ => throw new ArgumentOutOfRangeException(nameof(output), output.GetType().Name, "Sensor summaries have no output stream."),
+    };
+
+    /// <summary>The message of an output, or null for outputs that have no stream (sensor summaries).</summary>
+    public static OutputMessage? From(GrainOutput output) =>
+        StreamOf(output) is { } stream ? new(stream, output.Id, TypeOf(output), BodyOf(output)) : null;
 
     /// <summary>The messages of the outputs that have a stream, each id once (the first occurrence), in output order.</summary>
     public static List<OutputMessage> Of(IReadOnlyList<GrainOutput> outputs)

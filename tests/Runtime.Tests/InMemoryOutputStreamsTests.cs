@@ -47,14 +47,14 @@ public sealed class InMemoryOutputStreamsTests
     public async Task A_full_stream_drops_its_oldest_messages_and_offsets_keep_counting()
     {
         var streams = new InMemoryOutputStreams(3);
-        streams.Append(Enumerable.Range(0, 5).Select(i => OutputMessages.From(Aggregate("s", i * 60_000L))!).ToArray());
+        streams.Append(Enumerable.Range(0, 5).Select(i => Aggregate("s", i * 60_000L)).ToArray());
 
         Assert.Equal(["2:s@120000", "3:s@180000", "4:s@240000"], await IdsAsync(streams, OutputStream.Aggregates));
         Assert.Equal(["3:s@180000"], await IdsAsync(streams, OutputStream.Aggregates, from: 3, limit: 1));
         var past = await streams.ReadAsync(OutputStream.Aggregates, 9, 10, CancellationToken.None);
         Assert.Equal((0, 5L), (past.Records.Count, past.End));
         // The id of a dropped message is forgotten: it would be appended again (the window is the capacity).
-        streams.Append([OutputMessages.From(Aggregate("s", 0))!, OutputMessages.From(Aggregate("s", 240_000))!]);
+        streams.Append([Aggregate("s", 0), Aggregate("s", 240_000)]);
         Assert.Equal(["4:s@240000", "5:s@0"], await IdsAsync(streams, OutputStream.Aggregates, from: 4));
     }
 }
