@@ -60,6 +60,9 @@ public sealed partial class PartitionGrain(
     private long _committedOffset;
     private long _readingsApplied;
     private long? _tickPendingMs;
+
+    /// <summary>The last round of wakes was full and more sensors are due: the next round follows without waiting for records.</summary>
+    private bool _wakingBacklog;
     private MembershipVersion _checkedMembership = MembershipVersion.MinValue;
     private MajorMinorVersion _checkedManifest = MajorMinorVersion.MinValue;
 
@@ -119,6 +122,7 @@ public sealed partial class PartitionGrain(
         // Not the state object when nothing is stored: before its first write that object is the logic's own memory, which
         // a replay must not start from.
         _logic = new PartitionLogic(_partition, o.Partitions, storage.RecordExists ? storage.State : new PartitionState(), o.IdempotencyWindow);
+        _wakingBacklog = false;
         _committedOffset = _logic.NextOffset;
         _unstored = new UnstoredWork();
         _tickPendingMs = null;
@@ -209,7 +213,9 @@ public sealed partial class PartitionGrain(
         await using var reader = log.OpenReader(_partition, _logic.NextOffset);
         while (true)
         {
-            var n = await reader.ReadAsync(records, o.ReadBatchSize, wait, cancellationToken);
+            // After a full round of wakes, the sensors still due are woken after the records that arrived meanwhile, without
+            // waiting for more.
+            var n = await reader.ReadAsync(records, o.ReadBatchSize, _wakingBacklog ? TimeSpan.Zero : wait, cancellationToken);
             for (var start = 0; start < n;)
             {
                 batch.Clear();
@@ -286,10 +292,16 @@ public sealed partial class PartitionGrain(
         }
     }
 
-    /// <summary>Lets the clock of every sensor due by the receipt time reached run to it (minutes close, offline rules fire).</summary>
+    /// <summary>
+    /// Lets the clock of sensors due by the receipt time reached run to it (minutes close, offline rules fire): one window of
+    /// <see cref="CallsInFlight"/> calls a round, between the reader's batches. When a fleet's minute closes, every sensor of
+    /// the partition falls due at once; woken all together they would hold the records read after them (an alert among
+    /// them) for thousands of calls, while sensors with steady readings are closed by their next reading anyway.
+    /// </summary>
     private async Task WakeDueAsync()
     {
-        var due = _logic.TakeDue();
+        var due = _logic.TakeDue(CallsInFlight);
+        _wakingBacklog = due.Count == CallsInFlight && _logic.HasDue;
         if (due.Count > 0)
         {
             await ApplyAllAsync(due.Select(sensorId => (sensorId, Array.Empty<SensorWorkItem>())).ToArray(), _logic.ReceivedUpToMs, _logic.Rules,
@@ -435,9 +447,9 @@ public sealed partial class PartitionGrain(
     /// </summary>
     private async Task AppendTickIfDueAsync(CancellationToken cancellationToken)
     {
-        if (!options.Value.TicksEnabled || _tickPendingMs is not null || _logic.NextWakeMs is not { } due)
+        if (!options.Value.TicksEnabled || _tickPendingMs is not null || _wakingBacklog || _logic.NextWakeMs is not { } due)
         {
-            return;
+            return; // while sensors already due are being woken, the receipt time need not move for them
         }
 
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();

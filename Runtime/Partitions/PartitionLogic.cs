@@ -175,11 +175,18 @@ public sealed class PartitionLogic
     public long AppliedPositionOf(string sensorId) =>
         _state.Sensors.TryGetValue(sensorId, out var entry) ? entry.AppliedPosition : -1;
 
-    /// <summary>The sensors due by the receipt time reached, in schedule order; they leave the schedule until their next progress.</summary>
-    public IReadOnlyList<string> TakeDue()
+    /// <summary>Whether a sensor is due by the receipt time reached and not yet taken.</summary>
+    public bool HasDue => _schedule.Count > 0 && _schedule.Min.WakeAtMs <= _state.ReceivedUpToMs;
+
+    /// <summary>
+    /// Up to <paramref name="max"/> of the sensors due by the receipt time reached, in schedule order; they leave the
+    /// schedule until their next progress. The others stay scheduled: a reading delivered before they are taken runs their
+    /// clock as the wake would have, and its progress moves them to their next wake time.
+    /// </summary>
+    public IReadOnlyList<string> TakeDue(int max = int.MaxValue)
     {
         List<string>? due = null;
-        while (_schedule.Count > 0 && _schedule.Min.WakeAtMs <= _state.ReceivedUpToMs)
+        while (_schedule.Count > 0 && _schedule.Min.WakeAtMs <= _state.ReceivedUpToMs && (due?.Count ?? 0) < max)
         {
             var (_, sensorId) = _schedule.Min;
             _schedule.Remove(_schedule.Min);

@@ -54,4 +54,25 @@ public sealed class PartitionScheduleTests
         logic.Progress("x", Progress(4, 20_000));
         Assert.Equal(["x"], logic.TakeDue());
     }
+
+    [Fact]
+    public void Sensors_due_at_once_are_taken_a_round_at_a_time_and_one_that_progresses_meanwhile_moves_to_its_next_wake()
+    {
+        var logic = new PartitionLogic(0, 1, new PartitionState(), TimeSpan.FromMinutes(15));
+        foreach (var (sensor, i) in new[] { "a", "b", "c", "d", "e" }.Select((s, i) => (s, i)))
+        {
+            logic.Progress(sensor, Progress(i, 70_000 + i)); // a fleet whose minute closes at about the same time
+        }
+
+        ReceiveUpTo(logic, 80_000);
+        Assert.True(logic.HasDue);
+        Assert.Equal(["a", "b"], logic.TakeDue(2));
+        Assert.True(logic.HasDue);
+        // A reading reached "c" before its wake: its clock ran past the close, and it is due at the next one.
+        logic.Progress("c", Progress(10, 130_002));
+        Assert.Equal(["d", "e"], logic.TakeDue(2));
+        Assert.False(logic.HasDue);
+        Assert.Empty(logic.TakeDue(2));
+        Assert.Equal(130_002, logic.NextWakeMs);
+    }
 }
