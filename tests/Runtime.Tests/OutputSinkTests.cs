@@ -61,6 +61,32 @@ public sealed class OutputSinkTests
         Assert.Equal(Enumerable.Range(0, 2_000).Select(i => $"d{i}"), writer.Batches[2]);
     }
 
+    [Fact]
+    public async Task A_rules_alerts_and_commands_are_written_while_a_fleets_aggregates_wait_for_the_database()
+    {
+        var writer = new AggregatesWaitWriter();
+        var sink = new OutputSink(new InMemoryLiveEvents(), writer);
+        var aggregates = Enumerable.Range(0, 12_000)
+            .Select(i => (GrainOutput)new MinuteAggregate { SensorId = $"s{i}", MinuteMs = 60_000, Metrics = [] }).ToArray();
+        var closes = aggregates.Chunk(2).Select(c => sink.WriteAsync(c, CancellationToken.None)).ToArray(); // a fleet's minute close
+        Assert.True(await writer.AggregatesStarted.Task.WaitAsync(TimeSpan.FromSeconds(10)));
+
+        var alert = new Alert
+        {
+            Id = "a1", RuleId = "r", RuleName = "R", RuleVersion = 1, SensorId = "s1", Severity = Severity.Info, State = AlertState.Open,
+            StartedAtMs = 0, OpenedAtMs = 0, Message = "m",
+        };
+        // The rule's commit completes while the first write of aggregates still waits; so does one with a command.
+        await sink.WriteAsync([new AlertEvent { Kind = AlertEventKind.Opened, Alert = alert }], CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(10));
+        await sink.WriteAsync([Command("c1")], CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.All(closes, c => Assert.False(c.IsCompleted));
+
+        writer.ReleaseAggregates.SetResult();
+        await Task.WhenAll(closes).WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Equal(["a1/Opened", "c1"], writer.Written.Take(2));
+        Assert.Equal(12_002, writer.Written.Count);
+    }
+
     private static DeviceCommand Command(string id) => new() { CommandId = id, DeviceId = "dev", Command = "fan", RuleId = "r", AlertId = "x", CreatedAtMs = 1 };
 
     /// <summary>A read-model writer whose each write waits until the test finishes or fails it.</summary>
@@ -94,6 +120,29 @@ public sealed class OutputSinkTests
             var current = _current;
             _current = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             return current;
+        }
+    }
+
+    /// <summary>A read-model writer whose writes of aggregates wait until the test releases them; others are written at once.</summary>
+    private sealed class AggregatesWaitWriter : IReadModelWriter
+    {
+        public TaskCompletionSource<bool> AggregatesStarted { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public TaskCompletionSource ReleaseAggregates { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public List<string> Written { get; } = [];
+
+        public async Task WriteAsync(IReadOnlyList<GrainOutput> outputs, CancellationToken cancellationToken)
+        {
+            if (outputs.Any(o => o is MinuteAggregate))
+            {
+                AggregatesStarted.TrySetResult(true);
+                await ReleaseAggregates.Task;
+            }
+            lock (Written)
+            {
+                Written.AddRange(outputs.Select(o => o.Id));
+            }
         }
     }
 }
