@@ -14,8 +14,14 @@ namespace Runtime;
 /// rule's commit, which the sensor that signalled it and that sensor's partition wait for, never queues behind the
 /// aggregates of a fleet's minute close. The two write different rows, so neither order matters to the other.
 /// </para>
+/// <para>
+/// With <paramref name="groupCommit"/> false (the embedded mode's in-memory store, whose writes are immediate) each
+/// caller's outputs are written at once: nothing queues behind a minute close, so a sensor's flush, which holds the
+/// sensor's turn until its earlier outputs are written, does not hold the readings of its partition behind 100,000
+/// aggregates either.
+/// </para>
 /// </summary>
-public sealed class OutputSink(ILiveEvents live, IReadModelWriter writer) : IOutputSink
+public sealed class OutputSink(ILiveEvents live, IReadModelWriter writer, bool groupCommit = true) : IOutputSink
 {
     /// <summary>Most outputs one write takes, unless a single caller hands over more.</summary>
     public const int MaxOutputsPerWrite = 5_000;
@@ -31,6 +37,11 @@ public sealed class OutputSink(ILiveEvents live, IReadModelWriter writer) : IOut
         if (outputs.Count == 0)
         {
             return Task.CompletedTask;
+        }
+
+        if (!groupCommit)
+        {
+            return writer.WriteAsync(outputs, cancellationToken);
         }
 
         var fromRules = false;

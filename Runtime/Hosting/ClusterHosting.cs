@@ -173,7 +173,11 @@ public static partial class ClusterHosting
         silo.Services.AddPlacementDirector<PartitionPlacement, PartitionPlacementDirector>();
         silo.Services.AddSingleton<SensorNameTable>();
         silo.Services.AddSingleton<GrainReferences>();
-        silo.Services.AddSingleton<IOutputSink>(sp => new OutputSink(sp.GetRequiredService<ILiveEvents>(), sp.GetRequiredService<IReadModelWriter>()));
+        silo.Services.AddSingleton<IOutputSink>(sp =>
+        {
+            var writer = sp.GetRequiredService<IReadModelWriter>();
+            return new OutputSink(sp.GetRequiredService<ILiveEvents>(), writer, groupCommit: writer is not InMemoryStore);
+        });
         silo.Services.AddHostedService<PartitionKeeper>();
         silo.Services.AddSingleton<PartitionDrain>();
         silo.Services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>>(sp => sp.GetRequiredService<PartitionDrain>());

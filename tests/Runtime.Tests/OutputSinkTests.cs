@@ -87,6 +87,22 @@ public sealed class OutputSinkTests
         Assert.Equal(12_002, writer.Written.Count);
     }
 
+    [Fact]
+    public async Task Without_group_commit_each_callers_outputs_are_written_at_once_even_while_another_write_runs()
+    {
+        var writer = new GatedWriter();
+        var sink = new OutputSink(new InMemoryLiveEvents(), writer, groupCommit: false);
+
+        var first = sink.WriteAsync([Command("a")], CancellationToken.None);
+        Assert.True(await writer.Started.WaitAsync(TimeSpan.FromSeconds(10)));
+        var second = sink.WriteAsync([Command("b")], CancellationToken.None);
+        Assert.True(await writer.Started.WaitAsync(TimeSpan.FromSeconds(10))); // not queued behind "a"
+        Assert.Equal([["a"], ["b"]], writer.Batches);
+
+        writer.Finish();
+        await Task.WhenAll(first, second).WaitAsync(TimeSpan.FromSeconds(10));
+    }
+
     private static DeviceCommand Command(string id) => new() { CommandId = id, DeviceId = "dev", Command = "fan", RuleId = "r", AlertId = "x", CreatedAtMs = 1 };
 
     /// <summary>A read-model writer whose each write waits until the test finishes or fails it.</summary>
