@@ -18,9 +18,22 @@ public interface ISensorGrain : IGrainWithStringKey
     [Alias("apply")]
     Task<SensorProgress> ApplyAsync(SensorWork work);
 
-    /// <summary>Writes the outputs not yet written, then the state; returns the log position the stored state has applied.</summary>
+    /// <summary>
+    /// Starts writing the outputs not yet written, then the state as of this call (after every call before it); returns
+    /// the log position that state has applied. The writes run outside the grain's turn: readings go on being applied while
+    /// the read models and the grain storage take them. <see cref="StoredAsync"/> waits for them.
+    /// </summary>
     [Alias("flush")]
     Task<long> FlushAsync();
+
+    /// <summary>
+    /// Waits for the writes started so far (<see cref="FlushAsync"/>) and returns the log position the stored state has
+    /// applied; throws when one failed (the activation then drops what it did not store and reloads). Interleaves with
+    /// the grain's other calls, and may wait longer than a call's usual timeout: when a fleet closes its minutes at once
+    /// the read models take their aggregates first.
+    /// </summary>
+    [Alias("stored"), AlwaysInterleave, ResponseTimeout("00:05:00")]
+    Task<long> StoredAsync();
 
     /// <summary>
     /// Admits the metric and attribute names readings are about to bring (the Api asks before appending them to the log):

@@ -2,15 +2,18 @@ using Grains.Abstractions;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Orleans.Placement;
+using Orleans.Serialization;
 
 namespace Grains;
 
 /// <summary>
 /// The Orleans grain of one sensor: a thin shell around <see cref="SensorLogic"/>. It applies what its partition's reader
 /// delivers, publishes outputs at once, tells rule grains of its signals before answering (they are durable then), and
-/// on <see cref="FlushAsync"/> (or deactivation) writes its outputs to the read models and then its state. When a signal
-/// or a write fails, the activation's memory is no longer trusted: it deactivates without writing, and the next call
-/// reloads the stored state (the reader then replays what the lost memory held).
+/// on <see cref="FlushAsync"/> (or deactivation) writes its outputs to the read models and then its state. A flush takes
+/// a copy of the state in its turn and writes outside it (<see cref="StoredAsync"/> waits for the write): while the read
+/// models take a fleet's minute close, readings for the sensor, and the partition batch holding them, do not wait. When a
+/// signal or a write fails, the activation's memory is no longer trusted: it deactivates without writing, and the next
+/// call reloads the stored state (the reader then replays what the lost memory held).
 /// </summary>
 [GrainType("sensor"), PartitionPlacement, Immovable]
 public sealed partial class SensorGrain(
@@ -19,6 +22,7 @@ public sealed partial class SensorGrain(
     SensorNameTable names,
     IOutputSink outputs,
     GrainReferences references,
+    DeepCopier<SensorState> copier,
     ILogger<SensorGrain> logger) : Grain, ISensorGrain, IGrainEffects
 {
     /// <summary>Rounds of telling rule grains the time in one call (a rule that answers with a time already reached is told again).</summary>
@@ -27,8 +31,14 @@ public sealed partial class SensorGrain(
     private readonly List<GrainOutput> _unwritten = [];
     private readonly List<ConditionSignal> _signals = [];
 
-    /// <summary>Outputs of earlier calls being written (minutes closed, say): visible in the read models before the next flush.</summary>
+    /// <summary>
+    /// The writes of this activation, one after another: outputs of earlier calls (minutes closed, say), visible in the read
+    /// models before the next flush, and the flushes (outputs, then state).
+    /// </summary>
     private Task _writing = Task.CompletedTask;
+
+    /// <summary>The last flush started; <see cref="_storedPosition"/> is what it stored once it has completed.</summary>
+    private Task _flushing = Task.CompletedTask;
     private SensorLogic _logic = null!;
     private long _storedPosition = -1;
     private bool _dirty;
@@ -57,11 +67,16 @@ public sealed partial class SensorGrain(
 
     public override async Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
     {
-        if (_dirty && !_broken)
+        if (!_broken)
         {
             try
             {
-                await PersistAsync(cancellationToken);
+                if (_dirty)
+                {
+                    StartFlush(cancellationToken);
+                }
+
+                await _flushing;
             }
             catch (Exception e)
             {
@@ -78,7 +93,10 @@ public sealed partial class SensorGrain(
         {
             // This activation may have read its state before an earlier activation's last write landed: Orleans stops
             // waiting for a deactivation after its timeout, and a write already sent goes through after the next activation
-            // read. The stored state is read again; without it, this activation would refuse every replay for good.
+            // read. The stored state is read again; without it, this activation would refuse every replay for good. A flush
+            // of this activation still writing lands first.
+            await _flushing.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing | ConfigureAwaitOptions.ContinueOnCapturedContext);
+            ThrowIfBroken();
             await ReloadAsync();
         }
 
@@ -121,14 +139,21 @@ public sealed partial class SensorGrain(
             _logic.LastSeenMs, _logic.Metadata?.Location, _logic.Metadata?.Model);
     }
 
-    public async Task<long> FlushAsync()
+    public Task<long> FlushAsync()
     {
         ThrowIfBroken();
         if (_dirty)
         {
-            await PersistAsync(CancellationToken.None);
+            StartFlush(CancellationToken.None);
         }
 
+        return Task.FromResult(_logic.AppliedPosition);
+    }
+
+    public async Task<long> StoredAsync()
+    {
+        ThrowIfBroken();
+        await _flushing;
         return _storedPosition;
     }
 
@@ -212,21 +237,36 @@ public sealed partial class SensorGrain(
         await outputs.WriteAsync(written, CancellationToken.None);
     }
 
-    /// <summary>Writes the outputs not yet written and the sensor's summary, then the state that records them.</summary>
-    private async Task PersistAsync(CancellationToken cancellationToken)
+    /// <summary>
+    /// Takes the outputs not yet written, the sensor's summary and a copy of the state as they are now, and writes them
+    /// after the writes before: the outputs, then the state that records them. Calls after this one change the activation's
+    /// state, not the copy being written.
+    /// </summary>
+    private void StartFlush(CancellationToken cancellationToken)
+    {
+        var written = new List<GrainOutput>(_unwritten.Count + 1);
+        written.AddRange(_unwritten);
+        if (_logic.Known)
+        {
+            // Not for a sensor that only had names admitted; for one registered by an operator before its first reading.
+            written.Add(_logic.Snapshot());
+        }
+
+        _unwritten.Clear();
+        _dirty = false;
+        _flushing = _writing = FlushAfterAsync(_writing, written, copier.Copy(_logic.State), _logic.AppliedPosition, cancellationToken);
+    }
+
+    private async Task FlushAfterAsync(Task previous, List<GrainOutput> written, SensorState state, long position,
+        CancellationToken cancellationToken)
     {
         try
         {
-            await _writing;
-            if (_logic.Known)
-            {
-                // Not for a sensor that only had names admitted; for one registered by an operator before its first reading.
-                _unwritten.Add(_logic.Snapshot());
-            }
-            await outputs.WriteAsync(_unwritten, cancellationToken);
+            await previous;
+            await outputs.WriteAsync(written, cancellationToken);
             // On deactivation: not once Orleans has stopped waiting (the next activation may have read the state already).
             cancellationToken.ThrowIfCancellationRequested();
-            storage.State = _logic.State;
+            storage.State = state;
             await storage.WriteStateAsync(cancellationToken);
         }
         catch (Exception e)
@@ -234,10 +274,12 @@ public sealed partial class SensorGrain(
             Break(e);
             throw;
         }
+        finally
+        {
+            storage.State = _logic.State; // the copy is not kept
+        }
 
-        _unwritten.Clear();
-        _storedPosition = _logic.AppliedPosition;
-        _dirty = false;
+        _storedPosition = position;
     }
 
     private void Break(Exception reason)

@@ -397,7 +397,11 @@ public sealed partial class PartitionGrain(
             o.SensorWriteAllUpTo, all);
         await CallAllAsync(flush.Sensors, async sensor =>
         {
-            var stored = await Sensor(sensor.SensorId).FlushAsync();
+            // The flush comes after the work given before it, in the sensor's turn; the wait for its writes does not hold
+            // that turn, so the reader's next readings for the sensor are applied meanwhile.
+            var grain = Sensor(sensor.SensorId);
+            await grain.FlushAsync();
+            var stored = await grain.StoredAsync();
             if (stored < sensor.Given)
             {
                 throw new PartitionReplayException(_partition, sensor.SensorId, sensor.Given, stored);
