@@ -394,7 +394,7 @@ public sealed partial class PartitionGrain(
         var o = options.Value;
         _unstored.AddSnapshot(_logic.Snapshot());
         var flush = _unstored.Select(time.GetUtcNow().ToUnixTimeMilliseconds(), (long)o.SensorWriteInterval.TotalMilliseconds,
-            o.SensorWriteAllUpTo, all);
+            o.SensorWriteAllUpTo, all, _unstored.FlushBound(o.CheckpointInterval, o.SensorWriteInterval, o.SensorWriteAllUpTo));
         await CallAllAsync(flush.Sensors, async sensor =>
         {
             // The flush comes after the work given before it, in the sensor's turn; the wait for its writes does not hold

@@ -57,22 +57,38 @@ public sealed class UnstoredWork
     /// <summary>
     /// The sensors to flush now: every one when at most <paramref name="allUpTo"/> hold work (or
     /// <paramref name="all"/>), otherwise those whose oldest unstored work was given at least
-    /// <paramref name="olderThanMs"/> ago.
+    /// <paramref name="olderThanMs"/> ago, the oldest first and at most <paramref name="max"/> of them. The bound spreads
+    /// the writes of sensors that started at the same moment (a fleet's first readings, a restart) over a few
+    /// checkpoints; each is then due again on its own schedule, so they do not write all together every interval.
     /// </summary>
-    public FlushSelection Select(long nowMs, long olderThanMs, int allUpTo, bool all = false)
+    public FlushSelection Select(long nowMs, long olderThanMs, int allUpTo, bool all = false, int max = int.MaxValue)
     {
         var everyone = all || _entries.Count <= allUpTo;
-        var sensors = new List<SensorToFlush>(everyone ? _entries.Count : 0);
+        var due = new List<(long FirstAtMs, SensorToFlush Sensor)>(everyone ? _entries.Count : 0);
         foreach (var (sensorId, entry) in _entries)
         {
             if (everyone || nowMs - entry.FirstAtMs >= olderThanMs)
             {
-                sensors.Add(new SensorToFlush(sensorId, entry.Given, entry.Touches));
+                due.Add((entry.FirstAtMs, new SensorToFlush(sensorId, entry.Given, entry.Touches)));
             }
         }
 
-        return new FlushSelection(_lastSnapshot, nowMs, sensors);
+        if (!everyone && due.Count > max)
+        {
+            due.Sort((x, y) => x.FirstAtMs.CompareTo(y.FirstAtMs));
+            due.RemoveRange(max, due.Count - max);
+        }
+
+        return new FlushSelection(_lastSnapshot, nowMs, due.ConvertAll(d => d.Sensor));
     }
+
+    /// <summary>
+    /// How many sensors one checkpoint flushes at most: twice the share of one checkpoint interval in a write interval of
+    /// the sensors holding work (a steady fleet needs about half of it), and never fewer than <paramref name="allUpTo"/>.
+    /// </summary>
+    public int FlushBound(TimeSpan checkpointInterval, TimeSpan writeInterval, int allUpTo) =>
+        (int)Math.Min(int.MaxValue, Math.Max(allUpTo,
+            Math.Ceiling(2.0 * _entries.Count * checkpointInterval.TotalMilliseconds / Math.Max(1, writeInterval.TotalMilliseconds))));
 
     /// <summary>
     /// The sensors of <paramref name="selection"/> stored what they had been given when it was made. One given nothing

@@ -107,4 +107,31 @@ public sealed class UnstoredWorkTests
         Assert.Equal(UnstoredWork.MaxSnapshots + 3, work.TakeCommittable()!.NextOffset);
         Assert.Equal(0, work.Snapshots);
     }
+
+    [Fact]
+    public void Sensors_whose_work_began_together_are_flushed_the_oldest_first_a_bounded_number_per_checkpoint()
+    {
+        var work = new UnstoredWork();
+        foreach (var i in new[] { 7, 2, 9, 0, 5, 3, 8, 1, 6, 4 })
+        {
+            work.Touch($"s{i}", 100 + i, nowMs: i);
+        }
+
+        // 10 sensors, checkpoints every 5 s, writes every 30 s: at most ceil(2 * 10 * 5 / 30) = 4 a checkpoint.
+        var bound = work.FlushBound(TimeSpan.FromSeconds(5), TimeSpan.FromSeconds(30), allUpTo: 0);
+        Assert.Equal(4, bound);
+        var first = work.Select(nowMs: 30_009, Interval, allUpTo: 0, max: bound);
+        Assert.Equal(["s0", "s1", "s2", "s3"], first.Sensors.Select(s => s.SensorId));
+        work.Flushed(first);
+
+        // 6 left: at most 2 * 6 * 5 / 30 = 2 at the next checkpoint.
+        var second = work.Select(nowMs: 35_000, Interval, allUpTo: 0, max: work.FlushBound(TimeSpan.FromSeconds(5), TimeSpan.FromSeconds(30), 0));
+        Assert.Equal(["s4", "s5"], second.Sensors.Select(s => s.SensorId));
+        work.Flushed(second);
+        Assert.Equal(["s6", "s7", "s8", "s9"], work.Select(nowMs: 40_000, Interval, allUpTo: 0).Sensors.Select(s => s.SensorId).Order());
+
+        // Never fewer than the small-fleet bound, and a final checkpoint takes every sensor.
+        Assert.Equal(1_000, work.FlushBound(TimeSpan.FromSeconds(5), TimeSpan.FromSeconds(30), allUpTo: 1_000));
+        Assert.Equal(4, work.Select(nowMs: 40_000, Interval, allUpTo: 0, all: true, max: 1).Sensors.Count);
+    }
 }
