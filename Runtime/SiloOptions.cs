@@ -21,8 +21,10 @@ public sealed class SiloOptions
     /// sensors whose oldest unstored work is this old, so a sensor with steady readings writes its state once per
     /// interval, not once per checkpoint. The partition's stored position follows about this far behind, and a new reader
     /// replays about this plus <see cref="CheckpointInterval"/> of the log; more when checkpoints come faster than every
-    /// eighth of this (<see cref="Partitions.UnstoredWork.MaxSnapshots"/> snapshots wait at most). Minute aggregates and
-    /// alerts are written when they happen, whatever this is.
+    /// eighth of this (<see cref="Partitions.UnstoredWork.MaxSnapshots"/> snapshots wait at most), and a little more after
+    /// a fleet started at once: a checkpoint has at most twice its share of the sensors write
+    /// (<see cref="Partitions.UnstoredWork.FlushBound"/>). Minute aggregates and alerts are written when they happen,
+    /// whatever this is.
     /// </summary>
     public TimeSpan SensorWriteInterval { get; set; } = TimeSpan.FromSeconds(30);
 
