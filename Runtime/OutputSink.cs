@@ -16,9 +16,8 @@ namespace Runtime;
 /// </para>
 /// <para>
 /// With <paramref name="groupCommit"/> false (the embedded mode's in-memory store, whose writes are immediate) each
-/// caller's outputs are written at once: nothing queues behind a minute close, so a sensor's flush, which holds the
-/// sensor's turn until its earlier outputs are written, does not hold the readings of its partition behind 100,000
-/// aggregates either.
+/// caller's outputs are written at once: nothing queues behind a minute close, and a sensor's flush is stored as soon
+/// as it is asked for.
 /// </para>
 /// </summary>
 public sealed class OutputSink(ILiveEvents live, IReadModelWriter writer, bool groupCommit = true) : IOutputSink

@@ -12,7 +12,7 @@ namespace Runtime.Tests;
 public sealed class ReadModelOutageTests
 {
     private const long Minute = 60_000;
-    private static readonly long R0 = DateTimeOffset.Parse("2026-03-02T08:00:00Z").ToUnixTimeMilliseconds();
+    private static readonly long R0 = DirectWork.R0;
 
     /// <summary>A read-model writer that refuses every write while <see cref="Down"/> is set.</summary>
     private sealed class OutageWriter(IReadModelWriter inner) : IReadModelWriter
@@ -35,16 +35,13 @@ public sealed class ReadModelOutageTests
         }
     }
 
-    private static Reading Reading(string sensor, long timeMs, double value) =>
-        new() { SensorId = sensor, TimestampMs = timeMs, Metrics = [new MetricValue("t", value)] };
+    private static Reading Reading(string sensor, long timeMs, double value) => DirectWork.Reading(sensor, timeMs, value);
 
     private static Task AppendAsync(TestSilos silos, long receivedAtMs, IEnumerable<Reading> readings) =>
         Task.WhenAll(readings.GroupBy(r => Partitioner.PartitionOf(r.SensorId, silos.Options.Partitions)).Select(g =>
             silos.Log.AppendAsync(g.Key, [new TelemetryEntry([.. g], null, receivedAtMs)], CancellationToken.None).AsTask()));
 
-    private static SensorWork Work(long appliedAtLeast, string sensor, params int[] seconds) => new(
-        [.. seconds.Select(k => new SensorWorkItem(LogPosition.Of(k, 0), R0 + k * 1_000L, Reading(sensor, R0 + k * 1_000L, k)))],
-        R0 + seconds.DefaultIfEmpty(0).Max() * 1_000L, RuleCatalog.Empty, appliedAtLeast);
+    private static SensorWork Work(long appliedAtLeast, string sensor, params int[] seconds) => DirectWork.Of(appliedAtLeast, sensor, seconds);
 
     [Fact]
     public async Task A_sensor_that_lost_what_it_applied_refuses_later_work_and_counts_everything_once_when_replayed()

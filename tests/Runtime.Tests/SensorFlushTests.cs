@@ -11,8 +11,6 @@ namespace Runtime.Tests;
 /// </summary>
 public sealed class SensorFlushTests
 {
-    private static readonly long R0 = DateTimeOffset.Parse("2026-03-02T08:00:00Z").ToUnixTimeMilliseconds();
-
     /// <summary>A read-model writer that holds every write while <see cref="Hold"/> is set, until <see cref="Release"/>.</summary>
     private sealed class HeldWriter(IReadModelWriter inner) : IReadModelWriter
     {
@@ -37,11 +35,6 @@ public sealed class SensorFlushTests
         }
     }
 
-    private static SensorWork Work(long appliedAtLeast, string sensor, params int[] seconds) => new(
-        [.. seconds.Select(k => new SensorWorkItem(LogPosition.Of(k, 0), R0 + k * 1_000L,
-            new Reading { SensorId = sensor, TimestampMs = R0 + k * 1_000L, Metrics = [new MetricValue("t", k)] }))],
-        R0 + seconds.Max() * 1_000L, RuleCatalog.Empty, appliedAtLeast);
-
     [Fact]
     public async Task A_sensor_applies_readings_while_its_flush_waits_for_the_read_models_and_stores_what_the_flush_took()
     {
@@ -50,7 +43,7 @@ public sealed class SensorFlushTests
         await using var silos = await TestSilos.StartAsync(1, writer: writer);
         // A sensor no partition feeds (the test is its partition): readings at log offsets 1 to 3, then 4 to 6.
         var sensor = silos.Grains.GetGrain<ISensorGrain>("flush-held");
-        Assert.Equal(LogPosition.Of(3, 0), (await sensor.ApplyAsync(Work(-1, "flush-held", 1, 2, 3))).AppliedPosition);
+        Assert.Equal(LogPosition.Of(3, 0), (await sensor.ApplyAsync(DirectWork.Of(-1, "flush-held", 1, 2, 3))).AppliedPosition);
 
         writer.Hold = true;
         Assert.Equal(LogPosition.Of(3, 0), await sensor.FlushAsync().WaitAsync(TimeSpan.FromSeconds(10)));
@@ -58,7 +51,7 @@ public sealed class SensorFlushTests
         await Waiting.Until(() => writer.Held == 1, TimeSpan.FromSeconds(10), "the flush's outputs are being written");
 
         // The write is held, and the next readings are applied all the same (a flush holding the turn would time this out).
-        var progress = await sensor.ApplyAsync(Work(LogPosition.Of(3, 0), "flush-held", 4, 5, 6)).WaitAsync(TimeSpan.FromSeconds(10));
+        var progress = await sensor.ApplyAsync(DirectWork.Of(LogPosition.Of(3, 0), "flush-held", 4, 5, 6)).WaitAsync(TimeSpan.FromSeconds(10));
         Assert.Equal(LogPosition.Of(6, 0), progress.AppliedPosition);
         Assert.False(stored.IsCompleted);
         Assert.Null(await store.GetSensorAsync("flush-held", CancellationToken.None));
