@@ -12,9 +12,11 @@ namespace Simulator;
 /// probe sensor, no cooldown), listens to the live hub with the SignalR client (the key as access token, as the
 /// dashboard does), then N times posts a breaking reading and waits for the "opened" alert event of that sensor,
 /// then posts a normal reading and waits for "resolved". Latency is from just before the breaking POST to the event's arrival.
-/// Runs next to a load (another simulator) to measure at a given load; deletes its rule at the end.
+/// Runs next to a load (another simulator) to measure at a given load; deletes its rule at the end. With a
+/// <paramref name="timeLimit"/> it starts no sample once that time has passed (it measures one at least), so that a load
+/// started for a known time outlasts it even when alerts do not come (a sample then waits up to 20 s).
 /// </summary>
-public sealed class AlertProbe(Uri baseUrl, string deviceKey, string operatorKey, int samples, TimeSpan interval)
+public sealed class AlertProbe(Uri baseUrl, string deviceKey, string operatorKey, int samples, TimeSpan interval, TimeSpan? timeLimit = null)
 {
     public string RuleId { get; } = "bench-probe-" + Guid.NewGuid().ToString("N")[..8];
 
@@ -46,7 +48,8 @@ public sealed class AlertProbe(Uri baseUrl, string deviceKey, string operatorKey
             await hub.StartAsync(cancellationToken).WaitAsync(TimeSpan.FromSeconds(10), cancellationToken).ConfigureAwait(false);
             // The rule change reaches the partitions through their logs: wait until a breaking reading opens an alert once.
             var time = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
-            for (var i = 0; i < samples; i++)
+            var started = Stopwatch.GetTimestamp();
+            for (var i = 0; i < samples && (i < 2 || timeLimit is not { } limit || Stopwatch.GetElapsedTime(started) < limit); i++)
             {
                 time = Math.Max(time + 1, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
                 var opened = events.Next("opened");

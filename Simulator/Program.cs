@@ -27,7 +27,7 @@ var maxRetries = new Option<int>("--max-retries") { Description = "Resends of a 
 var allowRemote = new Option<bool>("--allow-remote") { Description = "Allow a --url that is not a loopback address" };
 var operatorKey = new Option<string?>("--operator-key") { Description = "Operator API key, for --wait-applied and --alert-probe" };
 var waitApplied = new Option<bool>("--wait-applied") { Description = "After sending, wait until every partition has applied all readings and report the applied rate (needs --operator-key)" };
-var alertProbe = new Option<int?>("--alert-probe") { Description = "Send no load: create a probe rule and measure post-to-SignalR-alert latency over this many samples (needs --operator-key)" };
+var alertProbe = new Option<int?>("--alert-probe") { Description = "Send no load: create a probe rule and measure post-to-SignalR-alert latency over this many samples (needs --operator-key); with --duration, no sample starts after that time" };
 var probeInterval = new Option<TimeSpan?>("--probe-interval")
 {
     Description = "Pause between probe samples (default 100ms)",
@@ -119,7 +119,8 @@ root.SetAction(async (parse, cancellationToken) =>
 
     if (parse.GetValue(alertProbe) is { } probeSamples)
     {
-        var probe = new AlertProbe(settings.Url, settings.Key, opKey!, probeSamples, parse.GetValue(probeInterval) ?? TimeSpan.FromMilliseconds(100));
+        var probe = new AlertProbe(settings.Url, settings.Key, opKey!, probeSamples, parse.GetValue(probeInterval) ?? TimeSpan.FromMilliseconds(100),
+            parse.GetValue(duration));
         var probed = await probe.RunAsync(cancellationToken);
         var probeJson = JsonSerializer.Serialize(probed, SummaryJsonContext.Default.ProbeSummary);
         Console.WriteLine(probeJson);

@@ -104,6 +104,22 @@ public sealed class AlertProbeTests : IAsyncLifetime
         Assert.Equal(samples, byRuleBody.RootElement.GetArrayLength());
     }
 
+    [Fact]
+    public async Task With_a_time_limit_starts_no_sample_after_it()
+    {
+        // Far more samples than the limit leaves time for (at least 20 ms each: over half an hour): the probe stops at the
+        // limit with what it measured, long before the cancellation would end it with an exception.
+        var probe = new AlertProbe(BaseAddress, DeviceKey, OperatorKey, 100_000, TimeSpan.FromMilliseconds(20), TimeSpan.FromSeconds(2));
+        using var cancel = new CancellationTokenSource(TimeSpan.FromMinutes(2));
+
+        var summary = await probe.RunAsync(cancel.Token);
+
+        Assert.InRange(summary.Samples, 1, 200);
+        Assert.Equal(0, summary.Timeouts);
+        // Every sample it started, the unmeasured first among them, opened one alert.
+        await Until(async () => (await AlertsAsync(probe.SensorId)).GetArrayLength() == summary.Samples + 1, $"{summary.Samples + 1} alerts of {probe.SensorId}");
+    }
+
     private async Task<JsonElement> AlertsAsync(string sensorId)
     {
         using var response = await _operator.GetAsync($"/api/v1/alerts?sensorId={Uri.EscapeDataString(sensorId)}");
