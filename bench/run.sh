@@ -104,13 +104,16 @@ latency() { # name url device_key operator_key
   local rate
   rate=$(python3 bench/report.py half-rate "$out" "$1-batch100")
   log "$1: alert latency with a load of $rate readings/s"
+  # In a job of its own (set -m): a script's background commands ignore SIGINT, and the simulator stops on it.
+  set -m
   simulator --url "$2" --key "$3" --sensors "$sensors" --batch 100 --total-rate "$rate" --concurrency 64 \
     --duration 190s --summary "$out/$1-halfload.json" >/dev/null &
   local load=$!
+  set +m
   sleep 3
   simulator --url "$2" --key "$3" --operator-key "$4" --alert-probe "$probes" --probe-interval 50ms --duration 150s \
     --summary "$out/$1-alert-latency.json" >/dev/null
-  kill -INT "$load" 2>/dev/null || true
+  kill -INT -- -"$load" 2>/dev/null || true
   wait "$load" || true
 }
 
