@@ -1,6 +1,7 @@
 using Grains.Abstractions;
 using Microsoft.Extensions.Options;
 using Runtime;
+using Runtime.Partitions;
 
 namespace Api.Cluster;
 
@@ -10,8 +11,12 @@ namespace Api.Cluster;
 /// </summary>
 public sealed class ClusterView(IGrainFactory grains, IOptions<SiloOptions> silo)
 {
-    /// <summary>How long a partition's reader may take to answer (one on a silo that just died answers later, or never).</summary>
-    private static readonly TimeSpan StatusTimeout = TimeSpan.FromSeconds(1);
+    /// <summary>
+    /// How long a partition's reader may take to answer (one on a silo that just died answers later, or never): its own
+    /// wait for the log's end and two seconds for a silo so busy that the answer waits for its turn (an overloaded silo's
+    /// collections pause it for up to a second), so that the page shows the readers when it matters most.
+    /// </summary>
+    private static readonly TimeSpan StatusTimeout = PartitionGrain.EndOffsetWait + TimeSpan.FromSeconds(2);
 
     /// <summary>How long the membership may take to answer (through a gateway silo that may be failing).</summary>
     private static readonly TimeSpan HostsTimeout = TimeSpan.FromSeconds(5);

@@ -100,12 +100,18 @@ public sealed partial class PartitionGrain(
         await _loop.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing | ConfigureAwaitOptions.ContinueOnCapturedContext);
     }
 
+    /// <summary>
+    /// How long <see cref="GetStatusAsync"/> waits for the log's end before it answers without it: well within what its
+    /// callers wait for the answer, so that a broker too busy to tell its end leaves the rest of the status visible.
+    /// </summary>
+    public static readonly TimeSpan EndOffsetWait = TimeSpan.FromSeconds(1);
+
     public async Task<PartitionStatus> GetStatusAsync()
     {
         long? end = null;
         try
         {
-            end = await log.EndOffsetAsync(_partition, CancellationToken.None).AsTask().WaitAsync(TimeSpan.FromSeconds(2));
+            end = await log.EndOffsetAsync(_partition, CancellationToken.None).AsTask().WaitAsync(EndOffsetWait);
         }
         catch (Exception e) when (e is TimeoutException or LogUnavailableException)
         {

@@ -70,7 +70,18 @@ public sealed class EventTimeLog(IInboxLog inner) : IInboxLog
 
     public IInboxReader OpenReader(int partition, long fromOffset) => inner.OpenReader(partition, fromOffset);
 
-    public ValueTask<long> EndOffsetAsync(int partition, CancellationToken cancellationToken) => inner.EndOffsetAsync(partition, cancellationToken);
+    /// <summary>While set, asking for a partition's end waits until it is cleared, as a broker too busy to answer does.</summary>
+    public bool EndOffsetStalled { get; set; }
+
+    public async ValueTask<long> EndOffsetAsync(int partition, CancellationToken cancellationToken)
+    {
+        while (EndOffsetStalled)
+        {
+            await Task.Delay(50, cancellationToken);
+        }
+
+        return await inner.EndOffsetAsync(partition, cancellationToken);
+    }
 
     public void Committed(int partition, long beforeOffset) => inner.Committed(partition, beforeOffset);
 

@@ -237,4 +237,38 @@ public sealed class OpsApiTests(ApiFactory factory) : IClassFixture<ApiFactory>
         Assert.True(cluster.GetProperty("activations").GetProperty("sensor").GetInt32() >= sensors.Length);
         Assert.True(cluster.GetProperty("activations").TryGetProperty("rule", out _));
     }
+
+    /// <summary>
+    /// A broker too busy to tell a partition's end (the RabbitMQ end probe under load) leaves the rest of each reader's
+    /// status on the page: owner and offsets, without end and lag. The reader answers without the end after its own
+    /// wait, within the view's.
+    /// </summary>
+    [Fact]
+    public async Task Cluster_ShowsEachReader_WhileTheLogCannotTellItsEnd()
+    {
+        factory.Log.EndOffsetStalled = true;
+        try
+        {
+            var cluster = await Eventually.Json(async () =>
+            {
+                var c = await (await _operator.GetAsync("/api/v1/cluster")).ExpectAsync(HttpStatusCode.OK);
+                return c.GetProperty("partitionMap").EnumerateArray().All(p => p.TryGetProperty("owner", out _)) ? c : null;
+            }, what: "both partitions with their reader while the log's end is unknown");
+
+            var siloId = Assert.Single(cluster.GetProperty("silos").EnumerateArray()).GetProperty("id").GetString();
+            var partitions = cluster.GetProperty("partitionMap").EnumerateArray().ToArray();
+            Assert.Equal([0, 1], partitions.Select(p => p.GetProperty("partition").GetInt32()));
+            Assert.All(partitions, p =>
+            {
+                Assert.Equal(siloId, p.GetProperty("owner").GetString());
+                Assert.True(p.GetProperty("appliedOffset").GetInt64() >= p.GetProperty("committedOffset").GetInt64());
+                Assert.False(p.TryGetProperty("endOffset", out _), p.ToString());
+                Assert.False(p.TryGetProperty("lag", out _), p.ToString());
+            });
+        }
+        finally
+        {
+            factory.Log.EndOffsetStalled = false;
+        }
+    }
 }
