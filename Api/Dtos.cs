@@ -97,7 +97,7 @@ public sealed record ClusterResponse(
 /// <summary>
 /// An Orleans silo of the cluster's membership: its address (<see cref="Id"/>), status (active, joining, shutting down,
 /// stopping, dead), start and last "I am alive" time, the partitions whose readers it runs, its activations per grain
-/// type (null when it did not answer within a second: not active, paused, or dying), and the readings those readers
+/// type (null when it did not answer within 3 s: not active, paused, or dying), and the readings those readers
 /// applied since they started there.
 /// </summary>
 public sealed record SiloDto(string Id, string Name, string HostName, string Status, DateTimeOffset StartedAt, DateTimeOffset? LastHeartbeat,

@@ -13,8 +13,8 @@ namespace Simulator;
 /// dashboard does), then N times posts a breaking reading and waits for the "opened" alert event of that sensor,
 /// then posts a normal reading and waits for "resolved". Latency is from just before the breaking POST to the event's arrival.
 /// Runs next to a load (another simulator) to measure at a given load; deletes its rule at the end. With a
-/// <paramref name="timeLimit"/> it starts no sample once that time has passed (it measures one at least), so that a load
-/// started for a known time outlasts it even when alerts do not come (a sample then waits up to 20 s).
+/// <paramref name="timeLimit"/> it starts no sample once that time has passed since it began (it measures one at least),
+/// so that a load started for a known time outlasts it even when alerts do not come (a sample then waits up to 20 s).
 /// </summary>
 public sealed class AlertProbe(Uri baseUrl, string deviceKey, string operatorKey, int samples, TimeSpan interval, TimeSpan? timeLimit = null)
 {
@@ -24,6 +24,7 @@ public sealed class AlertProbe(Uri baseUrl, string deviceKey, string operatorKey
 
     public async Task<ProbeSummary> RunAsync(CancellationToken cancellationToken)
     {
+        var started = Stopwatch.GetTimestamp();
         using var device = Client(deviceKey);
         using var operatorClient = Client(operatorKey);
         var rule = new Uri(baseUrl, "/api/v1/rules");
@@ -48,7 +49,6 @@ public sealed class AlertProbe(Uri baseUrl, string deviceKey, string operatorKey
             await hub.StartAsync(cancellationToken).WaitAsync(TimeSpan.FromSeconds(10), cancellationToken).ConfigureAwait(false);
             // The rule change reaches the partitions through their logs: wait until a breaking reading opens an alert once.
             var time = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
-            var started = Stopwatch.GetTimestamp();
             for (var i = 0; i < samples && (i < 2 || timeLimit is not { } limit || Stopwatch.GetElapsedTime(started) < limit); i++)
             {
                 time = Math.Max(time + 1, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());

@@ -37,10 +37,12 @@ embedded_mqtt_port=5282
 durable_dir=$(mktemp -d /tmp/oiot-bench-XXXXXX)
 chmod 755 "$durable_dir" # PostgreSQL runs as the postgres user
 api_pid=
+load= # the half load of latency(), a process group of its own while it runs
 
 log() { printf '[bench %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 
 cleanup() {
+  [ -n "$load" ] && kill -INT -- -"$load" 2>/dev/null || true
   [ -n "$api_pid" ] && kill "$api_pid" 2>/dev/null || true
   if [ -d "$durable_dir" ]; then
     OIOT_DIR=$durable_dir PG_PORT=55532 RABBIT_PORT=55772 REDIS_PORT=56479 API_PORT=5281 SILO_PORT_BASE=5390 scripts/cluster.sh stop >/dev/null 2>&1 || true
@@ -98,8 +100,9 @@ transports() { # name url mqtt_url device_key
 }
 
 # Ingest-to-alert latency with a load of half the saturation rate running next to the probe for all of its samples: the
-# probe starts no sample after 150 s (1,200 take about 75 s when alerts come at once), the load runs 190 s (its 3 s
-# head start and the last sample's 20 s at most) and is stopped when the probe is done.
+# probe starts no sample 150 s after it began (1,200 take about 75 s when alerts come at once); the load, started 3 s
+# before it, may run 240 s (the probe's start, its last sample's 20 s of waiting and its two requests) and is stopped
+# when the probe is done.
 latency() { # name url device_key operator_key
   local rate
   rate=$(python3 bench/report.py half-rate "$out" "$1-batch100")
@@ -107,14 +110,15 @@ latency() { # name url device_key operator_key
   # In a job of its own (set -m): a script's background commands ignore SIGINT, and the simulator stops on it.
   set -m
   simulator --url "$2" --key "$3" --sensors "$sensors" --batch 100 --total-rate "$rate" --concurrency 64 \
-    --duration 190s --summary "$out/$1-halfload.json" >/dev/null &
-  local load=$!
+    --duration 240s --summary "$out/$1-halfload.json" >/dev/null </dev/null &
+  load=$!
   set +m
   sleep 3
   simulator --url "$2" --key "$3" --operator-key "$4" --alert-probe "$probes" --probe-interval 50ms --duration 150s \
     --summary "$out/$1-alert-latency.json" >/dev/null
   kill -INT -- -"$load" 2>/dev/null || true
   wait "$load" || true
+  load=
 }
 
 for part in $parts; do

@@ -12,9 +12,10 @@ namespace Api.Cluster;
 public sealed class ClusterView(IGrainFactory grains, IOptions<SiloOptions> silo)
 {
     /// <summary>
-    /// How long a partition's reader may take to answer (one on a silo that just died answers later, or never): its own
-    /// wait for the log's end and two seconds for a silo so busy that the answer waits for its turn (an overloaded silo's
-    /// collections pause it for up to a second), so that the page shows the readers when it matters most.
+    /// How long a partition's reader, or a silo asked for its activations, may take to answer (one on a silo that just died
+    /// answers later, or never): the reader's own wait for the log's end and two seconds for a silo so busy that the answer
+    /// waits for its turn (an overloaded silo's collections pause it for up to a second), so that the page shows the
+    /// cluster when it matters most.
     /// </summary>
     private static readonly TimeSpan StatusTimeout = PartitionGrain.EndOffsetWait + TimeSpan.FromSeconds(2);
 
