@@ -42,7 +42,7 @@ load= # the half load of latency(), a process group of its own while it runs
 log() { printf '[bench %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 
 cleanup() {
-  [ -n "$load" ] && kill -INT -- -"$load" 2>/dev/null || true
+  [ -n "$load" ] && kill -TERM -- -"$load" 2>/dev/null || true
   [ -n "$api_pid" ] && kill "$api_pid" 2>/dev/null || true
   if [ -d "$durable_dir" ]; then
     OIOT_DIR=$durable_dir PG_PORT=55532 RABBIT_PORT=55772 REDIS_PORT=56479 API_PORT=5281 SILO_PORT_BASE=5390 scripts/cluster.sh stop >/dev/null 2>&1 || true
@@ -107,7 +107,8 @@ latency() { # name url device_key operator_key
   local rate
   rate=$(python3 bench/report.py half-rate "$out" "$1-batch100")
   log "$1: alert latency with a load of $rate readings/s"
-  # In a job of its own (set -m): a script's background commands ignore SIGINT, and the simulator stops on it.
+  # A process group of its own (set -m), stopped with SIGTERM to the group, on which the simulator writes its summary and
+  # exits (SIGINT would not do: background commands of a script, and of one started in the background, ignore it).
   set -m
   simulator --url "$2" --key "$3" --sensors "$sensors" --batch 100 --total-rate "$rate" --concurrency 64 \
     --duration 240s --summary "$out/$1-halfload.json" >/dev/null </dev/null &
@@ -116,7 +117,7 @@ latency() { # name url device_key operator_key
   sleep 3
   simulator --url "$2" --key "$3" --operator-key "$4" --alert-probe "$probes" --probe-interval 50ms --duration 150s \
     --summary "$out/$1-alert-latency.json" >/dev/null
-  kill -INT -- -"$load" 2>/dev/null || true
+  kill -TERM -- -"$load" 2>/dev/null || true
   wait "$load" || true
   load=
 }
