@@ -12,30 +12,11 @@ public sealed class CommandPublicationTests
 {
     private const long T0 = 1_780_000_000_000;
 
-    /// <summary>Holds every write while <see cref="Hold"/> is set, until it is cleared.</summary>
-    private sealed class GatedWriter(IReadModelWriter inner) : IReadModelWriter
-    {
-        private volatile TaskCompletionSource? _gate;
-
-        public void Hold() => _gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-
-        public void Release() => _gate?.TrySetResult();
-
-        public async Task WriteAsync(IReadOnlyList<GrainOutput> outputs, CancellationToken cancellationToken)
-        {
-            if (_gate is { } gate)
-            {
-                await gate.Task;
-            }
-            await inner.WriteAsync(outputs, cancellationToken);
-        }
-    }
-
     [Fact]
     public async Task A_command_goes_live_after_it_is_written_and_the_alert_before()
     {
         var store = new InMemoryStore(TimeProvider.System);
-        var writer = new GatedWriter(store);
+        var writer = new HeldWriter(store);
         await using var silos = await TestSilos.StartAsync(1, writer: writer);
         var rule = new RuleDefinition
         {

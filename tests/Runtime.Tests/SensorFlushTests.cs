@@ -11,30 +11,6 @@ namespace Runtime.Tests;
 /// </summary>
 public sealed class SensorFlushTests
 {
-    /// <summary>A read-model writer that holds every write while <see cref="Hold"/> is set, until <see cref="Release"/>.</summary>
-    private sealed class HeldWriter(IReadModelWriter inner) : IReadModelWriter
-    {
-        private readonly TaskCompletionSource _released = new(TaskCreationOptions.RunContinuationsAsynchronously);
-        private int _held;
-
-        public volatile bool Hold;
-
-        public int Held => Volatile.Read(ref _held);
-
-        public void Release() => _released.TrySetResult();
-
-        public async Task WriteAsync(IReadOnlyList<GrainOutput> outputs, CancellationToken cancellationToken)
-        {
-            if (Hold)
-            {
-                Interlocked.Increment(ref _held);
-                await _released.Task.WaitAsync(cancellationToken);
-            }
-
-            await inner.WriteAsync(outputs, cancellationToken);
-        }
-    }
-
     [Fact]
     public async Task A_sensor_applies_readings_while_its_flush_waits_for_the_read_models_and_stores_what_the_flush_took()
     {
@@ -45,7 +21,7 @@ public sealed class SensorFlushTests
         var sensor = silos.Grains.GetGrain<ISensorGrain>("flush-held");
         Assert.Equal(LogPosition.Of(3, 0), (await sensor.ApplyAsync(DirectWork.Of(-1, "flush-held", 1, 2, 3))).AppliedPosition);
 
-        writer.Hold = true;
+        writer.Hold();
         Assert.Equal(LogPosition.Of(3, 0), await sensor.FlushAsync().WaitAsync(TimeSpan.FromSeconds(10)));
         var stored = sensor.StoredAsync();
         await Waiting.Until(() => writer.Held == 1, TimeSpan.FromSeconds(10), "the flush's outputs are being written");
@@ -57,7 +33,6 @@ public sealed class SensorFlushTests
         Assert.Null(await store.GetSensorAsync("flush-held", CancellationToken.None));
 
         // Released: the flush stored what it took at offset 3, and the sensor's summary is that of offset 3.
-        writer.Hold = false;
         writer.Release();
         Assert.Equal(LogPosition.Of(3, 0), await stored.WaitAsync(TimeSpan.FromSeconds(10)));
         var summary = await store.GetSensorAsync("flush-held", CancellationToken.None);
