@@ -182,7 +182,11 @@ public interface IPartitionGrain : IGrainWithIntegerKey
     Task StopReadingAsync(SiloAddress silo);
 }
 
-/// <summary>A partition as its reader sees it: where it runs and how far it got.</summary>
+/// <summary>
+/// A partition as its reader sees it: where it runs and how far it got. <see cref="ActivatedAt"/>,
+/// <see cref="LastCommitAt"/> and <see cref="SampledAt"/> come from the clock of the reader's silo;
+/// <see cref="SampledAt"/> is when the reader read its counters for this answer.
+/// </summary>
 [GenerateSerializer, Immutable, Alias("oiot.PartitionStatus")]
 public sealed record PartitionStatus(
     [property: Id(0)] int Partition,
@@ -193,4 +197,5 @@ public sealed record PartitionStatus(
     [property: Id(5)] long? EndOffset,
     [property: Id(6)] long ReadingsApplied,
     [property: Id(7)] int Sensors,
-    [property: Id(8)] DateTimeOffset? LastCommitAt);
+    [property: Id(8)] DateTimeOffset? LastCommitAt,
+    [property: Id(9)] DateTimeOffset SampledAt);

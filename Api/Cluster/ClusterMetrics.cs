@@ -30,10 +30,13 @@ public sealed class ClusterMetricsOptions
 /// <summary>
 /// Keeps the last minutes of cluster load in memory, so that the dashboard shows a history as soon as it opens. Every
 /// <see cref="ClusterMetricsOptions.SampleInterval"/> it asks every partition's reader for its counter of readings applied
-/// and turns the growth of each counter into a rate, attributed to the silo running that reader: (readings now − readings
-/// at its last answer) / (time since that answer). A reader that started since the last sample (a new activation after a
-/// silo died, say) counts from its start; one first seen later than that is a baseline only; one that did not answer has
-/// no rate in that sample. Alerts opened per minute are the distinct alerts this node saw opened live in the span.
+/// and turns the growth of each counter into a rate, attributed to the silo running that reader: (readings in this answer −
+/// readings in its last answer) / (time this answer was read − time that answer was read), both times the reader's own
+/// (<see cref="PartitionStatus.SampledAt"/>), so that a reader answering later than the others (an overloaded silo) has its
+/// rate over the span it counted, and the clock of the reader's silo is the only one in it. A reader that started since the
+/// last sample (a new activation after a silo died, say) counts from its start, by its own clock too; one first seen later
+/// than that is a baseline only; one that did not answer has no rate in that sample. A point is at this node's time of the
+/// sample. Alerts opened per minute are the distinct alerts this node saw opened live in the span.
 /// </summary>
 public sealed partial class ClusterMetricsSampler(ClusterView cluster, TimeProvider time, IOptions<ClusterMetricsOptions> options,
     ILogger<ClusterMetricsSampler> logger) : BackgroundService
@@ -41,7 +44,7 @@ public sealed partial class ClusterMetricsSampler(ClusterView cluster, TimeProvi
     private readonly ClusterMetricsOptions _options = options.Value;
     private readonly Lock _gate = new();
     private readonly Queue<ClusterMetricsPointDto> _points = new();
-    private readonly Dictionary<int, (PartitionStatus Status, DateTimeOffset At)> _baseline = [];
+    private readonly Dictionary<int, PartitionStatus> _baseline = [];
     private readonly HashSet<string> _openedSinceLastSample = new(StringComparer.Ordinal);
     private DateTimeOffset? _lastSample;
 
@@ -114,16 +117,19 @@ public sealed partial class ClusterMetricsSampler(ClusterView cluster, TimeProvi
             }
 
             double? rate = null;
-            if (_baseline.TryGetValue(status.Partition, out var before) && before.Status.Silo == status.Silo && before.Status.ActivatedAt == status.ActivatedAt)
+            if (_baseline.TryGetValue(status.Partition, out var before) && before.Silo == status.Silo && before.ActivatedAt == status.ActivatedAt)
             {
                 // The same reader as at its last answer: its counter's growth since then.
-                var seconds = (now - before.At).TotalSeconds;
-                rate = seconds > 0 ? Math.Max(0, status.ReadingsApplied - before.Status.ReadingsApplied) / seconds : null;
+                var seconds = (status.SampledAt - before.SampledAt).TotalSeconds;
+                rate = seconds > 0 ? Math.Max(0, status.ReadingsApplied - before.ReadingsApplied) / seconds : null;
             }
             else if (_lastSample is { } last && status.ActivatedAt > last)
             {
-                // A reader that started since the last sample: everything it counted happened since it started.
-                var seconds = (now - status.ActivatedAt).TotalSeconds;
+                // A reader that started since the last sample: everything it counted happened since it started. Its start is
+                // by its silo's clock and the last sample by this node's: one that started within their skew of the last
+                // sample may be judged on the wrong side of it, and then has a rate from its start (a little before the last
+                // sample) or is a baseline only, both from its own counts and times.
+                var seconds = (status.SampledAt - status.ActivatedAt).TotalSeconds;
                 rate = seconds > 0 ? status.ReadingsApplied / seconds : null;
             }
 
@@ -133,7 +139,7 @@ public sealed partial class ClusterMetricsSampler(ClusterView cluster, TimeProvi
                 readingsPerSecond += r;
             }
 
-            _baseline[status.Partition] = (status, now);
+            _baseline[status.Partition] = status;
         }
 
         if (_lastSample is { } previous && (now - previous).TotalSeconds is var span && span > 0)

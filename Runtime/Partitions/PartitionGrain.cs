@@ -118,8 +118,10 @@ public sealed partial class PartitionGrain(
             // The log cannot answer now: the status says so with a null end.
         }
 
+        // The counters as they are after the wait for the log's end, with the time they are read at: a rate from two
+        // answers spans the times of those reads.
         return new PartitionStatus(_partition, silo.SiloAddress.ToParsableString(), _activatedAt, _committedOffset, _logic.NextOffset, end,
-            _readingsApplied, _logic.SensorCount, _lastCommitAt);
+            _readingsApplied, _logic.SensorCount, _lastCommitAt, time.GetUtcNow());
     }
 
     private void Load()

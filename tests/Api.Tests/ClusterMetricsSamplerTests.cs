@@ -16,11 +16,17 @@ public sealed class ClusterMetricsSamplerTests
         Options.Create(new ClusterMetricsOptions { SampleInterval = TimeSpan.FromSeconds(2), History = history }),
         NullLogger<ClusterMetricsSampler>.Instance);
 
-    /// <summary>Partition <paramref name="partition"/>'s reader on <paramref name="silo"/>, started at <paramref name="startedAtSeconds"/>, having applied <paramref name="readings"/>.</summary>
-    private static PartitionStatus Reader(int partition, string silo, double startedAtSeconds, long readings) =>
-        new(partition, silo, T0.AddSeconds(startedAtSeconds), 0, 0, 0, readings, 0, null);
+    /// <summary>
+    /// Partition <paramref name="partition"/>'s reader on <paramref name="silo"/>, started at <paramref name="startedAtSeconds"/>,
+    /// having applied <paramref name="readings"/> when it read its counter at <paramref name="readAtSeconds"/> (when not given:
+    /// at the time of the sample, see <see cref="SampleAt"/>).
+    /// </summary>
+    private static PartitionStatus Reader(int partition, string silo, double startedAtSeconds, long readings, double? readAtSeconds = null) =>
+        new(partition, silo, T0.AddSeconds(startedAtSeconds), 0, 0, 0, readings, 0, null, readAtSeconds is { } at ? T0.AddSeconds(at) : default);
 
-    private void SampleAt(double seconds, params PartitionStatus?[] partitions) => _sampler.Record(T0.AddSeconds(seconds), partitions);
+    /// <summary>A sample taken at <paramref name="seconds"/>; a reader with no time of its own read its counter then.</summary>
+    private void SampleAt(double seconds, params PartitionStatus?[] partitions) => _sampler.Record(T0.AddSeconds(seconds),
+        [.. partitions.Select(p => p is not null && p.SampledAt == default ? p with { SampledAt = T0.AddSeconds(seconds) } : p)]);
 
     private static AlertEvent Opened(string id) => new()
     {
@@ -62,6 +68,24 @@ public sealed class ClusterMetricsSamplerTests
     }
 
     [Fact]
+    public void Rates_SpanTheTimesEachReaderReadItsCounter_NotTheTimeOfTheSample()
+    {
+        // Every reader applies 100 readings/s all along. Partition 1's reader answers a second late at the second sample
+        // (the sample waits for it); partition 2's restarts on b at 2 s and is read at 2.5 s, half a second before the sample.
+        SampleAt(1, Reader(0, "a", -600, 1_000, 0), Reader(1, "a", -600, 5_000, 0), Reader(2, "b", -600, 7_000, 0));
+        SampleAt(3, Reader(0, "a", -600, 1_200, 2), Reader(1, "a", -600, 5_300, 3), Reader(2, "b", 2, 50, 2.5));
+        SampleAt(5, Reader(0, "a", -600, 1_400, 4), Reader(1, "a", -600, 5_400, 4), Reader(2, "b", 2, 200, 4));
+
+        var points = _sampler.Snapshot().Points;
+        Assert.Equal([3.0, 5], points.Select(p => (p.Time - T0).TotalSeconds));
+        Assert.All(points, p =>
+        {
+            Assert.Equal(new Dictionary<string, double> { ["a"] = 200, ["b"] = 100 }, p.ReadingsPerSecondBySilo);
+            Assert.Equal(300, p.ReadingsPerSecond);
+        });
+    }
+
+    [Fact]
     public void AReaderThatDidNotAnswer_HasNoRate_AndItsNextRateSpansFromItsLastAnswer()
     {
         SampleAt(0, Reader(0, "a", -600, 100), Reader(1, "b", -600, 100));
@@ -97,7 +121,7 @@ public sealed class ClusterMetricsSamplerTests
         var sampler = Sampler(TimeSpan.FromSeconds(10));
         for (var i = 0; i <= 10; i++)
         {
-            sampler.Record(T0.AddSeconds(i * 2), [Reader(0, "a", -600, i * 10)]);
+            sampler.Record(T0.AddSeconds(i * 2), [Reader(0, "a", -600, i * 10, i * 2)]);
         }
 
         var points = sampler.Snapshot().Points;
