@@ -169,8 +169,13 @@ public interface IPartitionGrain : IGrainWithIntegerKey
     [Alias("ensure")]
     Task EnsureRunningAsync();
 
+    /// <summary>
+    /// The reader's status. With <paramref name="withEnd"/> it also asks the log for its end (a broker round trip of
+    /// several requests, answered without the end after a wait when the log cannot tell); without, it answers at once
+    /// with <see cref="PartitionStatus.EndOffset"/> null: for callers that need the reader and its counters only.
+    /// </summary>
     [Alias("status")]
-    Task<PartitionStatus> GetStatusAsync();
+    Task<PartitionStatus> GetStatusAsync(bool withEnd);
 
     /// <summary>
     /// When the activation runs on <paramref name="silo"/>: stops the reader with a last checkpoint and keeps the

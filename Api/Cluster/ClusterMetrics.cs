@@ -60,7 +60,7 @@ public sealed partial class ClusterMetricsSampler(ClusterView cluster, TimeProvi
     /// <summary>Reads the partitions' counters once and records a point (from the second sample on).</summary>
     public async Task SampleAsync(CancellationToken cancellationToken)
     {
-        var partitions = await cluster.PartitionsAsync(cancellationToken).ConfigureAwait(false);
+        var partitions = await cluster.PartitionsAsync(withEnd: false, cancellationToken).ConfigureAwait(false);
         var now = time.GetUtcNow();
         lock (_gate)
         {

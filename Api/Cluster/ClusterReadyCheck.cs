@@ -7,7 +7,7 @@ public sealed class ClusterReadyCheck(ClusterView cluster) : IHealthCheck
 {
     public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
     {
-        var partitions = await cluster.PartitionsAsync(cancellationToken);
+        var partitions = await cluster.PartitionsAsync(withEnd: false, cancellationToken);
         var missing = partitions.Select((s, p) => (s, p)).Where(x => x.s is null).Select(x => x.p).ToArray();
         return missing.Length == 0
             ? HealthCheckResult.Healthy($"{partitions.Length} partitions read")

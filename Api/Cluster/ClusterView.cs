@@ -7,7 +7,9 @@ namespace Api.Cluster;
 
 /// <summary>
 /// The cluster as Orleans and the partition readers report it: silos from the membership (Orleans' management grain),
-/// activations per grain type, and each partition's reader status (<see cref="IPartitionGrain.GetStatusAsync"/>).
+/// activations per grain type, and each partition's reader status (<see cref="IPartitionGrain.GetStatusAsync"/>). Only the
+/// cluster page asks the readers for the log's end; the load history and the readiness check take their counters and
+/// presence alone, so that neither sends the broker an end probe per partition every few seconds from every Api node.
 /// </summary>
 public sealed class ClusterView(IGrainFactory grains, IOptions<SiloOptions> silo)
 {
@@ -26,14 +28,17 @@ public sealed class ClusterView(IGrainFactory grains, IOptions<SiloOptions> silo
     private static readonly (string Suffix, string Name)[] GrainTypes =
         [("SensorGrain", "sensor"), ("RuleGrain", "rule"), ("PartitionGrain", "partition")];
 
-    /// <summary>Every partition's status, in partition order; null where the reader did not answer in time.</summary>
-    public async Task<PartitionStatus?[]> PartitionsAsync(CancellationToken ct)
+    /// <summary>
+    /// Every partition's status, in partition order; null where the reader did not answer in time. With
+    /// <paramref name="withEnd"/> each status carries the log's end where the log told it.
+    /// </summary>
+    public async Task<PartitionStatus?[]> PartitionsAsync(bool withEnd, CancellationToken ct)
     {
         var partitions = silo.Value.Partitions;
         var calls = new Task<PartitionStatus?>[partitions];
         for (var p = 0; p < partitions; p++)
         {
-            calls[p] = StatusAsync(p, ct);
+            calls[p] = StatusAsync(p, withEnd, ct);
         }
 
         return await Task.WhenAll(calls);
@@ -47,7 +52,7 @@ public sealed class ClusterView(IGrainFactory grains, IOptions<SiloOptions> silo
         // Orleans declares it dead) has none reported and does not hold up the others.
         var active = hosts.Where(h => h.Status == SiloStatus.Active).Select(h => h.SiloAddress).ToArray();
         var statisticsTask = Task.WhenAll(active.Select(a => StatisticsAsync(management, a, ct)));
-        var partitions = await PartitionsAsync(ct);
+        var partitions = await PartitionsAsync(withEnd: true, ct);
         var answered = (await statisticsTask).Where(s => s.Statistics is not null).ToDictionary(s => s.Silo, s => s.Statistics!);
         var statistics = answered.Values.SelectMany(s => s).ToArray();
 
@@ -86,11 +91,11 @@ public sealed class ClusterView(IGrainFactory grains, IOptions<SiloOptions> silo
         }
     }
 
-    private async Task<PartitionStatus?> StatusAsync(int partition, CancellationToken ct)
+    private async Task<PartitionStatus?> StatusAsync(int partition, bool withEnd, CancellationToken ct)
     {
         try
         {
-            return await grains.GetGrain<IPartitionGrain>(partition).GetStatusAsync().WaitAsync(StatusTimeout, ct);
+            return await grains.GetGrain<IPartitionGrain>(partition).GetStatusAsync(withEnd).WaitAsync(StatusTimeout, ct);
         }
         catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
         {

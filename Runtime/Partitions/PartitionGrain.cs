@@ -106,12 +106,15 @@ public sealed partial class PartitionGrain(
     /// </summary>
     public static readonly TimeSpan EndOffsetWait = TimeSpan.FromSeconds(1);
 
-    public async Task<PartitionStatus> GetStatusAsync()
+    public async Task<PartitionStatus> GetStatusAsync(bool withEnd)
     {
         long? end = null;
         try
         {
-            end = await log.EndOffsetAsync(_partition, CancellationToken.None).AsTask().WaitAsync(EndOffsetWait);
+            if (withEnd)
+            {
+                end = await log.EndOffsetAsync(_partition, CancellationToken.None).AsTask().WaitAsync(EndOffsetWait);
+            }
         }
         catch (Exception e) when (e is TimeoutException or LogUnavailableException)
         {

@@ -63,7 +63,7 @@ public static class BenchSilo
 
     /// <summary>The status of every partition's reader.</summary>
     public static Task<PartitionStatus[]> PartitionStatusesAsync(IGrainFactory grains, int partitions) =>
-        Task.WhenAll(Enumerable.Range(0, partitions).Select(p => grains.GetGrain<IPartitionGrain>(p).GetStatusAsync()));
+        Task.WhenAll(Enumerable.Range(0, partitions).Select(p => grains.GetGrain<IPartitionGrain>(p).GetStatusAsync(withEnd: true)));
 
     /// <summary>Managed heap bytes still referenced, after full collections (finalizers run in between).</summary>
     public static long ManagedBytes()

@@ -135,7 +135,7 @@ public sealed class TestSilos : IAsyncDisposable
         {
             try
             {
-                return await Grains.GetGrain<IPartitionGrain>(p).GetStatusAsync().WaitAsync(Runtime.Partitions.PartitionGrain.EndOffsetWait + TimeSpan.FromSeconds(2));
+                return await Grains.GetGrain<IPartitionGrain>(p).GetStatusAsync(withEnd: true).WaitAsync(Runtime.Partitions.PartitionGrain.EndOffsetWait + TimeSpan.FromSeconds(2));
             }
             catch (Exception)
             {

@@ -1,5 +1,6 @@
 using System.Net;
 using System.Text.Json;
+using Microsoft.Extensions.DependencyInjection;
 using static Api.Tests.Integration.HttpAssert;
 
 namespace Api.Tests.Integration;
@@ -236,6 +237,29 @@ public sealed class OpsApiTests(ApiFactory factory) : IClassFixture<ApiFactory>
         Assert.Equal(sensors.Length, partitions.Sum(p => p.GetProperty("sensors").GetInt32()));
         Assert.True(cluster.GetProperty("activations").GetProperty("sensor").GetInt32() >= sensors.Length);
         Assert.True(cluster.GetProperty("activations").TryGetProperty("rule", out _));
+    }
+
+    /// <summary>
+    /// Asking the log for a partition's end is a round trip of several requests to the broker (the RabbitMQ end probe).
+    /// The load history samples every partition every two seconds and the readiness check runs at every probe of every
+    /// Api node: they take the readers' counters and presence without it. The cluster page asks, once per partition.
+    /// </summary>
+    [Fact]
+    public async Task LoadHistoryAndReadiness_DoNotAskTheLogForItsEnd_TheClusterPageDoes()
+    {
+        var sampler = factory.Services.GetRequiredService<Api.Cluster.ClusterMetricsSampler>();
+        await sampler.SampleAsync(CancellationToken.None); // the readers are active
+        var before = factory.Log.EndOffsetRequests;
+
+        await sampler.SampleAsync(CancellationToken.None);
+        await sampler.SampleAsync(CancellationToken.None);
+        var ready = await factory.Client(null).GetAsync("/health/ready");
+        Assert.Equal(HttpStatusCode.OK, ready.StatusCode);
+        Assert.Equal(before, factory.Log.EndOffsetRequests);
+
+        var cluster = await (await _operator.GetAsync("/api/v1/cluster")).ExpectAsync(HttpStatusCode.OK);
+        Assert.Equal(before + 2, factory.Log.EndOffsetRequests);
+        Assert.All(cluster.GetProperty("partitionMap").EnumerateArray(), p => Assert.True(p.TryGetProperty("endOffset", out _), p.ToString()));
     }
 
     /// <summary>
