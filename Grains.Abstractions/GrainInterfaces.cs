@@ -171,8 +171,9 @@ public interface IPartitionGrain : IGrainWithIntegerKey
 
     /// <summary>
     /// The reader's status. With <paramref name="withEnd"/> it also asks the log for its end (a broker round trip of
-    /// several requests, answered without the end after a wait when the log cannot tell); without, it answers at once
-    /// with <see cref="PartitionStatus.EndOffset"/> null: for callers that need the reader and its counters only.
+    /// several requests, answered without the end after a wait when the log cannot tell); without, it answers with no
+    /// request to the log and <see cref="PartitionStatus.EndOffset"/> null: for callers that need the reader and its
+    /// counters only (the load history, the readiness check).
     /// </summary>
     [Alias("status")]
     Task<PartitionStatus> GetStatusAsync(bool withEnd);

@@ -6,7 +6,7 @@ public static class ClusterEndpoints
 {
     public static IEndpointRouteBuilder MapCluster(this IEndpointRouteBuilder routes)
     {
-        routes.MapGet("/api/v1/cluster", async (ClusterView cluster, CancellationToken ct) => TypedResults.Ok(await cluster.DescribeAsync(ct)))
+        routes.MapGet("/api/v1/cluster", async (ClusterView cluster, CancellationToken ct) => TypedResults.Ok(await cluster.DescribeAsync(withEnd: true, ct)))
             .ForOperators()
             .WithTags("Cluster")
             .WithSummary("Orleans silos (status, uptime, partitions, activations per grain type), and each log partition's reader: silo, committed position, end, lag");

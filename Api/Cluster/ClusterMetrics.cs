@@ -109,13 +109,15 @@ public sealed partial class ClusterMetricsSampler(ClusterView cluster, TimeProvi
     {
         var bySilo = new Dictionary<string, double>(StringComparer.Ordinal);
         double readingsPerSecond = 0;
-        foreach (var status in partitions)
+        foreach (var answer in partitions)
         {
-            if (status is null)
+            if (answer is null)
             {
                 continue;
             }
 
+            // A silo of a version that does not stamp its answers (during a rolling upgrade) is taken at this node's time.
+            var status = answer.SampledAt == default ? answer with { SampledAt = now } : answer;
             double? rate = null;
             if (_baseline.TryGetValue(status.Partition, out var before) && before.Silo == status.Silo && before.ActivatedAt == status.ActivatedAt)
             {

@@ -7,17 +7,16 @@ namespace Api.Cluster;
 
 /// <summary>
 /// The cluster as Orleans and the partition readers report it: silos from the membership (Orleans' management grain),
-/// activations per grain type, and each partition's reader status (<see cref="IPartitionGrain.GetStatusAsync"/>). Only the
-/// cluster page asks the readers for the log's end; the load history and the readiness check take their counters and
-/// presence alone, so that neither sends the broker an end probe per partition every few seconds from every Api node.
+/// activations per grain type, and each partition's reader status (<see cref="IPartitionGrain.GetStatusAsync"/>, with the
+/// log's end only for the cluster page).
 /// </summary>
 public sealed class ClusterView(IGrainFactory grains, IOptions<SiloOptions> silo)
 {
     /// <summary>
     /// How long a partition's reader, or a silo asked for its activations, may take to answer (one on a silo that just died
-    /// answers later, or never): the reader's own wait for the log's end and two seconds for a silo so busy that the answer
-    /// waits for its turn (an overloaded silo's collections pause it for up to a second), so that the page shows the
-    /// cluster when it matters most.
+    /// answers later, or never): the reader's own wait for the log's end (when asked for it) and two seconds for a silo so
+    /// busy that the answer waits for its turn (an overloaded silo's collections pause it for up to a second), so that the
+    /// page shows the cluster when it matters most.
     /// </summary>
     private static readonly TimeSpan StatusTimeout = PartitionGrain.EndOffsetWait + TimeSpan.FromSeconds(2);
 
@@ -44,7 +43,8 @@ public sealed class ClusterView(IGrainFactory grains, IOptions<SiloOptions> silo
         return await Task.WhenAll(calls);
     }
 
-    public async Task<ClusterResponse> DescribeAsync(CancellationToken ct)
+    /// <summary>Silos, activations and partitions; with <paramref name="withEnd"/> the partitions carry the log's end and lag.</summary>
+    public async Task<ClusterResponse> DescribeAsync(bool withEnd, CancellationToken ct)
     {
         var management = grains.GetGrain<IManagementGrain>(0);
         var hosts = await management.GetDetailedHosts(onlyActive: false).WaitAsync(HostsTimeout, ct);
@@ -52,7 +52,7 @@ public sealed class ClusterView(IGrainFactory grains, IOptions<SiloOptions> silo
         // Orleans declares it dead) has none reported and does not hold up the others.
         var active = hosts.Where(h => h.Status == SiloStatus.Active).Select(h => h.SiloAddress).ToArray();
         var statisticsTask = Task.WhenAll(active.Select(a => StatisticsAsync(management, a, ct)));
-        var partitions = await PartitionsAsync(withEnd: true, ct);
+        var partitions = await PartitionsAsync(withEnd, ct);
         var answered = (await statisticsTask).Where(s => s.Statistics is not null).ToDictionary(s => s.Silo, s => s.Statistics!);
         var statistics = answered.Values.SelectMany(s => s).ToArray();
 

@@ -178,7 +178,7 @@ public static class IotEngineEndpoints
 
         group.MapGet("/instances", async (ClusterView cluster, CancellationToken ct) =>
             {
-                var described = await cluster.DescribeAsync(ct);
+                var described = await cluster.DescribeAsync(withEnd: false, ct);
                 IReadOnlyList<HostStoreInfo> instances = described.Silos
                     .Where(s => s.Status == "active")
                     .Select(s => ToInstance(s.Id, s.Partitions))

@@ -101,7 +101,7 @@ public sealed partial class PartitionGrain(
     }
 
     /// <summary>
-    /// How long <see cref="GetStatusAsync"/> waits for the log's end before it answers without it: well within what its
+    /// How long <see cref="GetStatusAsync"/>, asked for the log's end, waits for it before it answers without it: well within what its
     /// callers wait for the answer, so that a broker too busy to tell its end leaves the rest of the status visible.
     /// </summary>
     public static readonly TimeSpan EndOffsetWait = TimeSpan.FromSeconds(1);
@@ -109,19 +109,19 @@ public sealed partial class PartitionGrain(
     public async Task<PartitionStatus> GetStatusAsync(bool withEnd)
     {
         long? end = null;
-        try
+        if (withEnd)
         {
-            if (withEnd)
+            try
             {
                 end = await log.EndOffsetAsync(_partition, CancellationToken.None).AsTask().WaitAsync(EndOffsetWait);
             }
-        }
-        catch (Exception e) when (e is TimeoutException or LogUnavailableException)
-        {
-            // The log cannot answer now: the status says so with a null end.
+            catch (Exception e) when (e is TimeoutException or LogUnavailableException)
+            {
+                // The log cannot answer now: the status says so with a null end.
+            }
         }
 
-        // The counters as they are after the wait for the log's end, with the time they are read at: a rate from two
+        // The counters as they are after any wait for the log's end, with the time they are read at: a rate from two
         // answers spans the times of those reads.
         return new PartitionStatus(_partition, silo.SiloAddress.ToParsableString(), _activatedAt, _committedOffset, _logic.NextOffset, end,
             _readingsApplied, _logic.SensorCount, _lastCommitAt, time.GetUtcNow());

@@ -24,9 +24,11 @@ public sealed class ClusterMetricsSamplerTests
     private static PartitionStatus Reader(int partition, string silo, double startedAtSeconds, long readings, double? readAtSeconds = null) =>
         new(partition, silo, T0.AddSeconds(startedAtSeconds), 0, 0, 0, readings, 0, null, readAtSeconds is { } at ? T0.AddSeconds(at) : default);
 
-    /// <summary>A sample taken at <paramref name="seconds"/>; a reader with no time of its own read its counter then.</summary>
-    private void SampleAt(double seconds, params PartitionStatus?[] partitions) => _sampler.Record(T0.AddSeconds(seconds),
-        [.. partitions.Select(p => p is not null && p.SampledAt == default ? p with { SampledAt = T0.AddSeconds(seconds) } : p)]);
+    /// <summary>
+    /// A sample taken at <paramref name="seconds"/>; a reader with no time of its own is taken at the sample's time, as the
+    /// sampler takes the answers of a silo whose version does not stamp them.
+    /// </summary>
+    private void SampleAt(double seconds, params PartitionStatus?[] partitions) => _sampler.Record(T0.AddSeconds(seconds), partitions);
 
     private static AlertEvent Opened(string id) => new()
     {
@@ -47,6 +49,18 @@ public sealed class ClusterMetricsSamplerTests
         Assert.Equal((2.0, 900.0), (snapshot.SampleIntervalSeconds, snapshot.HistorySeconds));
         Assert.Empty(snapshot.Points);
         Assert.Empty(snapshot.Silos);
+    }
+
+    /// <summary>During a rolling upgrade a silo of the version before the readers stamped their answers has rates all the same.</summary>
+    [Fact]
+    public void AReaderThatDoesNotStampItsAnswer_IsTakenAtTheTimeOfTheSample()
+    {
+        _sampler.Record(T0.AddSeconds(1), [Reader(0, "old", -600, 1_000)]);
+        _sampler.Record(T0.AddSeconds(3), [Reader(0, "old", -600, 1_400)]);
+
+        var point = Assert.Single(_sampler.Snapshot().Points);
+        Assert.Equal(200, point.ReadingsPerSecond);
+        Assert.Equal(200, point.ReadingsPerSecondBySilo["old"]);
     }
 
     [Fact]

@@ -73,10 +73,10 @@ public sealed class EventTimeLog(IInboxLog inner) : IInboxLog
     /// <summary>While set, asking for a partition's end waits until it is cleared, as a broker too busy to answer does.</summary>
     public bool EndOffsetStalled { get; set; }
 
+    private int _endOffsetRequests;
+
     /// <summary>How many times a partition's end was asked for (a broker round trip in durable mode).</summary>
     public int EndOffsetRequests => Volatile.Read(ref _endOffsetRequests);
-
-    private int _endOffsetRequests;
 
     public async ValueTask<long> EndOffsetAsync(int partition, CancellationToken cancellationToken)
     {

@@ -258,8 +258,9 @@ public sealed class OpsApiTests(ApiFactory factory) : IClassFixture<ApiFactory>
         Assert.Equal(before, factory.Log.EndOffsetRequests);
 
         var cluster = await (await _operator.GetAsync("/api/v1/cluster")).ExpectAsync(HttpStatusCode.OK);
-        Assert.Equal(before + 2, factory.Log.EndOffsetRequests);
-        Assert.All(cluster.GetProperty("partitionMap").EnumerateArray(), p => Assert.True(p.TryGetProperty("endOffset", out _), p.ToString()));
+        var partitions = cluster.GetProperty("partitionMap").EnumerateArray().ToArray();
+        Assert.Equal(before + partitions.Length, factory.Log.EndOffsetRequests);
+        Assert.All(partitions, p => Assert.True(p.TryGetProperty("endOffset", out _), p.ToString()));
     }
 
     /// <summary>
