@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Api.Auth;
+using Microsoft.Extensions.Options;
 using Runtime.Outputs;
 
 namespace Api.Outputs;
@@ -16,7 +17,8 @@ public static class OutputEndpoints
     {
         var outputs = routes.MapGroup("/api/v1/outputs").ForOperators().WithTags("Outputs");
 
-        outputs.MapGet("/{stream}", async Task<IResult> (string stream, long? offset, int? limit, IOutputStreams streams, CancellationToken ct) =>
+        outputs.MapGet("/{stream}", async Task<IResult> (string stream, long? offset, int? limit, IOutputStreams streams,
+                IOptions<OutputOptions> options, CancellationToken ct) =>
             {
                 var errors = new Dictionary<string, string[]>();
                 if (!OutputMessages.TryParse(stream, out var parsed))
@@ -28,6 +30,11 @@ public static class OutputEndpoints
                 {
                     return TypedResults.ValidationProblem(errors, title: "Invalid query");
                 }
+                if (!options.Value.EnabledStreams().Contains(parsed))
+                {
+                    return TypedResults.Problem(statusCode: StatusCodes.Status404NotFound, title: "Output stream not kept",
+                        detail: $"This cluster does not keep the output stream '{stream}': Outputs:Streams is '{options.Value.Streams}'.");
+                }
                 var from = offset ?? 0;
                 var page = await streams.ReadAsync(parsed, from, limit ?? 100, ct);
                 var records = page.Records.Select(r => new OutputRecordDto(r.Offset, r.Id, r.Type, JsonSerializer.Deserialize<JsonElement>(r.Body))).ToArray();
@@ -38,6 +45,7 @@ public static class OutputEndpoints
                 + "ids and offsets a RabbitMQ stream consumer reads in durable mode")
             .Produces<OutputPageResponse>()
             .ProducesValidationProblem()
+            .ProducesProblem(StatusCodes.Status404NotFound)
             .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
 
         return routes;

@@ -73,7 +73,11 @@ public static partial class ClusterHosting
         services.AddSingleton<IValidateOptions<OutputOptions>, OutputOptionsValidator>();
         if (mode == ClusterMode.Embedded)
         {
-            services.AddSingleton(sp => new InMemoryOutputStreams(sp.GetRequiredService<IOptions<OutputOptions>>().Value.InMemoryCapacity));
+            services.AddSingleton(sp =>
+            {
+                var outputs = sp.GetRequiredService<IOptions<OutputOptions>>().Value;
+                return new InMemoryOutputStreams(outputs.InMemoryCapacity, outputs.EnabledStreams());
+            });
             services.AddSingleton<IOutputStreams>(sp => sp.GetRequiredService<InMemoryOutputStreams>());
             services.AddSingleton<IInboxLog>(sp => new InMemoryInboxLog(sp.GetRequiredService<IOptions<SiloOptions>>().Value.Partitions));
             services.AddOptions<EmbeddedOptions>().Bind(configuration.GetSection("Embedded")).ValidateOnStart();
@@ -95,7 +99,8 @@ public static partial class ClusterHosting
             .Validate(o => o.Validate().Count == 0, "RabbitMq settings are not valid")
             .ValidateOnStart();
         services.AddSingleton(sp => new PostgresStore(sp.GetRequiredService<IOptions<PostgresOptions>>().Value,
-            sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<PostgresStore>>()));
+            sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<PostgresStore>>(),
+            sp.GetRequiredService<IOptions<OutputOptions>>().Value.EnabledStreams()));
         services.AddStore<PostgresStore>();
         services.AddSingleton(sp => new RabbitMqInboxLog(sp.GetRequiredService<IOptions<RabbitMqOptions>>().Value,
             sp.GetRequiredService<IOptions<SiloOptions>>().Value.Partitions, sp.GetRequiredService<ILoggerFactory>()));

@@ -7,10 +7,14 @@ namespace Runtime.InMemory;
 /// The output streams of embedded mode: each keeps its last <see cref="OutputOptions.InMemoryCapacity"/> outputs with
 /// offsets counting from 0; an output whose id the stream still holds is not appended again (a replay's repeat). It keeps
 /// the outputs themselves (the read models hold the same objects) and makes their JSON when a page is read: a fleet's
-/// minute close appends 100,000 aggregates at once, and few of them are ever read from here.
+/// minute close appends 100,000 aggregates at once, and few of them are ever read from here. Outputs of a stream not
+/// kept (<see cref="OutputOptions.Streams"/>) are not appended.
 /// </summary>
-public sealed class InMemoryOutputStreams(int capacity) : IOutputStreams
+/// <param name="streams">The output streams kept; all when null.</param>
+public sealed class InMemoryOutputStreams(int capacity, IReadOnlyList<OutputStream>? streams = null) : IOutputStreams
 {
+    private readonly IReadOnlyList<OutputStream> _kept = streams ?? OutputMessages.Streams;
+
     private readonly Lock _gate = new();
     private readonly Stream[] _streams = OutputMessages.Streams.Select(_ => new Stream()).ToArray();
 
@@ -21,7 +25,7 @@ public sealed class InMemoryOutputStreams(int capacity) : IOutputStreams
         {
             foreach (var output in outputs)
             {
-                if (OutputMessages.StreamOf(output) is not { } name)
+                if (OutputMessages.StreamOf(output) is not { } name || !_kept.Contains(name))
                 {
                     continue;
                 }

@@ -83,20 +83,19 @@ public static class OutputMessages
         _ => throw new ArgumentOutOfRangeException(nameof(output), output.GetType().Name, "Sensor summaries have no output stream."),
     };
 
-    /// <summary>The message of an output, or null for outputs that have no stream (sensor summaries).</summary>
-    public static OutputMessage? From(GrainOutput output) =>
-        StreamOf(output) is { } stream ? new(stream, output.Id, TypeOf(output), BodyOf(output)) : null;
-
-    /// <summary>The messages of the outputs that have a stream, each id once (the first occurrence), in output order.</summary>
-    public static List<OutputMessage> Of(IReadOnlyList<GrainOutput> outputs)
+    /// <summary>
+    /// The messages of the outputs that have one of <paramref name="streams"/>, each id once (the first occurrence), in
+    /// output order.
+    /// </summary>
+    public static List<OutputMessage> Of(IReadOnlyList<GrainOutput> outputs, IReadOnlyList<OutputStream> streams)
     {
         var messages = new List<OutputMessage>();
         HashSet<(OutputStream, string)>? seen = null;
         foreach (var output in outputs)
         {
-            if (From(output) is { } message && (seen ??= []).Add((message.Stream, message.Id)))
+            if (StreamOf(output) is { } stream && streams.Contains(stream) && (seen ??= []).Add((stream, output.Id)))
             {
-                messages.Add(message);
+                messages.Add(new OutputMessage(stream, output.Id, TypeOf(output), BodyOf(output)));
             }
         }
         return messages;

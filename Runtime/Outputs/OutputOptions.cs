@@ -27,6 +27,23 @@ public sealed class OutputOptions
     /// <summary>Embedded mode: the messages each in-memory stream keeps (the oldest go first; offsets keep counting).</summary>
     public int InMemoryCapacity { get; set; } = 100_000;
 
+    /// <summary>
+    /// The output streams the cluster keeps, comma-separated: "aggregates,alerts,commands" (the default), any of them, or
+    /// empty for none. Outputs of a stream left out stay in the read models only: they are not queued in the outbox, not
+    /// relayed and not kept in memory, and its RabbitMQ stream is not declared. A fleet's minute aggregates are one
+    /// message per sensor a minute, most of the broker's work when nothing consumes them (BENCHMARKS.md).
+    /// </summary>
+    public string Streams { get; set; } = "aggregates,alerts,commands";
+
+    /// <summary>The streams of <see cref="Streams"/>, in the order of <see cref="OutputMessages.Streams"/>; names that are not streams are left out.</summary>
+    public IReadOnlyList<OutputStream> EnabledStreams()
+    {
+        var named = StreamNames();
+        return OutputMessages.Streams.Where(s => named.Contains(OutputMessages.Name(s))).ToArray();
+    }
+
+    private string[] StreamNames() => (Streams ?? "").Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+
     public IReadOnlyList<string> Validate()
     {
         var errors = new List<string>();
@@ -53,6 +70,10 @@ public sealed class OutputOptions
         if (InMemoryCapacity is < 1 or > 10_000_000)
         {
             errors.Add("Outputs:InMemoryCapacity must be between 1 and 10000000");
+        }
+        foreach (var name in StreamNames().Where(n => !OutputMessages.TryParse(n, out _)))
+        {
+            errors.Add($"Outputs:Streams: '{name}' is not an output stream (aggregates, alerts, commands)");
         }
         return errors;
     }

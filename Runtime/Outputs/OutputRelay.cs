@@ -17,7 +17,9 @@ namespace Runtime.Outputs;
 /// in sequence order with publisher confirms; mark them appended.</item>
 /// </list>
 /// A row is numbered before it is appended and marked after, so whatever the crash, the stream's last sequence number
-/// says which numbered rows it holds: none is appended twice and none is skipped.
+/// says which numbered rows it holds: none is appended twice and none is skipped. Only the streams kept
+/// (<see cref="OutputOptions.Streams"/>) are relayed; rows a stream left queued before it was left out wait for it to be
+/// kept again.
 /// </summary>
 public sealed partial class OutputRelay(PostgresStore store, RabbitMqOutputStreams streams, IOptions<OutputOptions> options, TimeProvider time,
     ILogger<OutputRelay> logger)
@@ -55,7 +57,8 @@ public sealed partial class OutputRelay(PostgresStore store, RabbitMqOutputStrea
     private async Task RelayAsync(OutputRelayLease lease, CancellationToken stoppingToken)
     {
         var settings = options.Value;
-        foreach (var stream in OutputMessages.Streams)
+        var kept = settings.EnabledStreams();
+        foreach (var stream in kept)
         {
             var last = await streams.LastSequenceAsync(stream, stoppingToken).ConfigureAwait(false);
             await lease.MarkAppendedAsync(stream, last, stoppingToken).ConfigureAwait(false);
@@ -65,7 +68,7 @@ public sealed partial class OutputRelay(PostgresStore store, RabbitMqOutputStrea
         while (!stoppingToken.IsCancellationRequested)
         {
             var appended = 0;
-            foreach (var stream in OutputMessages.Streams)
+            foreach (var stream in kept)
             {
                 var batch = await lease.NextAsync(stream, settings.BatchSize, stoppingToken).ConfigureAwait(false);
                 if (batch.Count == 0)

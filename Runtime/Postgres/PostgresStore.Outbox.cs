@@ -11,12 +11,12 @@ public sealed partial class PostgresStore
     private const long OutputRelayLockKey = 0x4F49_6F74_5265_6C79;
 
     /// <summary>
-    /// Queues the outputs that have a stream in the outbox, in the read models' transaction: a row per (stream, id), so
+    /// Queues the outputs of the streams kept in the outbox, in the read models' transaction: a row per (stream, id), so
     /// an output a replay writes again is not queued again (within <see cref="OutputOptions.DedupeWindow"/>).
     /// </summary>
-    private static void AddOutbox(NpgsqlBatch batch, IReadOnlyList<GrainOutput> outputs)
+    private static void AddOutbox(NpgsqlBatch batch, IReadOnlyList<GrainOutput> outputs, IReadOnlyList<OutputStream> kept)
     {
-        var messages = OutputMessages.Of(outputs);
+        var messages = OutputMessages.Of(outputs, kept);
         if (messages.Count == 0)
         {
             return;

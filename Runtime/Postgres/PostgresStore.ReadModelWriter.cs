@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Grains.Abstractions;
+using Runtime.Outputs;
 using Npgsql;
 using NpgsqlTypes;
 
@@ -24,12 +25,12 @@ public sealed partial class PostgresStore
         await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
         await using var batch = new NpgsqlBatch(connection, transaction);
-        AddOutputs(batch, outputs);
+        AddOutputs(batch, outputs, _outputStreams);
         await batch.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
         await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
     }
 
-    private static void AddOutputs(NpgsqlBatch batch, IReadOnlyList<GrainOutput> outputs)
+    private static void AddOutputs(NpgsqlBatch batch, IReadOnlyList<GrainOutput> outputs, IReadOnlyList<OutputStream> streams)
     {
         if (outputs.Count == 0)
         {
@@ -65,7 +66,7 @@ public sealed partial class PostgresStore
         {
             AddCommands(batch, commands.DistinctBy(c => c.CommandId, StringComparer.Ordinal).ToList());
         }
-        AddOutbox(batch, outputs);
+        AddOutbox(batch, outputs, streams);
     }
 
     private static void AddSensors(NpgsqlBatch batch, List<SensorSummary> rows)

@@ -3,6 +3,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Npgsql;
 using NpgsqlTypes;
+using Runtime.Outputs;
 
 namespace Runtime.Postgres;
 
@@ -36,7 +37,11 @@ public sealed partial class PostgresStore : IReadModelWriter, IReadStore, IRuleS
     private readonly NpgsqlDataSource _dataSource;
     private readonly string _server;
 
-    public PostgresStore(PostgresOptions options, TimeProvider time, ILogger<PostgresStore> logger)
+    /// <summary>The output streams whose outputs the writer queues in the outbox (<see cref="OutputOptions.Streams"/>).</summary>
+    private readonly IReadOnlyList<OutputStream> _outputStreams;
+
+    /// <param name="outputStreams">The output streams kept; all when null.</param>
+    public PostgresStore(PostgresOptions options, TimeProvider time, ILogger<PostgresStore> logger, IReadOnlyList<OutputStream>? outputStreams = null)
     {
         var validation = new PostgresOptionsValidator().Validate(null, options);
         if (validation.Failed)
@@ -46,6 +51,7 @@ public sealed partial class PostgresStore : IReadModelWriter, IReadStore, IRuleS
         _options = options;
         _time = time;
         _logger = logger;
+        _outputStreams = outputStreams ?? OutputMessages.Streams;
         var builder = new NpgsqlConnectionStringBuilder(options.ConnectionString);
         _server = $"PostgreSQL server {builder.Host}:{builder.Port}, database '{builder.Database ?? builder.Username ?? "(default)"}'"
             + (builder.Username is { Length: > 0 } user ? $", user '{user}'" : "");

@@ -35,7 +35,7 @@ public sealed partial class RabbitMqOutputStreams : IOutputStreams, IAsyncDispos
 
     public string StreamName(OutputStream stream) => $"{_options.StreamPrefix}.out.{OutputMessages.Name(stream)}";
 
-    /// <summary>Declares the three streams; fails naming the stream when one exists with other arguments.</summary>
+    /// <summary>Declares the streams kept (<see cref="OutputOptions.Streams"/>); fails naming the stream when one exists with other arguments.</summary>
     public async Task EnsureStreamsAsync(CancellationToken cancellationToken)
     {
         var connection = await _connection.ConnectAsync(cancellationToken).ConfigureAwait(false);
@@ -49,7 +49,7 @@ public sealed partial class RabbitMqOutputStreams : IOutputStreams, IAsyncDispos
         var channel = await connection.CreateChannelAsync(cancellationToken: cancellationToken).ConfigureAwait(false);
         try
         {
-            foreach (var stream in OutputMessages.Streams)
+            foreach (var stream in _outputs.EnabledStreams())
             {
                 var name = StreamName(stream);
                 try

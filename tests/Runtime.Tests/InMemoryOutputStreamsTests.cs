@@ -17,6 +17,32 @@ public sealed class InMemoryOutputStreamsTests
     private static async Task<string[]> IdsAsync(IOutputStreams streams, OutputStream stream, long from = 0, int limit = 100) =>
         (await streams.ReadAsync(stream, from, limit, CancellationToken.None)).Records.Select(r => $"{r.Offset}:{r.Id}").ToArray();
 
+    /// <summary>A cluster that keeps only some streams (Outputs:Streams) appends nothing to the others.</summary>
+    [Fact]
+    public async Task Streams_not_kept_get_nothing()
+    {
+        var options = new OutputOptions { Streams = " alerts , commands" };
+        Assert.Empty(options.Validate());
+        var streams = new InMemoryOutputStreams(100, options.EnabledStreams());
+        var command = new DeviceCommand { CommandId = "a1/open", DeviceId = "s1", Command = "c", RuleId = "r", AlertId = "a1", CreatedAtMs = 0 };
+
+        streams.Append([Aggregate("s1", 0), command, Aggregate("s2", 0)]);
+
+        Assert.Empty(await IdsAsync(streams, OutputStream.Aggregates));
+        Assert.Equal(["0:a1/open"], await IdsAsync(streams, OutputStream.Commands));
+    }
+
+    [Fact]
+    public void The_streams_kept_are_named_in_Outputs_Streams_and_other_names_are_refused()
+    {
+        Assert.Equal([OutputStream.Aggregates, OutputStream.Alerts, OutputStream.Commands], new OutputOptions().EnabledStreams());
+        Assert.Equal([OutputStream.Alerts, OutputStream.Commands], new OutputOptions { Streams = "commands,alerts" }.EnabledStreams());
+        Assert.Empty(new OutputOptions { Streams = "" }.EnabledStreams());
+        Assert.Empty(new OutputOptions { Streams = "" }.Validate());
+        Assert.Equal(["Outputs:Streams: 'metrics' is not an output stream (aggregates, alerts, commands)"],
+            new OutputOptions { Streams = "aggregates,metrics" }.Validate());
+    }
+
     [Fact]
     public async Task The_store_appends_aggregates_alert_events_and_commands_once_each_and_no_sensor_summaries()
     {

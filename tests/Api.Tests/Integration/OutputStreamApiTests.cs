@@ -1,6 +1,7 @@
 using System.Net;
 using System.Text.Json;
 using Grains.Abstractions;
+using Microsoft.AspNetCore.Hosting;
 using static Api.Tests.Integration.HttpAssert;
 
 namespace Api.Tests.Integration;
@@ -143,5 +144,31 @@ public sealed class OutputStreamApiTests(ApiFactory factory) : IClassFixture<Api
         alert.Remove("resolvedAt");
         alert.Remove("resolvedReason");
         return JsonDocument.Parse(node.ToJsonString()).RootElement;
+    }
+}
+
+/// <summary>The Api of <see cref="ApiFactory"/> keeping the alert and command streams only.</summary>
+public sealed class NoAggregatesApiFactory : ApiFactory
+{
+    protected override void ConfigureWebHost(IWebHostBuilder builder)
+    {
+        base.ConfigureWebHost(builder);
+        builder.UseSetting("Outputs:Streams", "alerts,commands");
+    }
+}
+
+/// <summary>A cluster that does not keep the aggregates stream (Outputs:Streams): reading it is a 404 that says why.</summary>
+public sealed class OutputStreamNotKeptApiTests(NoAggregatesApiFactory factory) : IClassFixture<NoAggregatesApiFactory>
+{
+    [Fact]
+    public async Task Reading_a_stream_the_cluster_does_not_keep_is_404_and_the_others_answer()
+    {
+        var problem = await (await factory.Operator().GetAsync("/api/v1/outputs/aggregates")).ExpectAsync(HttpStatusCode.NotFound);
+        Assert.Equal("Output stream not kept", problem.GetProperty("title").GetString());
+        Assert.Equal("This cluster does not keep the output stream 'aggregates': Outputs:Streams is 'alerts,commands'.",
+            problem.GetProperty("detail").GetString());
+        Assert.Equal(404, problem.GetProperty("status").GetInt32());
+
+        await (await factory.Operator().GetAsync("/api/v1/outputs/alerts")).ExpectAsync(HttpStatusCode.OK);
     }
 }

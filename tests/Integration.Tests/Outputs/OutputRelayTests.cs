@@ -4,6 +4,7 @@ using Integration.Tests.Cluster;
 using Integration.Tests.RabbitMq;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
+using Runtime;
 using Runtime.Outputs;
 using Runtime.Postgres;
 using Runtime.RabbitMq;
@@ -78,6 +79,41 @@ public sealed class OutputRelayTests(ClusterServers servers, ITestOutputHelper o
             Assert.Equal(
                 """{"id":"a1/open","deviceId":"s1","command":"irrigate","parameters":{"minutes":"5"},"ruleId":"r1","alertId":"a1","createdAt":"2026-03-01T08:00:00.000Z"}""",
                 System.Text.Encoding.UTF8.GetString(commands[0].Body));
+        }
+        finally
+        {
+            await relay.StopAsync(None);
+        }
+    }
+
+    /// <summary>
+    /// A cluster that keeps the alert stream only (Outputs:Streams): the writer queues no aggregate in the outbox, the
+    /// relay appends the alert, and the aggregates stream is not declared.
+    /// </summary>
+    [Fact]
+    public async Task Outputs_of_streams_not_kept_are_not_queued_nor_relayed()
+    {
+        var kept = new OutputOptions { Streams = "alerts", PollInterval = TimeSpan.FromMilliseconds(20) };
+        await using var store = new PostgresStore(new PostgresOptions { ConnectionString = await servers.Postgres.CreateDatabaseAsync() },
+            TimeProvider.System, NullLogger<PostgresStore>.Instance, kept.EnabledStreams());
+        await store.MigrateAsync(None);
+        await using var streams = new RabbitMqOutputStreams(servers.RabbitMq.NewOptions(), kept, XunitLoggerProvider.Factory(output));
+        await streams.EnsureStreamsAsync(None);
+
+        await store.WriteAsync([Aggregate("s1", 0, 21.5), AlertEvent(AlertEventKind.Opened)], None);
+        await using (var lease = await store.TryTakeOutputRelayLockAsync(None))
+        {
+            Assert.NotNull(lease);
+            Assert.Empty(await lease.NextAsync(OutputStream.Aggregates, 10, None));
+        }
+
+        var relay = new OutputRelay(store, streams, Options.Create(kept), TimeProvider.System, NullLogger<OutputRelay>.Instance);
+        await relay.StartAsync(None);
+        try
+        {
+            var alerts = await UntilIdsAsync(streams, OutputStream.Alerts, 1);
+            Assert.Equal("a1/Opened", alerts[0].Id);
+            await Assert.ThrowsAsync<LogUnavailableException>(() => streams.ReadAsync(OutputStream.Aggregates, 0, 10, None));
         }
         finally
         {
