@@ -33,7 +33,7 @@ public static class OutputEndpoints
                 if (!options.Value.EnabledStreams().Contains(parsed))
                 {
                     return TypedResults.Problem(statusCode: StatusCodes.Status404NotFound, title: "Output stream not kept",
-                        detail: $"This cluster does not keep the output stream '{stream}': Outputs:Streams is '{options.Value.Streams}'.");
+                        detail: $"This cluster keeps the output streams {options.Value.DescribeStreams()} (Outputs:Streams); '{stream}' is not one of them.");
                 }
                 var from = offset ?? 0;
                 var page = await streams.ReadAsync(parsed, from, limit ?? 100, ct);
@@ -42,7 +42,7 @@ public static class OutputEndpoints
                 return TypedResults.Ok(new OutputPageResponse(OutputMessages.Name(parsed), from, next, page.End, records));
             })
             .WithSummary("Messages of an output stream (aggregates, alerts, commands) from an offset, oldest first: the same messages, "
-                + "ids and offsets a RabbitMQ stream consumer reads in durable mode")
+                + "ids and offsets a RabbitMQ stream consumer reads in durable mode; 404 for a stream the cluster does not keep (Outputs:Streams)")
             .Produces<OutputPageResponse>()
             .ProducesValidationProblem()
             .ProducesProblem(StatusCodes.Status404NotFound)

@@ -18,7 +18,7 @@ public sealed class InMemoryOutputStreams(int capacity, IReadOnlyList<OutputStre
     private readonly Lock _gate = new();
     private readonly Stream[] _streams = OutputMessages.Streams.Select(_ => new Stream()).ToArray();
 
-    /// <summary>Appends the outputs that have a stream (aggregates, alert events, commands), each id once.</summary>
+    /// <summary>Appends the outputs of the streams kept (aggregates, alert events, commands), each id once.</summary>
     public void Append(IReadOnlyList<GrainOutput> outputs)
     {
         lock (_gate)

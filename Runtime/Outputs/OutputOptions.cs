@@ -29,11 +29,13 @@ public sealed class OutputOptions
 
     /// <summary>
     /// The output streams the cluster keeps, comma-separated: "aggregates,alerts,commands" (the default), any of them, or
-    /// empty for none. Outputs of a stream left out stay in the read models only: they are not queued in the outbox, not
-    /// relayed and not kept in memory, and its RabbitMQ stream is not declared. A fleet's minute aggregates are one
-    /// message per sensor a minute, most of the broker's work when nothing consumes them (BENCHMARKS.md).
+    /// "none". Outputs of a stream left out stay in the read models only: they are not queued in the outbox, not relayed
+    /// and not kept in memory, and its RabbitMQ stream is not declared. Every silo and Api node must have the same value.
+    /// A fleet's minute aggregates are one message per sensor a minute, most of the broker's work when nothing consumes
+    /// them (BENCHMARKS.md). An empty value is refused rather than taken for "none": a setting left blank must not stop
+    /// the commands stream.
     /// </summary>
-    public string Streams { get; set; } = "aggregates,alerts,commands";
+    public string Streams { get; set; } = string.Join(",", OutputMessages.Streams.Select(OutputMessages.Name));
 
     /// <summary>The streams of <see cref="Streams"/>, in the order of <see cref="OutputMessages.Streams"/>; names that are not streams are left out.</summary>
     public IReadOnlyList<OutputStream> EnabledStreams()
@@ -41,6 +43,9 @@ public sealed class OutputOptions
         var named = StreamNames();
         return OutputMessages.Streams.Where(s => named.Contains(OutputMessages.Name(s))).ToArray();
     }
+
+    /// <summary>The streams kept, as the 404 of a stream left out and the logs name them: "alerts, commands", or "none".</summary>
+    public string DescribeStreams() => EnabledStreams() is { Count: > 0 } kept ? string.Join(", ", kept.Select(OutputMessages.Name)) : "none";
 
     private string[] StreamNames() => (Streams ?? "").Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
 
@@ -71,9 +76,19 @@ public sealed class OutputOptions
         {
             errors.Add("Outputs:InMemoryCapacity must be between 1 and 10000000");
         }
-        foreach (var name in StreamNames().Where(n => !OutputMessages.TryParse(n, out _)))
+        var names = StreamNames();
+        var known = string.Join(", ", OutputMessages.Streams.Select(OutputMessages.Name));
+        if (names.Length == 0)
         {
-            errors.Add($"Outputs:Streams: '{name}' is not an output stream (aggregates, alerts, commands)");
+            errors.Add($"Outputs:Streams must name the output streams to keep ({known}), comma-separated, or be none");
+        }
+        foreach (var name in names.Where(n => n != "none" && !OutputMessages.TryParse(n, out _)))
+        {
+            errors.Add($"Outputs:Streams: '{name}' is not an output stream ({known}, or none)");
+        }
+        if (names.Length > 1 && names.Contains("none"))
+        {
+            errors.Add("Outputs:Streams: none cannot be listed with streams");
         }
         return errors;
     }

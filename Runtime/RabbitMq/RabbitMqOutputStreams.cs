@@ -69,7 +69,7 @@ public sealed partial class RabbitMqOutputStreams : IOutputStreams, IAsyncDispos
         {
             await RabbitMqConnection.CloseQuietlyAsync(channel).ConfigureAwait(false);
         }
-        LogStreamsReady(_logger, _options.StreamPrefix, _connection.Endpoint);
+        LogStreamsReady(_logger, _options.StreamPrefix, _outputs.DescribeStreams(), _connection.Endpoint);
     }
 
     /// <summary>Appends the messages in order with publisher confirms; completes when all are confirmed.</summary>
@@ -218,6 +218,6 @@ public sealed partial class RabbitMqOutputStreams : IOutputStreams, IAsyncDispos
         }
     }
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "RabbitMQ output streams '{Prefix}.out.*' ready at {Endpoint}")]
-    private static partial void LogStreamsReady(ILogger logger, string prefix, string endpoint);
+    [LoggerMessage(Level = LogLevel.Information, Message = "RabbitMQ output streams '{Prefix}.out.*' ready at {Endpoint}: {Streams} (Outputs:Streams)")]
+    private static partial void LogStreamsReady(ILogger logger, string prefix, string streams, string endpoint);
 }

@@ -37,10 +37,15 @@ public sealed class InMemoryOutputStreamsTests
     {
         Assert.Equal([OutputStream.Aggregates, OutputStream.Alerts, OutputStream.Commands], new OutputOptions().EnabledStreams());
         Assert.Equal([OutputStream.Alerts, OutputStream.Commands], new OutputOptions { Streams = "commands,alerts" }.EnabledStreams());
-        Assert.Empty(new OutputOptions { Streams = "" }.EnabledStreams());
-        Assert.Empty(new OutputOptions { Streams = "" }.Validate());
-        Assert.Equal(["Outputs:Streams: 'metrics' is not an output stream (aggregates, alerts, commands)"],
+        Assert.Empty(new OutputOptions { Streams = "none" }.EnabledStreams());
+        Assert.Empty(new OutputOptions { Streams = "none" }.Validate());
+        Assert.Equal("none", new OutputOptions { Streams = "none" }.DescribeStreams());
+        // A value left blank (an empty environment variable) is refused: it must not stop every stream.
+        Assert.Equal(["Outputs:Streams must name the output streams to keep (aggregates, alerts, commands), comma-separated, or be none"],
+            new OutputOptions { Streams = " " }.Validate());
+        Assert.Equal(["Outputs:Streams: 'metrics' is not an output stream (aggregates, alerts, commands, or none)"],
             new OutputOptions { Streams = "aggregates,metrics" }.Validate());
+        Assert.Equal(["Outputs:Streams: none cannot be listed with streams"], new OutputOptions { Streams = "none,alerts" }.Validate());
     }
 
     [Fact]

@@ -1,7 +1,11 @@
 using System.Net;
+using System.Net.Http.Json;
 using System.Text.Json;
 using Grains.Abstractions;
 using Microsoft.AspNetCore.Hosting;
+using Microsoft.Extensions.DependencyInjection;
+using Runtime.InMemory;
+using Runtime.Outputs;
 using static Api.Tests.Integration.HttpAssert;
 
 namespace Api.Tests.Integration;
@@ -157,18 +161,32 @@ public sealed class NoAggregatesApiFactory : ApiFactory
     }
 }
 
-/// <summary>A cluster that does not keep the aggregates stream (Outputs:Streams): reading it is a 404 that says why.</summary>
+/// <summary>
+/// A cluster that does not keep the aggregates stream (Outputs:Streams): a closed minute reaches the read models and not
+/// the stream, and reading the stream is a 404 that says why.
+/// </summary>
 public sealed class OutputStreamNotKeptApiTests(NoAggregatesApiFactory factory) : IClassFixture<NoAggregatesApiFactory>
 {
     [Fact]
-    public async Task Reading_a_stream_the_cluster_does_not_keep_is_404_and_the_others_answer()
+    public async Task A_closed_minute_reaches_the_read_models_not_the_stream_and_reading_the_stream_is_404()
     {
-        var problem = await (await factory.Operator().GetAsync("/api/v1/outputs/aggregates")).ExpectAsync(HttpStatusCode.NotFound);
-        Assert.Equal("Output stream not kept", problem.GetProperty("title").GetString());
-        Assert.Equal("This cluster does not keep the output stream 'aggregates': Outputs:Streams is 'alerts,commands'.",
-            problem.GetProperty("detail").GetString());
-        Assert.Equal(404, problem.GetProperty("status").GetInt32());
+        var window = factory.NextWindow();
+        var sensor = Ids.New("not-kept");
+        var body = $$$"""[{"id":"{{{sensor}}}","timestamp":{{{window + 1_000}}},"metrics":{"t":21.5}}]""";
+        await (await factory.Operator().PostAsync("/api/v1/telemetry", Json(body))).ExpectAsync(HttpStatusCode.Accepted);
+        await factory.CloseMinuteAsync(window);
+        var from = Uri.EscapeDataString(DateTimeOffset.FromUnixTimeMilliseconds(ApiFactory.MinuteOf(window)).ToString("O"));
+        var to = Uri.EscapeDataString(DateTimeOffset.FromUnixTimeMilliseconds(ApiFactory.MinuteOf(window) + ApiFactory.MinuteMs).ToString("O"));
+        await Eventually.Json(async () =>
+        {
+            var json = await factory.Operator().GetFromJsonAsync<JsonElement>($"/api/v1/sensors/{sensor}/metrics?from={from}&to={to}");
+            return json.GetProperty("points").GetArrayLength() == 1 ? json : null;
+        }, what: "the closed minute in the read models");
 
+        var kept = factory.Services.GetRequiredService<InMemoryOutputStreams>();
+        Assert.Equal(0, (await kept.ReadAsync(OutputStream.Aggregates, 0, 10, CancellationToken.None)).End);
+        await (await factory.Operator().GetAsync("/api/v1/outputs/aggregates")).ExpectProblemAsync(HttpStatusCode.NotFound,
+            "Output stream not kept", "This cluster keeps the output streams alerts, commands (Outputs:Streams); 'aggregates' is not one of them.");
         await (await factory.Operator().GetAsync("/api/v1/outputs/alerts")).ExpectAsync(HttpStatusCode.OK);
     }
 }
