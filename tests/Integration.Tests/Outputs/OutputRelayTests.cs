@@ -121,6 +121,47 @@ public sealed class OutputRelayTests(ClusterServers servers, ITestOutputHelper o
         }
     }
 
+    /// <summary>
+    /// What a stream queued before the cluster stopped keeping it stays queued and is appended when the stream is kept
+    /// again, after the relay that did not keep it appended the others.
+    /// </summary>
+    [Fact]
+    public async Task Outputs_queued_for_a_stream_left_out_are_appended_when_it_is_kept_again()
+    {
+        await using var store = new PostgresStore(new PostgresOptions { ConnectionString = await servers.Postgres.CreateDatabaseAsync() },
+            TimeProvider.System, NullLogger<PostgresStore>.Instance);
+        await store.MigrateAsync(None);
+        var rabbit = servers.RabbitMq.NewOptions();
+        await store.WriteAsync([Aggregate("s1", 0, 21.5), AlertEvent(AlertEventKind.Opened)], None);
+
+        var alertsOnly = new OutputOptions { Streams = "alerts", PollInterval = TimeSpan.FromMilliseconds(20) };
+        await using (var streams = new RabbitMqOutputStreams(rabbit, alertsOnly, XunitLoggerProvider.Factory(output)))
+        {
+            await streams.EnsureStreamsAsync(None);
+            var relay = new OutputRelay(store, streams, Options.Create(alertsOnly), TimeProvider.System, NullLogger<OutputRelay>.Instance);
+            await relay.StartAsync(None);
+            await UntilIdsAsync(streams, OutputStream.Alerts, 1);
+            await relay.StopAsync(None);
+        }
+
+        var all = new OutputOptions { PollInterval = TimeSpan.FromMilliseconds(20) };
+        await using (var streams = new RabbitMqOutputStreams(rabbit, all, XunitLoggerProvider.Factory(output)))
+        {
+            await streams.EnsureStreamsAsync(None);
+            var relay = new OutputRelay(store, streams, Options.Create(all), TimeProvider.System, NullLogger<OutputRelay>.Instance);
+            await relay.StartAsync(None);
+            try
+            {
+                Assert.Equal(["s1@" + T0], (await UntilIdsAsync(streams, OutputStream.Aggregates, 1)).Select(r => r.Id).ToArray());
+                Assert.Equal(["a1/Opened"], (await UntilIdsAsync(streams, OutputStream.Alerts, 1)).Select(r => r.Id).ToArray());
+            }
+            finally
+            {
+                await relay.StopAsync(None);
+            }
+        }
+    }
+
     /// <summary>Waits until the stream holds <paramref name="count"/> messages, then checks that no id repeats.</summary>
     private static async Task<IReadOnlyList<OutputRecord>> UntilIdsAsync(RabbitMqOutputStreams streams, OutputStream stream, int count)
     {
