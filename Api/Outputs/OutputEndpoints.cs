@@ -30,7 +30,7 @@ public static class OutputEndpoints
                 {
                     return TypedResults.ValidationProblem(errors, title: "Invalid query");
                 }
-                if (!options.Value.EnabledStreams().Contains(parsed))
+                if (!options.Value.KeptStreams().Contains(parsed))
                 {
                     return TypedResults.Problem(statusCode: StatusCodes.Status404NotFound, title: "Output stream not kept",
                         detail: $"This cluster keeps the output streams {options.Value.DescribeStreams()} (Outputs:Streams); '{stream}' is not one of them.");

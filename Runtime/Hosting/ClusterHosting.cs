@@ -76,7 +76,7 @@ public static partial class ClusterHosting
             services.AddSingleton(sp =>
             {
                 var outputs = sp.GetRequiredService<IOptions<OutputOptions>>().Value;
-                return new InMemoryOutputStreams(outputs.InMemoryCapacity, outputs.EnabledStreams());
+                return new InMemoryOutputStreams(outputs.InMemoryCapacity, outputs.KeptStreams());
             });
             services.AddSingleton<IOutputStreams>(sp => sp.GetRequiredService<InMemoryOutputStreams>());
             services.AddSingleton<IInboxLog>(sp => new InMemoryInboxLog(sp.GetRequiredService<IOptions<SiloOptions>>().Value.Partitions));
@@ -100,7 +100,7 @@ public static partial class ClusterHosting
             .ValidateOnStart();
         services.AddSingleton(sp => new PostgresStore(sp.GetRequiredService<IOptions<PostgresOptions>>().Value,
             sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<PostgresStore>>(),
-            sp.GetRequiredService<IOptions<OutputOptions>>().Value.EnabledStreams()));
+            sp.GetRequiredService<IOptions<OutputOptions>>().Value.KeptStreams()));
         services.AddStore<PostgresStore>();
         services.AddSingleton(sp => new RabbitMqInboxLog(sp.GetRequiredService<IOptions<RabbitMqOptions>>().Value,
             sp.GetRequiredService<IOptions<SiloOptions>>().Value.Partitions, sp.GetRequiredService<ILoggerFactory>()));

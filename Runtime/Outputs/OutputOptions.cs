@@ -38,14 +38,14 @@ public sealed class OutputOptions
     public string Streams { get; set; } = string.Join(",", OutputMessages.Streams.Select(OutputMessages.Name));
 
     /// <summary>The streams of <see cref="Streams"/>, in the order of <see cref="OutputMessages.Streams"/>; names that are not streams are left out.</summary>
-    public IReadOnlyList<OutputStream> EnabledStreams()
+    public IReadOnlyList<OutputStream> KeptStreams()
     {
         var named = StreamNames();
         return OutputMessages.Streams.Where(s => named.Contains(OutputMessages.Name(s))).ToArray();
     }
 
     /// <summary>The streams kept, as the 404 of a stream left out and the logs name them: "alerts, commands", or "none".</summary>
-    public string DescribeStreams() => EnabledStreams() is { Count: > 0 } kept ? string.Join(", ", kept.Select(OutputMessages.Name)) : "none";
+    public string DescribeStreams() => KeptStreams() is { Count: > 0 } kept ? string.Join(", ", kept.Select(OutputMessages.Name)) : "none";
 
     private string[] StreamNames() => (Streams ?? "").Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
 

@@ -57,7 +57,7 @@ public sealed partial class OutputRelay(PostgresStore store, RabbitMqOutputStrea
     private async Task RelayAsync(OutputRelayLease lease, CancellationToken stoppingToken)
     {
         var settings = options.Value;
-        var kept = settings.EnabledStreams();
+        var kept = settings.KeptStreams();
         foreach (var stream in kept)
         {
             var last = await streams.LastSequenceAsync(stream, stoppingToken).ConfigureAwait(false);

@@ -1,8 +1,8 @@
 using System.Text.Json;
 using Grains.Abstractions;
-using Runtime.Outputs;
 using Npgsql;
 using NpgsqlTypes;
+using Runtime.Outputs;
 
 namespace Runtime.Postgres;
 
@@ -30,7 +30,7 @@ public sealed partial class PostgresStore
         await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
     }
 
-    private static void AddOutputs(NpgsqlBatch batch, IReadOnlyList<GrainOutput> outputs, IReadOnlyList<OutputStream> streams)
+    private static void AddOutputs(NpgsqlBatch batch, IReadOnlyList<GrainOutput> outputs, IReadOnlyList<OutputStream> kept)
     {
         if (outputs.Count == 0)
         {
@@ -66,7 +66,7 @@ public sealed partial class PostgresStore
         {
             AddCommands(batch, commands.DistinctBy(c => c.CommandId, StringComparer.Ordinal).ToList());
         }
-        AddOutbox(batch, outputs, streams);
+        AddOutbox(batch, outputs, kept);
     }
 
     private static void AddSensors(NpgsqlBatch batch, List<SensorSummary> rows)

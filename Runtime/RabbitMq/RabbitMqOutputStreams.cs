@@ -49,7 +49,7 @@ public sealed partial class RabbitMqOutputStreams : IOutputStreams, IAsyncDispos
         var channel = await connection.CreateChannelAsync(cancellationToken: cancellationToken).ConfigureAwait(false);
         try
         {
-            foreach (var stream in _outputs.EnabledStreams())
+            foreach (var stream in _outputs.KeptStreams())
             {
                 var name = StreamName(stream);
                 try

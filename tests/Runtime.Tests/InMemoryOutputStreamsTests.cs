@@ -23,7 +23,7 @@ public sealed class InMemoryOutputStreamsTests
     {
         var options = new OutputOptions { Streams = " alerts , commands" };
         Assert.Empty(options.Validate());
-        var streams = new InMemoryOutputStreams(100, options.EnabledStreams());
+        var streams = new InMemoryOutputStreams(100, options.KeptStreams());
         var command = new DeviceCommand { CommandId = "a1/open", DeviceId = "s1", Command = "c", RuleId = "r", AlertId = "a1", CreatedAtMs = 0 };
 
         streams.Append([Aggregate("s1", 0), command, Aggregate("s2", 0)]);
@@ -35,9 +35,9 @@ public sealed class InMemoryOutputStreamsTests
     [Fact]
     public void The_streams_kept_are_named_in_Outputs_Streams_and_other_names_are_refused()
     {
-        Assert.Equal([OutputStream.Aggregates, OutputStream.Alerts, OutputStream.Commands], new OutputOptions().EnabledStreams());
-        Assert.Equal([OutputStream.Alerts, OutputStream.Commands], new OutputOptions { Streams = "commands,alerts" }.EnabledStreams());
-        Assert.Empty(new OutputOptions { Streams = "none" }.EnabledStreams());
+        Assert.Equal([OutputStream.Aggregates, OutputStream.Alerts, OutputStream.Commands], new OutputOptions().KeptStreams());
+        Assert.Equal([OutputStream.Alerts, OutputStream.Commands], new OutputOptions { Streams = "commands,alerts" }.KeptStreams());
+        Assert.Empty(new OutputOptions { Streams = "none" }.KeptStreams());
         Assert.Empty(new OutputOptions { Streams = "none" }.Validate());
         Assert.Equal("none", new OutputOptions { Streams = "none" }.DescribeStreams());
         // A value left blank (an empty environment variable) is refused: it must not stop every stream.

@@ -95,7 +95,7 @@ public sealed class OutputRelayTests(ClusterServers servers, ITestOutputHelper o
     {
         var kept = new OutputOptions { Streams = "alerts", PollInterval = TimeSpan.FromMilliseconds(20) };
         await using var store = new PostgresStore(new PostgresOptions { ConnectionString = await servers.Postgres.CreateDatabaseAsync() },
-            TimeProvider.System, NullLogger<PostgresStore>.Instance, kept.EnabledStreams());
+            TimeProvider.System, NullLogger<PostgresStore>.Instance, kept.KeptStreams());
         await store.MigrateAsync(None);
         await using var streams = new RabbitMqOutputStreams(servers.RabbitMq.NewOptions(), kept, XunitLoggerProvider.Factory(output));
         await streams.EnsureStreamsAsync(None);
