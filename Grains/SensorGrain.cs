@@ -86,7 +86,7 @@ public sealed partial class SensorGrain(
         }
     }
 
-    public async Task<SensorProgress> ApplyAsync(SensorWork work)
+    public async ValueTask<SensorProgress> ApplyAsync(SensorWork work)
     {
         ThrowIfBroken();
         if (work.AppliedAtLeast > _logic.AppliedPosition && !_dirty)

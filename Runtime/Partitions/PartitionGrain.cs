@@ -1,3 +1,4 @@
+using System.Runtime.ExceptionServices;
 using Grains;
 using Grains.Abstractions;
 using Microsoft.Extensions.Logging;
@@ -330,7 +331,9 @@ public sealed partial class PartitionGrain(
     private async Task ApplyAllAsync((string SensorId, SensorWorkItem[] Items)[] work, long receivedUpToMs, RuleCatalog rules,
         OutsideConditions outside)
     {
-        var window = new Task<SensorProgress>[Math.Min(CallsInFlight, work.Length)];
+        var window = new ValueTask<SensorProgress>[Math.Min(CallsInFlight, work.Length)];
+        var progress = new SensorProgress[window.Length];
+        var answers = new WindowAnswers();
         for (var start = 0; start < work.Length; start += window.Length)
         {
             var count = Math.Min(window.Length, work.Length - start);
@@ -343,13 +346,28 @@ public sealed partial class PartitionGrain(
                 window[i] = Sensor(sensorId).ApplyAsync(new SensorWork(items, receivedUpToMs, rules, appliedAtLeast, outside));
             }
 
-            await Task.WhenAll(new ReadOnlySpan<Task>(window, 0, count));
+            await answers.AllAsync(window, count);
+            ExceptionDispatchInfo? failed = null;
+            for (var i = 0; i < count; i++)
+            {
+                try
+                {
+                    progress[i] = window[i].Result; // read once: the pooled answer goes back to Orleans
+                }
+                catch (Exception e)
+                {
+                    failed ??= ExceptionDispatchInfo.Capture(e);
+                }
+
+                window[i] = default;
+            }
+
+            failed?.Throw();
             for (var i = 0; i < count; i++)
             {
                 var sensorId = work[start + i].SensorId;
-                var progress = window[i].Result;
-                _logic.Progress(sensorId, progress);
-                _unstored.Touch(sensorId, progress.AppliedPosition, now);
+                _logic.Progress(sensorId, progress[i]);
+                _unstored.Touch(sensorId, progress[i].AppliedPosition, now);
             }
         }
     }

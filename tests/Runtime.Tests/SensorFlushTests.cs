@@ -27,7 +27,7 @@ public sealed class SensorFlushTests
         await Waiting.Until(() => writer.Held == 1, TimeSpan.FromSeconds(10), "the flush's outputs are being written");
 
         // The write is held, and the next readings are applied all the same (a flush holding the turn would time this out).
-        var progress = await sensor.ApplyAsync(DirectWork.Of(LogPosition.Of(3, 0), "flush-held", 4, 5, 6)).WaitAsync(TimeSpan.FromSeconds(10));
+        var progress = await sensor.ApplyAsync(DirectWork.Of(LogPosition.Of(3, 0), "flush-held", 4, 5, 6)).AsTask().WaitAsync(TimeSpan.FromSeconds(10));
         Assert.Equal(LogPosition.Of(6, 0), progress.AppliedPosition);
         Assert.False(stored.IsCompleted);
         Assert.Null(await store.GetSensorAsync("flush-held", CancellationToken.None));
