@@ -1,4 +1,3 @@
-using System.Runtime.ExceptionServices;
 using Grains;
 using Grains.Abstractions;
 using Microsoft.Extensions.Logging;
@@ -347,22 +346,7 @@ public sealed partial class PartitionGrain(
             }
 
             await answers.AllAsync(window, count);
-            ExceptionDispatchInfo? failed = null;
-            for (var i = 0; i < count; i++)
-            {
-                try
-                {
-                    progress[i] = window[i].Result; // read once: the pooled answer goes back to Orleans
-                }
-                catch (Exception e)
-                {
-                    failed ??= ExceptionDispatchInfo.Capture(e);
-                }
-
-                window[i] = default;
-            }
-
-            failed?.Throw();
+            WindowAnswers.Read(window, count, progress);
             for (var i = 0; i < count; i++)
             {
                 var sensorId = work[start + i].SensorId;

@@ -1,3 +1,4 @@
+using System.Runtime.ExceptionServices;
 using Grains.Abstractions;
 
 namespace Runtime.Partitions;
@@ -35,6 +36,36 @@ internal sealed class WindowAnswers
 
         Answered();
         return _all.Task;
+    }
+
+    /// <summary>
+    /// Reads the first <paramref name="count"/> answers of a window that <see cref="AllAsync"/> saw complete, each once (the
+    /// pooled answer then goes back to Orleans), into <paramref name="progress"/>, and clears their slots. When calls failed,
+    /// throws after reading them all the failure <see cref="Task.WhenAll(Task[])"/> would: the first fault, else the first
+    /// cancellation.
+    /// </summary>
+    public static void Read(ValueTask<SensorProgress>[] window, int count, SensorProgress[] progress)
+    {
+        ExceptionDispatchInfo? failed = null;
+        for (var i = 0; i < count; i++)
+        {
+            try
+            {
+                progress[i] = window[i].Result;
+            }
+            catch (Exception e) when (failed is null || (failed.SourceException is OperationCanceledException && e is not OperationCanceledException))
+            {
+                failed = ExceptionDispatchInfo.Capture(e);
+            }
+            catch (Exception)
+            {
+                // a later failure of the same window: the one chosen above is thrown
+            }
+
+            window[i] = default;
+        }
+
+        failed?.Throw();
     }
 
     private void Answered()

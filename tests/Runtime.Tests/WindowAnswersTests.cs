@@ -23,7 +23,7 @@ public sealed class WindowAnswersTests
         window[2] = new ValueTask<SensorProgress>(Task.FromResult(At(3)));
         window[3] = pending[1].Task;
         window[4] = pending[2].Task;
-        window[5] = new ValueTask<SensorProgress>(At(99)); // beyond the count: not waited for
+        window[5] = new Answer().Task; // beyond the count: never answers, and is not waited for
 
         var all = new WindowAnswers().AllAsync(window, 5);
         pending[1].Complete(At(4));
@@ -39,7 +39,29 @@ public sealed class WindowAnswersTests
         }
 
         Assert.Equal([1L, 2, 3, 4, 5], positions);
-        Assert.All(pending, answer => Assert.Equal(1, answer.Reads));
+        Assert.All(pending, answer => Assert.Equal(1, answer.Reads)); // the wait itself reads no answer: the reader does, once
+    }
+
+    [Fact]
+    public async Task Answers_arriving_on_other_threads_while_the_wait_is_set_up_are_each_counted_once()
+    {
+        var answers = new WindowAnswers();
+        for (var round = 0; round < 10_000; round++)
+        {
+            var pending = Enumerable.Range(0, 256).Select(_ => new Answer()).ToArray();
+            var window = pending.Select(answer => answer.Task).ToArray();
+            // Two threads answer, each every other call, while the wait is set up.
+            var answering = Task.WhenAll(
+                Task.Run(() => AnswerEveryOther(pending, first: 0)),
+                Task.Run(() => AnswerEveryOther(pending, first: 1)));
+            var all = answers.AllAsync(window, window.Length);
+            await answering.WaitAsync(TimeSpan.FromSeconds(10));
+            await all.WaitAsync(TimeSpan.FromSeconds(10)); // with a count lost between threads it never completes
+            for (var i = 0; i < window.Length; i++)
+            {
+                Assert.Equal(i, (await window[i]).AppliedPosition);
+            }
+        }
     }
 
     [Fact]
@@ -59,20 +81,45 @@ public sealed class WindowAnswersTests
     }
 
     [Fact]
-    public async Task A_failed_call_counts_as_answered_and_its_failure_is_thrown_where_its_answer_is_read()
+    public async Task A_failed_call_counts_as_answered_and_the_window_throws_once_every_answer_is_read()
     {
-        var failing = new Answer();
-        var waiting = new Answer();
-        var window = new[] { failing.Task, waiting.Task };
-
-        var all = new WindowAnswers().AllAsync(window, 2);
-        failing.Fail(new InvalidOperationException("sensor s refused the work"));
+        var answers = new[] { new Answer(), new Answer(), new Answer(), new Answer() };
+        var window = answers.Select(answer => answer.Task).ToArray();
+        var all = new WindowAnswers().AllAsync(window, 4);
+        answers[0].Fail(new OperationCanceledException("stopping"));
+        answers[1].Fail(new InvalidOperationException("sensor s refused the work"));
+        answers[2].Fail(new InvalidOperationException("sensor t refused the work"));
         Assert.False(all.IsCompleted);
-        waiting.Complete(At(2));
+        answers[3].Complete(At(4));
         await all.WaitAsync(TimeSpan.FromSeconds(10));
 
-        Assert.Equal("sensor s refused the work", (await Assert.ThrowsAsync<InvalidOperationException>(async () => await window[0])).Message);
-        Assert.Equal(2, (await window[1]).AppliedPosition);
+        // As Task.WhenAll would: the first fault, before a cancellation; and only after every answer was read.
+        var progress = new SensorProgress[4];
+        var thrown = Assert.Throws<InvalidOperationException>(() => WindowAnswers.Read(window, 4, progress));
+        Assert.Equal("sensor s refused the work", thrown.Message);
+        Assert.All(answers, answer => Assert.Equal(1, answer.Reads));
+        Assert.Equal(4, progress[3].AppliedPosition);
+        Assert.All(window, slot => Assert.Equal(default, slot));
+    }
+
+    [Fact]
+    public void A_window_of_cancelled_calls_throws_the_first_cancellation()
+    {
+        var answers = new[] { new Answer(), new Answer() };
+        var window = answers.Select(answer => answer.Task).ToArray();
+        answers[0].Fail(new OperationCanceledException("first"));
+        answers[1].Fail(new OperationCanceledException("second"));
+
+        Assert.Equal("first", Assert.Throws<OperationCanceledException>(() => WindowAnswers.Read(window, 2, new SensorProgress[2])).Message);
+        Assert.All(answers, answer => Assert.Equal(1, answer.Reads));
+    }
+
+    private static void AnswerEveryOther(Answer[] pending, int first)
+    {
+        for (var i = first; i < pending.Length; i += 2)
+        {
+            pending[i].Complete(At(i));
+        }
     }
 
     /// <summary>An answer as Orleans gives one: a value task source that completes later, read once.</summary>
