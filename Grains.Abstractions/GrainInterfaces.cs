@@ -15,7 +15,7 @@ public interface ISensorGrain : IGrainWithStringKey
     /// <see cref="SensorWork.ReceivedUpToMs"/>: minutes due close, offline rules fire, rule grains hear of the signals
     /// (before this call returns). Outputs are published at once and written to the read models at the next flush.
     /// A <see cref="ValueTask{TResult}"/>: the partition reader makes this call for nearly every reading of a large fleet,
-    /// and awaits Orleans' pooled response directly, without a task object on either side.
+    /// and waits for a window of them on Orleans' pooled responses, without a task per call on either side.
     /// </summary>
     [Alias("apply")]
     ValueTask<SensorProgress> ApplyAsync(SensorWork work);
