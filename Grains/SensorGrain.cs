@@ -1,8 +1,10 @@
 using Grains.Abstractions;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Orleans.Placement;
 using Orleans.Serialization;
+using Orleans.Storage;
 
 namespace Grains;
 
@@ -14,10 +16,14 @@ namespace Grains;
 /// models take a fleet's minute close, readings for the sensor, and the partition batch holding them, do not wait. When a
 /// signal or a write fails, the activation's memory is no longer trusted: it deactivates without writing, and the next
 /// call reloads the stored state (the reader then replays what the lost memory held).
+/// The grain reads and writes its state through the storage provider itself, not through Orleans' <c>IPersistentState</c>:
+/// that runs every write in a turn of its own on the activation (a queued operation and a continuation forced to yield),
+/// and with a fleet writing thousands of states a second those turns lengthened every young collection of the silo
+/// (BENCHMARKS.md, the section of 2026-12-02 04:10). The grain orders its writes itself (<see cref="_writing"/>).
 /// </summary>
 [GrainType("sensor"), PartitionPlacement, Immovable]
 public sealed partial class SensorGrain(
-    [PersistentState("sensor", GrainStorage.Name)] IPersistentState<SensorState> storage,
+    [FromKeyedServices(GrainStorage.Name)] IGrainStorage storage,
     IOptions<SensorGrainOptions> options,
     SensorNameTable names,
     IOutputSink outputs,
@@ -27,6 +33,12 @@ public sealed partial class SensorGrain(
 {
     /// <summary>Rounds of telling rule grains the time in one call (a rule that answers with a time already reached is told again).</summary>
     private const int MaxRuleRounds = 4;
+
+    /// <summary>The name of the sensor's state in the grain storage.</summary>
+    private const string StateName = "sensor";
+
+    /// <summary>The stored state's ETag and whether it exists, as of the last read or write; its state is the one read or being written.</summary>
+    private readonly GrainState<SensorState> _stored = new();
 
     private readonly List<GrainOutput> _unwritten = [];
     private readonly List<ConditionSignal> _signals = [];
@@ -44,15 +56,16 @@ public sealed partial class SensorGrain(
     private bool _dirty;
     private bool _broken;
 
-    public override Task OnActivateAsync(CancellationToken cancellationToken)
+    public override async Task OnActivateAsync(CancellationToken cancellationToken)
     {
+        await ReadAsync();
         Load();
-        return Task.CompletedTask;
     }
 
     private void Load()
     {
-        _logic = new SensorLogic(this.GetPrimaryKeyString(), storage.RecordExists ? storage.State : null, options.Value, names);
+        _logic = new SensorLogic(this.GetPrimaryKeyString(), _stored.RecordExists ? _stored.State : null, options.Value, names);
+        _stored.State = _logic.State;
         _storedPosition = _logic.AppliedPosition;
     }
 
@@ -60,10 +73,38 @@ public sealed partial class SensorGrain(
     private async Task ReloadAsync()
     {
         var before = _logic.AppliedPosition;
-        await storage.ReadStateAsync();
+        await ReadAsync();
         Load();
         LogReloaded(logger, this.GetPrimaryKeyString(), before, _logic.AppliedPosition);
     }
+
+    private async Task ReadAsync()
+    {
+        try
+        {
+            await storage.ReadStateAsync(StateName, this.GetGrainId(), _stored);
+        }
+        catch (Exception e) when (e is not OrleansException)
+        {
+            throw StorageFailed("reading", e);
+        }
+    }
+
+    private async Task WriteAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            await storage.WriteStateAsync(StateName, this.GetGrainId(), _stored, cancellationToken);
+        }
+        catch (Exception e) when (e is not (OrleansException or OperationCanceledException))
+        {
+            throw StorageFailed("writing", e);
+        }
+    }
+
+    /// <summary>A storage provider's failure as Orleans' <c>IPersistentState</c> reports it (callers treat it as transient).</summary>
+    private OrleansException StorageFailed(string operation, Exception e) =>
+        new($"Sensor {this.GetPrimaryKeyString()}: {operation} its state in the grain storage failed: {e.Message}", e);
 
     public override async Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
     {
@@ -266,8 +307,8 @@ public sealed partial class SensorGrain(
             await outputs.WriteAsync(written, cancellationToken);
             // On deactivation: not once Orleans has stopped waiting (the next activation may have read the state already).
             cancellationToken.ThrowIfCancellationRequested();
-            storage.State = state;
-            await storage.WriteStateAsync(cancellationToken);
+            _stored.State = state;
+            await WriteAsync(cancellationToken);
         }
         catch (Exception e)
         {
@@ -276,7 +317,7 @@ public sealed partial class SensorGrain(
         }
         finally
         {
-            storage.State = _logic.State; // the copy is not kept
+            _stored.State = _logic.State; // the copy is not kept
         }
 
         _storedPosition = position;
