@@ -58,7 +58,7 @@ public sealed partial class SensorGrain(
 
     public override async Task OnActivateAsync(CancellationToken cancellationToken)
     {
-        await ReadAsync();
+        await ReadAsync(cancellationToken);
         Load();
     }
 
@@ -73,18 +73,18 @@ public sealed partial class SensorGrain(
     private async Task ReloadAsync()
     {
         var before = _logic.AppliedPosition;
-        await ReadAsync();
+        await ReadAsync(CancellationToken.None);
         Load();
         LogReloaded(logger, this.GetPrimaryKeyString(), before, _logic.AppliedPosition);
     }
 
-    private async Task ReadAsync()
+    private async Task ReadAsync(CancellationToken cancellationToken)
     {
         try
         {
-            await storage.ReadStateAsync(StateName, this.GetGrainId(), _stored);
+            await storage.ReadStateAsync(StateName, this.GetGrainId(), _stored, cancellationToken);
         }
-        catch (Exception e) when (e is not OrleansException)
+        catch (Exception e) when (Unexpected(e, cancellationToken))
         {
             throw StorageFailed("reading", e);
         }
@@ -96,13 +96,17 @@ public sealed partial class SensorGrain(
         {
             await storage.WriteStateAsync(StateName, this.GetGrainId(), _stored, cancellationToken);
         }
-        catch (Exception e) when (e is not (OrleansException or OperationCanceledException))
+        catch (Exception e) when (Unexpected(e, cancellationToken))
         {
             throw StorageFailed("writing", e);
         }
     }
 
-    /// <summary>A storage provider's failure as Orleans' <c>IPersistentState</c> reports it (callers treat it as transient).</summary>
+    /// <summary>As Orleans' <c>IPersistentState</c>: Orleans' own failures and the cancellation asked for pass as they are.</summary>
+    private static bool Unexpected(Exception e, CancellationToken cancellationToken) =>
+        e is not OrleansException && !(e is OperationCanceledException && cancellationToken.IsCancellationRequested);
+
+    /// <summary>A storage provider's own failure, as an <see cref="OrleansException"/> as Orleans' <c>IPersistentState</c> wraps it (callers treat it as transient).</summary>
     private OrleansException StorageFailed(string operation, Exception e) =>
         new($"Sensor {this.GetPrimaryKeyString()}: {operation} its state in the grain storage failed: {e.Message}", e);
 

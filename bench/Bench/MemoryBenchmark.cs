@@ -27,12 +27,12 @@ namespace Bench;
 /// the Api co-hosts it in embedded mode, except that read-model writes are dropped (their memory is not the grains').
 /// The same readings reach sensor grains by <see cref="ISensorGrain.ApplyAsync"/> calls (<c>--in-flight</c> 1,000 at
 /// a time, round by round), activating them. Managed bytes per activation minus the grain state above is the Orleans
-/// activation overhead (activation, grain object and its persistent-state component, directory and catalog entries).
+/// activation overhead (activation, grain object and its stored-state record, directory and catalog entries).
 /// Then, with <c>--idle-seconds</c> (default 5) as <see cref="SiloOptions.IdleDeactivation"/> and no more calls,
 /// Orleans deactivates them (each writes its state to the in-memory grain storage first): the time until none is
 /// active, the memory released, and what stays in the process (the stored states). Last, as many activations of a grain
 /// with no state and no fields (<see cref="IEmptyGrain"/>): Orleans' own share of the overhead; the rest is the sensor
-/// grain's shell (its object, persistent-state component and empty default state).
+/// grain's shell (its object, stored-state record and empty default state).
 /// </para>
 /// </summary>
 public static class MemoryBenchmark
