@@ -8,7 +8,8 @@
 #   bench/run.sh calls offline    only those parts (any of: parse memory calls offline embedded durable)
 #
 # Parts: parse (parse-only throughput), memory (grain state per sensor, Orleans activation overhead, idle collection),
-# calls (raw Orleans awaited-call rate to 10,000 grains, 1,000 in flight, one silo: the ceiling of one grain per device),
+# calls (raw Orleans awaited-call rate to 10,000 grains, 1,000 in flight, one silo: the ceiling of one grain per device;
+# beside it the same calls made from 8 caller grains, as the partition readers make theirs),
 # offline (one offline rule created over an idle fleet deactivated by Orleans), embedded and durable (the Api over HTTP).
 # Settings (environment): BENCH_RUNS=3 runs per ingest figure, BENCH_SECONDS=10 seconds per run,
 # BENCH_SENSORS=100000 simulated sensors for ingest, BENCH_MEMORY_SENSORS=200000 sensors' state,
@@ -134,7 +135,7 @@ for part in $parts; do
       ;;
     calls)
       # Server GC, as the Api and the silos run.
-      log "calls: raw Orleans awaited calls to 10,000 grains, 1,000 in flight, one silo"
+      log "calls: raw Orleans awaited calls to 10,000 grains, 1,000 in flight, one silo (from outside any grain, then from 8 caller grains)"
       DOTNET_gcServer=1 bench calls --grains 10000 --in-flight 1000 >"$out/calls.json" 2>"$out/calls.log"
       ;;
     offline)

@@ -15,6 +15,9 @@ namespace Bench;
 /// <c>--runs</c> timed runs of <c>--seconds</c> each; the figure is their median. The same for one-way calls, with at
 /// most <c>--one-way-window</c> (default 10,000) sent and not yet received. Run it with the GC of the Api and the silos (server GC:
 /// <c>DOTNET_gcServer=1</c>, as bench/run.sh does); the JSON says which GC ran.
+/// Beside it, the same awaited calls made from inside <c>--caller-grains</c> grains (default 8, as the log's 8 partition
+/// readers call the sensor grains), the same number in flight in all: each caller grain keeps its share outstanding
+/// and takes every answer on its own activation, as a partition does.
 /// </summary>
 public static class CallsBenchmark
 {
@@ -27,9 +30,10 @@ public static class CallsBenchmark
         var runs = options.Int("runs", 3);
         var warmup = options.Double("warmup-seconds", 2);
         var oneWayWindow = options.Int("one-way-window", 10_000);
-        if (grainCount < 1 || inFlight < 1 || seconds <= 0 || runs < 1 || warmup < 0 || oneWayWindow < 1)
+        var callerGrains = options.Int("caller-grains", 8);
+        if (grainCount < 1 || inFlight < 1 || seconds <= 0 || runs < 1 || warmup < 0 || oneWayWindow < 1 || callerGrains < 1 || callerGrains > inFlight)
         {
-            Console.Error.WriteLine("--grains, --in-flight, --seconds, --runs and --one-way-window must be positive, --warmup-seconds not negative");
+            Console.Error.WriteLine("--grains, --in-flight, --seconds, --runs, --one-way-window and --caller-grains must be positive, --caller-grains at most --in-flight, --warmup-seconds not negative");
             return 2;
         }
 
@@ -61,6 +65,14 @@ public static class CallsBenchmark
             oneWay.Add(await OneWayAsync(grains, window, TimeSpan.FromSeconds(seconds)));
         }
 
+        var callers = Enumerable.Range(0, callerGrains).Select(c => factory.GetGrain<ICallerGrain>(c)).ToArray();
+        await FromGrainsAsync(callers, grainCount, inFlight, TimeSpan.FromSeconds(warmup));
+        var fromGrains = new List<double>();
+        for (var run = 0; run < runs; run++)
+        {
+            fromGrains.Add(await FromGrainsAsync(callers, grainCount, inFlight, TimeSpan.FromSeconds(seconds)));
+        }
+
         await host.StopAsync();
         var result = new Dictionary<string, object>
         {
@@ -77,6 +89,9 @@ public static class CallsBenchmark
             ["oneWayWindow"] = oneWayWindow,
             ["oneWayCallsPerSecond"] = Math.Round(ParseBenchmark.Median(oneWay)),
             ["oneWayRuns"] = oneWay.Select(r => Math.Round(r)).ToArray(),
+            ["callerGrains"] = callerGrains,
+            ["fromGrainsCallsPerSecond"] = Math.Round(ParseBenchmark.Median(fromGrains)),
+            ["fromGrainsRuns"] = fromGrains.Select(r => Math.Round(r)).ToArray(),
         };
         Console.WriteLine(JsonSerializer.Serialize(result));
         return 0;
@@ -104,6 +119,18 @@ public static class CallsBenchmark
         })).ToArray();
         var total = (await Task.WhenAll(callers)).Sum();
         return total / watch.Elapsed.TotalSeconds;
+    }
+
+    /// <summary>
+    /// The caller grains each keep their share of <paramref name="inFlight"/> calls outstanding until
+    /// <paramref name="duration"/> is over; calls per second until the last caller has its last answer.
+    /// </summary>
+    private static async Task<double> FromGrainsAsync(ICallerGrain[] callers, int grainCount, int inFlight, TimeSpan duration)
+    {
+        var watch = Stopwatch.StartNew();
+        var calls = await Task.WhenAll(callers.Select((caller, c) =>
+            caller.CallAsync(grainCount, c, callers.Length, inFlight / callers.Length + (c < inFlight % callers.Length ? 1 : 0), duration)));
+        return calls.Sum() / watch.Elapsed.TotalSeconds;
     }
 
     /// <summary>
@@ -152,6 +179,49 @@ public sealed class PingGrain(OneWayWindow window) : Grain, IPingGrain
     {
         window.Slots.Release();
         return Task.CompletedTask;
+    }
+}
+
+[Alias("bench.ICallerGrain")]
+public interface ICallerGrain : IGrainWithIntegerKey
+{
+    /// <summary>
+    /// Keeps <paramref name="inFlight"/> awaited calls to the ping grains outstanding for <paramref name="duration"/>,
+    /// caller <paramref name="caller"/> of <paramref name="callers"/> calling the grains <paramref name="caller"/>,
+    /// <paramref name="caller"/> + <paramref name="callers"/>, … round the fleet; returns how many calls it completed.
+    /// </summary>
+    [Alias("call")]
+    Task<long> CallAsync(int grainCount, int caller, int callers, int inFlight, TimeSpan duration);
+}
+
+/// <summary>A grain that calls the ping grains, its answers taken on its own activation (as a partition reader's are).</summary>
+public sealed class CallerGrain : Grain, ICallerGrain
+{
+    private IPingGrain[] _grains = [];
+
+    public async Task<long> CallAsync(int grainCount, int caller, int callers, int inFlight, TimeSpan duration)
+    {
+        if (_grains.Length != grainCount)
+        {
+            _grains = Enumerable.Range(0, grainCount).Select(i => GrainFactory.GetGrain<IPingGrain>(i)).ToArray();
+        }
+
+        var watch = Stopwatch.StartNew();
+        var stride = callers * inFlight;
+        var loops = Enumerable.Range(0, inFlight).Select(async w =>
+        {
+            long calls = 0;
+            var i = (caller + w * callers) % grainCount;
+            while (watch.Elapsed < duration)
+            {
+                await _grains[i].PingAsync(w);
+                calls++;
+                i = (i + stride) % grainCount;
+            }
+
+            return calls;
+        }).ToArray();
+        return (await Task.WhenAll(loops)).Sum();
     }
 }
 
